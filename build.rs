@@ -1,0 +1,34 @@
+//! Gives every binary (including tests and benches) an rpath to libtorch, which torch-sys does
+//! not do (DESIGN.md §3), and links libtorch_cuda when the libtorch in use has it, since
+//! `--as-needed` would otherwise drop it and CUDA would silently be unavailable.
+
+use std::path::Path;
+
+fn main() {
+    println!("cargo:rerun-if-env-changed=DEP_TCH_LIBTORCH_LIB");
+    let lib_dir = std::env::var("DEP_TCH_LIBTORCH_LIB").unwrap_or_default();
+    println!("cargo:rustc-env=FSTREAM_LIBTORCH_VERSION={}", libtorch_version(Path::new(&lib_dir)));
+    if lib_dir.is_empty() {
+        return;
+    }
+    println!("cargo:rustc-link-arg=-Wl,-rpath,{lib_dir}");
+    if Path::new(&lib_dir).join("libtorch_cuda.so").exists() {
+        println!("cargo:rustc-link-arg=-Wl,--no-as-needed,-ltorch_cuda,--as-needed");
+    }
+}
+
+/// The libtorch version: `build-version` of a libtorch directory, or `__version__` of a PyTorch
+/// installation's `version.py` (when `LIBTORCH_USE_PYTORCH=1`).
+fn libtorch_version(lib_dir: &Path) -> String {
+    let Some(root) = lib_dir.parent() else { return "unknown".into() };
+    if let Ok(version) = std::fs::read_to_string(root.join("build-version")) {
+        return version.trim().to_string();
+    }
+    std::fs::read_to_string(root.join("version.py"))
+        .ok()
+        .and_then(|text| {
+            let line = text.lines().find(|l| l.starts_with("__version__"))?;
+            Some(line.split(['\'', '"']).nth(1)?.to_string())
+        })
+        .unwrap_or_else(|| "unknown".into())
+}
