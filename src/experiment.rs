@@ -1,0 +1,103 @@
+//! An experiment: one or more runs trained concurrently, one thread each, all feeding one
+//! writer thread through the bounded record channel. A failing run is marked failed in the
+//! `runs` table without stopping the others; a failing writer stops everything, and its error
+//! is the one reported.
+
+use std::path::Path;
+
+use crate::data::Splits;
+use crate::error::{Error, Result};
+use crate::record::{self, ExampleTable, Record, RecordSender, RunInfo, RunStart};
+use crate::store::writer::{WriterReport, spawn_writer};
+use crate::train::{Progress, TrainConfig, train_run};
+
+/// One run to train.
+#[derive(Debug, Clone)]
+pub struct PlannedRun {
+    /// Its configuration as stored in `runs`.
+    pub info: RunInfo,
+    /// Its `examples` table (labels trained on, membership).
+    pub examples: ExampleTable,
+    /// How to train it.
+    pub config: TrainConfig,
+    /// Example ids it trains on.
+    pub train_ids: Vec<u32>,
+}
+
+/// Trains `runs` on `data`, storing everything under `root`.
+///
+/// # Errors
+/// The writer's error if it failed (storage problems), else the first run's error.
+pub fn run_experiment(
+    root: &Path,
+    data: &Splits,
+    runs: &[PlannedRun],
+    on_progress: &(dyn Fn(Progress<'_>) + Sync),
+) -> Result<WriterReport> {
+    let (mut sender, records) = record::channel();
+    let writer = spawn_writer(root.to_path_buf(), records);
+    let mut started = true;
+    for run in runs {
+        let start = RunStart { run: run.info.clone(), examples: run.examples.clone() };
+        started &= sender.send(Record::RunStarted(Box::new(start))).is_ok();
+    }
+    let run_results: Vec<Result<()>> = if started {
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = runs
+                .iter()
+                .map(|run| {
+                    let mut sender = sender.clone();
+                    std::thread::Builder::new()
+                        .name(format!("train-{}", run.info.run_id))
+                        .spawn_scoped(scope, move || {
+                            train_and_report(run, data, &mut sender, on_progress)
+                        })
+                        .expect("spawning a thread only fails when the OS is out of resources")
+                })
+                .collect();
+            handles
+                .into_iter()
+                .zip(runs)
+                .map(|(handle, run)| {
+                    handle.join().unwrap_or_else(|_| {
+                        let reason = "panicked".to_string();
+                        let ended = Record::RunEnded {
+                            run_id: run.info.run_id.clone(),
+                            error: Some(reason.clone()),
+                        };
+                        let _ = sender.clone().send(ended);
+                        Err(Error::Thread { thread: format!("train-{}", run.info.run_id), reason })
+                    })
+                })
+                .collect()
+        })
+    } else {
+        Vec::new()
+    };
+    drop(sender);
+    let report = writer
+        .join()
+        .map_err(|_| Error::Thread { thread: "writer".into(), reason: "panicked".into() })??;
+    run_results.into_iter().collect::<Result<Vec<()>>>()?;
+    Ok(report)
+}
+
+fn train_and_report(
+    run: &PlannedRun,
+    data: &Splits,
+    sender: &mut RecordSender,
+    on_progress: &(dyn Fn(Progress<'_>) + Sync),
+) -> Result<()> {
+    let result = train_run(
+        &run.info.run_id,
+        &run.config,
+        data,
+        &run.train_ids,
+        &run.examples.labels,
+        sender,
+        on_progress,
+    );
+    let error = result.as_ref().err().map(ToString::to_string);
+    let _ = sender.send(Record::RunEnded { run_id: run.info.run_id.clone(), error });
+    result
+}

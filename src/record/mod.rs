@@ -1,0 +1,223 @@
+//! The messages training threads send to the writer thread, and the bounded channel that
+//! carries them. Trainers only ever hold a [`RecordSender`]; they never see Arrow or Parquet.
+
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender, TrySendError};
+
+/// Identifies one training run; safe to use in file paths (letters, digits, `-`, `_`).
+pub type RunId = String;
+
+/// One message from a trainer to the writer.
+#[derive(Debug)]
+pub enum Record {
+    /// A run starts: its configuration and its per-example table.
+    RunStarted(Box<RunStart>),
+    /// Statistics of one training batch.
+    Batch(BatchStats),
+    /// An epoch ended: its presentations can be committed.
+    EpochEnded(EpochSummary),
+    /// A run ended, successfully or not.
+    RunEnded {
+        /// The run.
+        run_id: RunId,
+        /// `None` on success, else the error that stopped it.
+        error: Option<String>,
+    },
+}
+
+/// What the writer needs when a run starts.
+#[derive(Debug, Clone)]
+pub struct RunStart {
+    /// The run's configuration, as stored in the `runs` table.
+    pub run: RunInfo,
+    /// The run's `examples` table: one entry per dataset example.
+    pub examples: ExampleTable,
+}
+
+/// A run's configuration: everything needed to tell runs apart and to reproduce one. Stored
+/// as one row of the `runs` table (see `schemas/runs.md`), so queries select runs by
+/// configuration instead of by file name (DESIGN.md §2, bug 7).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RunInfo {
+    /// The run's id.
+    pub run_id: RunId,
+    /// Dataset name (`mnist`, `permuted_mnist`).
+    pub dataset: String,
+    /// Model name (`mnist_cnn`).
+    pub model: String,
+    /// Training seed (model initialization, data order, random removal).
+    pub seed: u64,
+    /// Epochs the run was asked to train.
+    pub epochs: u32,
+    /// Training batch size.
+    pub batch_size: u32,
+    /// Optimizer name (`sgd`).
+    pub optimizer: String,
+    /// Learning rate.
+    pub lr: f64,
+    /// SGD momentum.
+    pub momentum: f64,
+    /// Whether dropout was off (the reference's `--no_dropout`).
+    pub no_dropout: bool,
+    /// Seed of permuted MNIST's pixel permutation, `None` for other datasets.
+    pub permutation_seed: Option<u64>,
+    /// Sorting file used for removal, if any.
+    pub sorting_file: Option<String>,
+    /// Examples removed by the removal flags.
+    pub remove_n: u32,
+    /// The reference's `--keep_lowest_n` (negative: random removal).
+    pub keep_lowest_n: i64,
+    /// The reference's `--remove_subsample`.
+    pub remove_subsample: u32,
+    /// Examples in the dataset's training split.
+    pub dataset_examples: u32,
+    /// Examples the run trained on.
+    pub train_examples: u32,
+    /// Whether per-presentation statistics were recorded.
+    pub record_presentations: bool,
+    /// Device (`cpu`, `cuda:0`).
+    pub device: String,
+    /// libtorch intra-op threads.
+    pub intra_op_threads: u32,
+    /// fstream version.
+    pub fstream_version: String,
+    /// libtorch version.
+    pub libtorch_version: String,
+    /// The command line that started the run.
+    pub command: String,
+    /// Start time, milliseconds since the Unix epoch (UTC).
+    pub started_at_ms: i64,
+}
+
+/// Per-example facts of one run, indexed by `example_id`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExampleTable {
+    /// Label in the dataset files.
+    pub original_labels: Vec<u16>,
+    /// Label trained on (differs from the original under label noise).
+    pub labels: Vec<u16>,
+    /// Whether the run trained on the example (false when removed).
+    pub in_training_set: Vec<bool>,
+}
+
+/// Per-example statistics of one batch, from the forward pass used for the update (train
+/// mode, before the optimizer step; DESIGN.md §1). All vectors have one entry per example.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct BatchStats {
+    /// The run.
+    pub run_id: RunId,
+    /// 1-based epoch.
+    pub epoch: u32,
+    /// 0-based global batch index within the run.
+    pub step: u32,
+    /// Original dataset indices of the batch's examples.
+    pub example_ids: Vec<u32>,
+    /// Labels trained on.
+    pub labels: Vec<u16>,
+    /// Cross-entropy loss.
+    pub loss: Vec<f32>,
+    /// Whether the argmax of the logits equals the label.
+    pub correct: Vec<bool>,
+    /// Target logit minus the largest other logit.
+    pub margin: Vec<f32>,
+}
+
+/// Summary of one finished epoch of one run (a row of the `epochs` table).
+#[derive(Debug, Clone, PartialEq)]
+pub struct EpochSummary {
+    /// The run.
+    pub run_id: RunId,
+    /// 1-based epoch.
+    pub epoch: u32,
+    /// Fraction of training presentations classified correctly (train mode, before each step).
+    pub train_acc: f64,
+    /// Mean training loss over the epoch's presentations.
+    pub train_loss: f64,
+    /// Test-set accuracy after the epoch (eval mode).
+    pub test_acc: f64,
+    /// Mean test-set loss after the epoch.
+    pub test_loss: f64,
+    /// Learning rate used during the epoch.
+    pub lr: f64,
+    /// Wall-clock seconds of the epoch's training steps (test evaluation excluded).
+    pub train_seconds: f64,
+    /// Seconds the trainer was blocked sending records to the writer.
+    pub channel_wait_seconds: f64,
+    /// Training examples presented.
+    pub examples: u64,
+}
+
+/// Messages the channel holds before trainers block: about 1.5 MB of batch statistics at
+/// batch size 64, enough to absorb an epoch commit without stalling the trainers.
+pub const CHANNEL_CAPACITY: usize = 1024;
+
+/// Creates the bounded channel between trainers and the writer.
+pub fn channel() -> (RecordSender, Receiver<Record>) {
+    let (tx, rx) = crossbeam_channel::bounded(CHANNEL_CAPACITY);
+    (RecordSender { tx, waited: Duration::ZERO }, rx)
+}
+
+/// The sending side, which meters how long sends block on a full channel.
+#[derive(Debug, Clone)]
+pub struct RecordSender {
+    tx: Sender<Record>,
+    waited: Duration,
+}
+
+/// The writer has stopped (its receiver is gone); the writer's own error says why.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WriterGone;
+
+impl RecordSender {
+    /// Sends `record`, blocking while the channel is full.
+    ///
+    /// # Errors
+    /// [`WriterGone`] when the writer thread has stopped.
+    pub fn send(&mut self, record: Record) -> Result<(), WriterGone> {
+        let record = match self.tx.try_send(record) {
+            Ok(()) => return Ok(()),
+            Err(TrySendError::Disconnected(_)) => return Err(WriterGone),
+            Err(TrySendError::Full(record)) => record,
+        };
+        let start = Instant::now();
+        let result = self.tx.send(record);
+        self.waited += start.elapsed();
+        result.map_err(|_| WriterGone)
+    }
+
+    /// Total time sends have blocked so far.
+    pub fn waited(&self) -> Duration {
+        self.waited
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn send_fails_once_the_writer_is_gone() {
+        let (mut tx, rx) = channel();
+        drop(rx);
+        let record = Record::RunEnded { run_id: "r".into(), error: None };
+        assert_eq!(tx.send(record), Err(WriterGone));
+    }
+
+    #[test]
+    fn blocked_sends_are_metered() {
+        let (mut tx, rx) = channel();
+        for _ in 0..CHANNEL_CAPACITY {
+            tx.send(Record::RunEnded { run_id: "r".into(), error: None }).unwrap();
+        }
+        assert_eq!(tx.waited(), Duration::ZERO);
+        let drain = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(50));
+            rx.iter().count()
+        });
+        tx.send(Record::RunEnded { run_id: "r".into(), error: None }).unwrap();
+        assert!(tx.waited() >= Duration::from_millis(40), "{:?}", tx.waited());
+        drop(tx);
+        assert_eq!(drain.join().unwrap(), CHANNEL_CAPACITY + 1);
+    }
+}

@@ -1,0 +1,269 @@
+//! One training run: the reference's training loop (DESIGN.md §1) with per-example statistics
+//! recorded from the same forward pass that drives the update. The trainer only holds a
+//! [`RecordSender`]; storage is someone else's job.
+
+pub mod stats;
+
+use std::sync::Mutex;
+use std::time::Instant;
+
+use rand::SeedableRng;
+use rand::rngs::ChaCha8Rng;
+use rand::seq::SliceRandom;
+use tch::nn::{self, ModuleT, OptimizerConfig};
+use tch::{Device, Kind, Reduction, Tensor};
+
+use crate::data::{ImageSet, Splits};
+use crate::error::{Error, Result};
+use crate::model::{self, ModelKind};
+use crate::record::{BatchStats, EpochSummary, Record, RecordSender, RunId};
+use stats::batch_stats;
+
+/// MNIST normalization constants (torchvision's `Normalize((0.1307,), (0.3081,))`).
+const MNIST_MEAN: f64 = 0.1307;
+const MNIST_STD: f64 = 0.3081;
+
+/// Batch size for test-set evaluation; it does not change the results, only the speed.
+const EVAL_BATCH_SIZE: i64 = 1000;
+
+/// libtorch has one global random generator: seeding it and building a model must not
+/// interleave between concurrent runs, or initializations would depend on thread timing.
+static MODEL_INIT: Mutex<()> = Mutex::new(());
+
+/// How to train one run. Defaults are the reference's MNIST settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrainConfig {
+    /// The network.
+    pub model: ModelKind,
+    /// Number of epochs (passes over the training set).
+    pub epochs: u32,
+    /// Training batch size.
+    pub batch_size: usize,
+    /// SGD learning rate.
+    pub lr: f64,
+    /// SGD momentum.
+    pub momentum: f64,
+    /// Whether the model's dropout layers are on.
+    pub dropout: bool,
+    /// Seed of model initialization and data order.
+    pub seed: u64,
+    /// Where tensors live.
+    pub device: Device,
+    /// libtorch intra-op threads for this run.
+    pub intra_op_threads: usize,
+    /// Whether per-presentation statistics are computed and sent (off: only epoch summaries).
+    pub record: bool,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        TrainConfig {
+            model: ModelKind::MnistCnn,
+            epochs: 200,
+            batch_size: 64,
+            lr: 0.01,
+            momentum: 0.5,
+            dropout: true,
+            seed: 1,
+            device: Device::Cpu,
+            intra_op_threads: 1,
+            record: true,
+        }
+    }
+}
+
+/// Progress reported by a trainer while it runs.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Progress<'a> {
+    /// A batch was trained.
+    Batch {
+        /// The run.
+        run_id: &'a str,
+        /// 1-based epoch.
+        epoch: u32,
+        /// Examples trained so far in this epoch.
+        done: usize,
+        /// Examples per epoch.
+        total: usize,
+    },
+    /// An epoch finished.
+    Epoch(&'a EpochSummary),
+}
+
+/// Trains one run on `data`, presenting the examples `train_ids` with the labels `labels`
+/// (indexed by example id), and sends its records through `sender`.
+///
+/// # Errors
+/// [`Error::Torch`] on libtorch failures; [`Error::Thread`] when the writer stopped (its own
+/// error is the one to report).
+pub fn train_run(
+    run_id: &RunId,
+    config: &TrainConfig,
+    data: &Splits,
+    train_ids: &[u32],
+    labels: &[u16],
+    sender: &mut RecordSender,
+    on_progress: &(dyn Fn(Progress<'_>) + Sync),
+) -> Result<()> {
+    tch::set_num_threads(config.intra_op_threads as i32);
+    let device = config.device;
+    let vs = nn::VarStore::new(device);
+    let net = {
+        let _lock = MODEL_INIT.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        tch::manual_seed(config.seed as i64);
+        model::build(&vs.root(), config.model, data.num_classes as i64, config.dropout)
+    };
+    let sgd = nn::Sgd { momentum: config.momentum, ..Default::default() };
+    let mut optimizer = sgd.build(&vs, config.lr)?;
+    let train_images = images_tensor(&data.train, device)?;
+    let train_labels = Tensor::f_from_slice(&to_i64(labels))?.f_to_device(device)?;
+    let test_images = images_tensor(&data.test, device)?;
+    let test_labels = Tensor::f_from_slice(&to_i64(&data.test.labels))?.f_to_device(device)?;
+
+    let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
+    let mut order = train_ids.to_vec();
+    let mut step = 0u32;
+    for epoch in 1..=config.epochs {
+        order.shuffle(&mut rng);
+        let started = Instant::now();
+        let waited_before = sender.waited();
+        let mut totals = EpochTotals::new(device);
+        for (batch_index, batch) in order.chunks(config.batch_size).enumerate() {
+            let index = Tensor::f_from_slice(&to_i64(batch))?.f_to_device(device)?;
+            let images = normalize(&train_images.f_index_select(0, &index)?)?;
+            let targets = train_labels.f_index_select(0, &index)?;
+            let logits = net.forward_t(&images, true);
+            let loss = logits.f_cross_entropy_loss::<Tensor>(
+                &targets,
+                None,
+                Reduction::None,
+                -100,
+                0.0,
+            )?;
+            if config.record {
+                let stats = batch_stats(&logits, &targets, &loss)?;
+                totals.add_host(&stats.loss, &stats.correct);
+                let record = BatchStats {
+                    run_id: run_id.clone(),
+                    epoch,
+                    step,
+                    example_ids: batch.to_vec(),
+                    labels: batch.iter().map(|&id| labels[id as usize]).collect(),
+                    loss: stats.loss,
+                    correct: stats.correct,
+                    margin: stats.margin,
+                };
+                send(sender, Record::Batch(record))?;
+            } else {
+                totals.add_device(&logits, &targets, &loss)?;
+            }
+            optimizer.backward_step(&loss.f_mean(Kind::Float)?);
+            step += 1;
+            let done = (batch_index * config.batch_size + batch.len()).min(order.len());
+            on_progress(Progress::Batch { run_id, epoch, done, total: order.len() });
+        }
+        let train_seconds = started.elapsed().as_secs_f64();
+        let (train_loss, train_acc) = totals.means(order.len())?;
+        let (test_loss, test_acc) = evaluate(&net, &test_images, &test_labels)?;
+        let summary = EpochSummary {
+            run_id: run_id.clone(),
+            epoch,
+            train_acc,
+            train_loss,
+            test_acc,
+            test_loss,
+            lr: config.lr,
+            train_seconds,
+            channel_wait_seconds: (sender.waited() - waited_before).as_secs_f64(),
+            examples: order.len() as u64,
+        };
+        on_progress(Progress::Epoch(&summary));
+        send(sender, Record::EpochEnded(summary))?;
+    }
+    Ok(())
+}
+
+fn send(sender: &mut RecordSender, record: Record) -> Result<()> {
+    sender.send(record).map_err(|_| Error::Thread {
+        thread: "writer".into(),
+        reason: "stopped before the run finished".into(),
+    })
+}
+
+fn to_i64<T: Copy + Into<i64>>(values: &[T]) -> Vec<i64> {
+    values.iter().map(|&v| v.into()).collect()
+}
+
+/// The images as a `[N, C, H, W]` uint8 tensor (0..=255) on `device`.
+fn images_tensor(set: &ImageSet, device: Device) -> Result<Tensor> {
+    let [c, h, w] = set.image_shape.map(|d| d as i64);
+    Ok(Tensor::f_from_slice(&set.pixels)?
+        .f_view([set.len() as i64, c, h, w])?
+        .f_to_device(device)?)
+}
+
+/// uint8 pixels (0..=255) to normalized float input of the same shape.
+fn normalize(images: &Tensor) -> Result<Tensor> {
+    Ok(images
+        .f_to_kind(Kind::Float)?
+        .f_div_scalar(255.0)?
+        .f_sub_scalar(MNIST_MEAN)?
+        .f_div_scalar(MNIST_STD)?)
+}
+
+/// Running sums of an epoch's loss and correct count, on the host (recording on) or on the
+/// device (recording off, so that no per-batch host copy happens).
+struct EpochTotals {
+    host_loss: f64,
+    host_correct: u64,
+    device_loss: Tensor,
+    device_correct: Tensor,
+}
+
+impl EpochTotals {
+    fn new(device: Device) -> Self {
+        EpochTotals {
+            host_loss: 0.0,
+            host_correct: 0,
+            device_loss: Tensor::zeros([], (Kind::Double, device)),
+            device_correct: Tensor::zeros([], (Kind::Int64, device)),
+        }
+    }
+
+    fn add_host(&mut self, loss: &[f32], correct: &[bool]) {
+        self.host_loss += loss.iter().map(|&l| f64::from(l)).sum::<f64>();
+        self.host_correct += correct.iter().filter(|&&c| c).count() as u64;
+    }
+
+    fn add_device(&mut self, logits: &Tensor, targets: &Tensor, loss: &Tensor) -> Result<()> {
+        let _no_grad = tch::no_grad_guard();
+        self.device_loss += loss.f_sum(Kind::Double)?;
+        self.device_correct +=
+            logits.f_argmax(1, false)?.f_eq_tensor(targets)?.f_sum(Kind::Int64)?;
+        Ok(())
+    }
+
+    /// (mean loss, accuracy) over `examples` presentations.
+    fn means(&self, examples: usize) -> Result<(f64, f64)> {
+        let loss = self.host_loss + f64::try_from(&self.device_loss)?;
+        let correct = self.host_correct as f64 + f64::try_from(&self.device_correct)?;
+        let n = examples.max(1) as f64;
+        Ok((loss / n, correct / n))
+    }
+}
+
+/// (mean loss, accuracy) of `net` on a test set, in eval mode without gradients.
+fn evaluate(net: &impl ModuleT, images: &Tensor, labels: &Tensor) -> Result<(f64, f64)> {
+    let _no_grad = tch::no_grad_guard();
+    let n = images.size()[0];
+    let mut totals = EpochTotals::new(images.device());
+    for start in (0..n).step_by(EVAL_BATCH_SIZE as usize) {
+        let len = EVAL_BATCH_SIZE.min(n - start);
+        let logits = net.forward_t(&normalize(&images.f_narrow(0, start, len)?)?, false);
+        let targets = labels.f_narrow(0, start, len)?;
+        let loss =
+            logits.f_cross_entropy_loss::<Tensor>(&targets, None, Reduction::None, -100, 0.0)?;
+        totals.add_device(&logits, &targets, &loss)?;
+    }
+    totals.means(n as usize)
+}

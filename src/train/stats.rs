@@ -1,0 +1,104 @@
+//! Per-example statistics of a batch (loss, correctness, misclassification margin), computed as
+//! batched tensor ops on the batch's device and copied to the host in one transfer
+//! (DESIGN.md §1 for the definitions).
+
+use tch::{Device, Kind, Tensor};
+
+use crate::error::Result;
+
+/// Per-example statistics of one batch, on the host.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct HostStats {
+    /// Cross-entropy loss.
+    pub loss: Vec<f32>,
+    /// Whether the argmax of the logits is the target (first maximum on ties, as torch).
+    pub correct: Vec<bool>,
+    /// Target logit minus the largest logit among the other classes.
+    pub margin: Vec<f32>,
+}
+
+/// Computes the statistics of a batch.
+///
+/// `logits`: `[B, C]` float; `targets`: `[B]` int64 class indices; `loss`: `[B]` per-example
+/// cross-entropy of those logits (the tensor the update's mean is taken from). All on one
+/// device; nothing is differentiated through.
+///
+/// # Errors
+/// [`crate::Error::Torch`] when the shapes do not fit together.
+pub fn batch_stats(logits: &Tensor, targets: &Tensor, loss: &Tensor) -> Result<HostStats> {
+    let _no_grad = tch::no_grad_guard();
+    let logits = logits.detach();
+    let target_index = targets.f_unsqueeze(1)?;
+    let target_logit = logits.f_gather(1, &target_index, false)?.f_squeeze_dim(1)?;
+    let other_max =
+        logits.f_scatter_value(1, &target_index, f64::NEG_INFINITY)?.f_amax(1, false)?;
+    let margin = target_logit.f_sub(&other_max)?;
+    let correct = logits.f_argmax(1, false)?.f_eq_tensor(targets)?;
+    let packed = Tensor::f_stack(
+        &[loss.f_detach()?.f_to_kind(Kind::Float)?, margin, correct.f_to_kind(Kind::Float)?],
+        0,
+    )?
+    .f_to_device(Device::Cpu)?;
+    let values: Vec<f32> = Vec::try_from(&packed.f_flatten(0, -1)?)?;
+    let batch = values.len() / 3;
+    Ok(HostStats {
+        loss: values[..batch].to_vec(),
+        margin: values[batch..2 * batch].to_vec(),
+        correct: values[2 * batch..].iter().map(|&c| c == 1.0).collect(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tch::Reduction;
+
+    /// Loss, correctness and margin of one example, computed the slow way in f64.
+    fn slow_stats(logits: &[f32], target: usize) -> (f64, bool, f64) {
+        let max = logits.iter().cloned().fold(f32::NEG_INFINITY, f32::max) as f64;
+        let log_sum_exp = max + logits.iter().map(|&l| (l as f64 - max).exp()).sum::<f64>().ln();
+        let loss = log_sum_exp - logits[target] as f64;
+        let argmax =
+            (0..logits.len()).fold(0, |best, i| if logits[i] > logits[best] { i } else { best });
+        let other_max = (0..logits.len())
+            .filter(|&i| i != target)
+            .map(|i| logits[i])
+            .fold(f32::NEG_INFINITY, f32::max);
+        (loss, argmax == target, logits[target] as f64 - other_max as f64)
+    }
+
+    #[test]
+    fn batch_stats_equal_a_per_example_computation() {
+        tch::manual_seed(0);
+        let (batch, classes) = (37, 10);
+        let logits = Tensor::randn([batch, classes], tch::kind::FLOAT_CPU) * 3.0;
+        let targets = Tensor::randint(classes, [batch], tch::kind::INT64_CPU);
+        let loss = logits.cross_entropy_loss::<Tensor>(&targets, None, Reduction::None, -100, 0.0);
+        let stats = batch_stats(&logits, &targets, &loss).unwrap();
+
+        let rows: Vec<Vec<f32>> = Vec::try_from(&logits).unwrap();
+        let targets: Vec<i64> = Vec::try_from(&targets).unwrap();
+        let mut correct_count = 0;
+        for (i, (row, &target)) in rows.iter().zip(&targets).enumerate() {
+            let (loss, correct, margin) = slow_stats(row, target as usize);
+            assert!((stats.loss[i] as f64 - loss).abs() < 1e-5, "loss {i}");
+            assert_eq!(stats.correct[i], correct, "correct {i}");
+            assert!((stats.margin[i] as f64 - margin).abs() < 1e-5, "margin {i}");
+            assert_eq!(stats.correct[i], stats.margin[i] > 0.0, "margin sign {i}");
+            correct_count += usize::from(correct);
+        }
+        assert!(correct_count > 0 && correct_count < batch as usize);
+    }
+
+    #[test]
+    fn hand_made_logits_give_the_expected_numbers() {
+        let logits = Tensor::from_slice(&[2.0f32, 0.0, 1.0, 0.5, 3.0, 0.5]).view([2, 3]);
+        let targets = Tensor::from_slice(&[0i64, 0]);
+        let loss = logits.cross_entropy_loss::<Tensor>(&targets, None, Reduction::None, -100, 0.0);
+        let stats = batch_stats(&logits, &targets, &loss).unwrap();
+        assert_eq!(stats.correct, vec![true, false]);
+        assert_eq!(stats.margin, vec![1.0, -2.5]);
+        let expected0 = -(2f64.exp() / (2f64.exp() + 1.0 + 1f64.exp())).ln();
+        assert!((stats.loss[0] as f64 - expected0).abs() < 1e-6);
+    }
+}
