@@ -1,0 +1,128 @@
+//! Where each table's files live under a dataset root. Only `presentations` is
+//! hive-partitioned (`dataset=…/run_id=…/epoch=…`): it is the big table, and partition pruning
+//! lets a query read only the runs and epochs it asks for. The small tables hold one file per
+//! run with `run_id` as a column.
+//!
+//! Every committed file ends in `.parquet`; files being written never do, so a `**/*.parquet`
+//! glob sees only complete files.
+
+use std::path::{Path, PathBuf};
+
+/// The four tables of a dataset root.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Table {
+    /// One row per presentation of an example (hive-partitioned).
+    Presentations,
+    /// One row per run and epoch.
+    Epochs,
+    /// One row per run and dataset example.
+    Examples,
+    /// One row per run.
+    Runs,
+}
+
+impl Table {
+    /// All tables, as registered for SQL.
+    pub const ALL: [Table; 4] = [Table::Presentations, Table::Epochs, Table::Examples, Table::Runs];
+
+    /// The table's name in SQL and its directory under the root.
+    pub fn name(self) -> &'static str {
+        match self {
+            Table::Presentations => "presentations",
+            Table::Epochs => "epochs",
+            Table::Examples => "examples",
+            Table::Runs => "runs",
+        }
+    }
+}
+
+/// Paths of a dataset root.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Layout {
+    root: PathBuf,
+}
+
+impl Layout {
+    /// A layout rooted at `root`.
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Layout { root: root.into() }
+    }
+
+    /// The root directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The directory of `table`.
+    pub fn table_dir(&self, table: Table) -> PathBuf {
+        self.root.join(table.name())
+    }
+
+    /// The glob matching every committed file of `table`.
+    pub fn table_glob(&self, table: Table) -> String {
+        let pattern = match table {
+            Table::Presentations => "**/*.parquet",
+            _ => "*.parquet",
+        };
+        format!("{}/{pattern}", self.table_dir(table).display())
+    }
+
+    /// The file of a small table (`epochs`, `examples`, `runs`) for one run.
+    pub fn run_file(&self, table: Table, run_id: &str) -> PathBuf {
+        debug_assert_ne!(table, Table::Presentations);
+        self.table_dir(table).join(format!("{run_id}.parquet"))
+    }
+
+    /// The directory of one run's presentations.
+    pub fn run_presentations_dir(&self, dataset: &str, run_id: &str) -> PathBuf {
+        self.table_dir(Table::Presentations)
+            .join(format!("dataset={dataset}"))
+            .join(format!("run_id={run_id}"))
+    }
+
+    /// The file of one epoch of one run's presentations.
+    pub fn presentations_file(&self, dataset: &str, run_id: &str, epoch: u32) -> PathBuf {
+        self.run_presentations_dir(dataset, run_id)
+            .join(format!("epoch={epoch}"))
+            .join("part-0.parquet")
+    }
+}
+
+/// The epoch of a presentations partition directory name (`epoch=12` → 12).
+pub fn parse_epoch_dir(name: &str) -> Option<u32> {
+    name.strip_prefix("epoch=")?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn presentations_paths_are_hive_partitions() {
+        let layout = Layout::new("/data/root");
+        assert_eq!(
+            layout.presentations_file("mnist", "mnist-s1-x", 12),
+            PathBuf::from(
+                "/data/root/presentations/dataset=mnist/run_id=mnist-s1-x/epoch=12/part-0.parquet"
+            )
+        );
+        assert_eq!(
+            layout.table_glob(Table::Presentations),
+            "/data/root/presentations/**/*.parquet"
+        );
+    }
+
+    #[test]
+    fn small_tables_have_one_file_per_run() {
+        let layout = Layout::new("r");
+        assert_eq!(layout.run_file(Table::Runs, "abc"), PathBuf::from("r/runs/abc.parquet"));
+        assert_eq!(layout.table_glob(Table::Epochs), "r/epochs/*.parquet");
+    }
+
+    #[test]
+    fn epoch_dirs_parse() {
+        assert_eq!(parse_epoch_dir("epoch=7"), Some(7));
+        assert_eq!(parse_epoch_dir("epoch=x"), None);
+        assert_eq!(parse_epoch_dir("run_id=7"), None);
+    }
+}

@@ -1,0 +1,292 @@
+//! The tables' columns: names (the one source of truth, used by queries too), types, and the
+//! functions that turn records into Arrow batches. `schemas/*.md` documents each column.
+
+use std::sync::Arc;
+
+use arrow::array::{
+    ArrayRef, BooleanArray, Float32Array, Float64Array, Int64Array, RecordBatch, StringArray,
+    TimestampMillisecondArray, UInt16Array, UInt32Array, UInt64Array,
+};
+
+use crate::error::Result;
+use crate::record::{EpochSummary, ExampleTable, RunInfo};
+
+/// Column names shared by the writer and the queries.
+pub mod col {
+    /// Hive partition column of `presentations`; a column of `runs`.
+    pub const DATASET: &str = "dataset";
+    /// Run identifier (hive partition column of `presentations`).
+    pub const RUN_ID: &str = "run_id";
+    /// 1-based epoch (hive partition column of `presentations`).
+    pub const EPOCH: &str = "epoch";
+    /// 0-based global batch index within a run.
+    pub const STEP: &str = "step";
+    /// Original dataset index of an example.
+    pub const EXAMPLE_ID: &str = "example_id";
+    /// Label trained on.
+    pub const LABEL: &str = "label";
+    /// Per-example cross-entropy loss.
+    pub const LOSS: &str = "loss";
+    /// Whether the prediction was correct.
+    pub const CORRECT: &str = "correct";
+    /// Target logit minus the largest other logit.
+    pub const MARGIN: &str = "margin";
+    /// Status of a run: running, complete or failed.
+    pub const STATUS: &str = "status";
+    /// Epochs a run has committed.
+    pub const EPOCHS_COMPLETED: &str = "epochs_completed";
+    /// Examples in a dataset's training split.
+    pub const DATASET_EXAMPLES: &str = "dataset_examples";
+    /// Forgetting count of a sorting file.
+    pub const FORGETTING_COUNT: &str = "forgetting_count";
+    /// 0-based position in a sorting file's order.
+    pub const RANK: &str = "rank";
+}
+
+/// A run's lifecycle state, stored in `runs.status`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RunStatus {
+    /// Training; `epochs_completed` epochs are committed so far.
+    Running,
+    /// Every epoch was committed.
+    Complete,
+    /// Stopped by an error.
+    Failed(String),
+}
+
+impl RunStatus {
+    /// The value stored in `runs.status`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            RunStatus::Running => "running",
+            RunStatus::Complete => "complete",
+            RunStatus::Failed(_) => "failed",
+        }
+    }
+}
+
+/// Mutable part of a `runs` row, kept by the writer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunProgress {
+    /// Current status.
+    pub status: RunStatus,
+    /// Epochs committed.
+    pub epochs_completed: u32,
+    /// End time in ms since the Unix epoch, once ended.
+    pub finished_at_ms: Option<i64>,
+}
+
+/// One epoch's presentations of one run, columns of equal length (the partition columns
+/// dataset, run_id and epoch live in the path).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PresentationColumns {
+    /// Global batch index.
+    pub step: Vec<u32>,
+    /// Original dataset index.
+    pub example_id: Vec<u32>,
+    /// Label trained on.
+    pub label: Vec<u16>,
+    /// Loss.
+    pub loss: Vec<f32>,
+    /// Correctness.
+    pub correct: Vec<bool>,
+    /// Margin.
+    pub margin: Vec<f32>,
+}
+
+impl PresentationColumns {
+    /// Number of rows.
+    pub fn len(&self) -> usize {
+        self.example_id.len()
+    }
+
+    /// Whether there are no rows.
+    pub fn is_empty(&self) -> bool {
+        self.example_id.is_empty()
+    }
+
+    /// The rows reordered by example id, the layout the forgetting pass relies on.
+    pub fn sorted_by_example_id(&self) -> PresentationColumns {
+        let mut order: Vec<usize> = (0..self.len()).collect();
+        order.sort_unstable_by_key(|&i| self.example_id[i]);
+        fn gather<T: Copy>(values: &[T], order: &[usize]) -> Vec<T> {
+            order.iter().map(|&i| values[i]).collect()
+        }
+        PresentationColumns {
+            step: gather(&self.step, &order),
+            example_id: gather(&self.example_id, &order),
+            label: gather(&self.label, &order),
+            loss: gather(&self.loss, &order),
+            correct: gather(&self.correct, &order),
+            margin: gather(&self.margin, &order),
+        }
+    }
+
+    /// The Arrow batch of these rows.
+    ///
+    /// # Errors
+    /// [`crate::Error::Arrow`] if the columns differ in length.
+    pub fn to_batch(&self) -> Result<RecordBatch> {
+        Ok(RecordBatch::try_from_iter_with_nullable([
+            (col::STEP, Arc::new(UInt32Array::from(self.step.clone())) as ArrayRef, false),
+            (col::EXAMPLE_ID, Arc::new(UInt32Array::from(self.example_id.clone())), false),
+            (col::LABEL, Arc::new(UInt16Array::from(self.label.clone())), false),
+            (col::LOSS, Arc::new(Float32Array::from(self.loss.clone())), false),
+            (col::CORRECT, Arc::new(BooleanArray::from(self.correct.clone())), false),
+            (col::MARGIN, Arc::new(Float32Array::from(self.margin.clone())), false),
+        ])?)
+    }
+}
+
+/// The `runs` row of a run.
+///
+/// # Errors
+/// [`crate::Error::Arrow`] on an internal schema error.
+pub fn runs_batch(run: &RunInfo, progress: &RunProgress) -> Result<RecordBatch> {
+    fn text(value: &str) -> ArrayRef {
+        Arc::new(StringArray::from(vec![value]))
+    }
+    fn opt_text(value: Option<&str>) -> ArrayRef {
+        Arc::new(StringArray::from(vec![value]))
+    }
+    fn u32s(value: u32) -> ArrayRef {
+        Arc::new(UInt32Array::from(vec![value]))
+    }
+    fn f64s(value: f64) -> ArrayRef {
+        Arc::new(Float64Array::from(vec![value]))
+    }
+    fn ms(value: Option<i64>) -> ArrayRef {
+        Arc::new(TimestampMillisecondArray::from(vec![value]))
+    }
+    let error = match &progress.status {
+        RunStatus::Failed(message) => Some(message.as_str()),
+        _ => None,
+    };
+    Ok(RecordBatch::try_from_iter_with_nullable([
+        (col::RUN_ID, text(&run.run_id), false),
+        (col::DATASET, text(&run.dataset), false),
+        ("model", text(&run.model), false),
+        ("seed", Arc::new(UInt64Array::from(vec![run.seed])), false),
+        ("epochs", u32s(run.epochs), false),
+        ("batch_size", u32s(run.batch_size), false),
+        ("optimizer", text(&run.optimizer), false),
+        ("lr", f64s(run.lr), false),
+        ("momentum", f64s(run.momentum), false),
+        ("no_dropout", Arc::new(BooleanArray::from(vec![run.no_dropout])), false),
+        ("permutation_seed", Arc::new(UInt64Array::from(vec![run.permutation_seed])), true),
+        ("sorting_file", opt_text(run.sorting_file.as_deref()), true),
+        ("remove_n", u32s(run.remove_n), false),
+        ("keep_lowest_n", Arc::new(Int64Array::from(vec![run.keep_lowest_n])), false),
+        ("remove_subsample", u32s(run.remove_subsample), false),
+        (col::DATASET_EXAMPLES, u32s(run.dataset_examples), false),
+        ("train_examples", u32s(run.train_examples), false),
+        (
+            "record_presentations",
+            Arc::new(BooleanArray::from(vec![run.record_presentations])),
+            false,
+        ),
+        ("device", text(&run.device), false),
+        ("intra_op_threads", u32s(run.intra_op_threads), false),
+        ("fstream_version", text(&run.fstream_version), false),
+        ("libtorch_version", text(&run.libtorch_version), false),
+        ("command", text(&run.command), false),
+        ("started_at", ms(Some(run.started_at_ms)), false),
+        (col::STATUS, text(progress.status.name()), false),
+        ("error", opt_text(error), true),
+        (col::EPOCHS_COMPLETED, u32s(progress.epochs_completed), false),
+        ("finished_at", ms(progress.finished_at_ms), true),
+    ])?)
+}
+
+/// The `epochs` rows of a run.
+///
+/// # Errors
+/// [`crate::Error::Arrow`] on an internal schema error.
+pub fn epochs_batch(epochs: &[EpochSummary]) -> Result<RecordBatch> {
+    let f64s = |f: fn(&EpochSummary) -> f64| -> ArrayRef {
+        Arc::new(Float64Array::from_iter_values(epochs.iter().map(f)))
+    };
+    Ok(RecordBatch::try_from_iter_with_nullable([
+        (
+            col::RUN_ID,
+            Arc::new(StringArray::from_iter_values(epochs.iter().map(|e| &e.run_id))) as ArrayRef,
+            false,
+        ),
+        (
+            col::EPOCH,
+            Arc::new(UInt32Array::from_iter_values(epochs.iter().map(|e| e.epoch))),
+            false,
+        ),
+        ("train_acc", f64s(|e| e.train_acc), false),
+        ("train_loss", f64s(|e| e.train_loss), false),
+        ("test_acc", f64s(|e| e.test_acc), false),
+        ("test_loss", f64s(|e| e.test_loss), false),
+        ("lr", f64s(|e| e.lr), false),
+        ("train_seconds", f64s(|e| e.train_seconds), false),
+        ("channel_wait_seconds", f64s(|e| e.channel_wait_seconds), false),
+        (
+            "examples",
+            Arc::new(UInt64Array::from_iter_values(epochs.iter().map(|e| e.examples))),
+            false,
+        ),
+    ])?)
+}
+
+/// The `examples` rows of a run.
+///
+/// # Errors
+/// [`crate::Error::Arrow`] if the table's vectors differ in length.
+pub fn examples_batch(run_id: &str, examples: &ExampleTable) -> Result<RecordBatch> {
+    let n = examples.labels.len();
+    let noisy: Vec<bool> =
+        examples.labels.iter().zip(&examples.original_labels).map(|(a, b)| a != b).collect();
+    Ok(RecordBatch::try_from_iter_with_nullable([
+        (col::RUN_ID, Arc::new(StringArray::from(vec![run_id; n])) as ArrayRef, false),
+        (col::EXAMPLE_ID, Arc::new(UInt32Array::from_iter_values(0..n as u32)), false),
+        ("original_label", Arc::new(UInt16Array::from(examples.original_labels.clone())), false),
+        (col::LABEL, Arc::new(UInt16Array::from(examples.labels.clone())), false),
+        ("label_noisy", Arc::new(BooleanArray::from(noisy)), false),
+        ("pixel_noisy", Arc::new(BooleanArray::from(vec![false; n])), false),
+        ("in_training_set", Arc::new(BooleanArray::from(examples.in_training_set.clone())), false),
+    ])?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn presentations_sort_by_example_id_keeping_rows_together() {
+        let columns = PresentationColumns {
+            step: vec![0, 0, 1],
+            example_id: vec![9, 2, 5],
+            label: vec![1, 2, 3],
+            loss: vec![0.1, 0.2, 0.3],
+            correct: vec![true, false, true],
+            margin: vec![1.0, -1.0, 2.0],
+        };
+        let sorted = columns.sorted_by_example_id();
+        assert_eq!(sorted.example_id, vec![2, 5, 9]);
+        assert_eq!(sorted.label, vec![2, 3, 1]);
+        assert_eq!(sorted.loss, vec![0.2, 0.3, 0.1]);
+        assert_eq!(sorted.correct, vec![false, true, true]);
+        assert_eq!(sorted.margin, vec![-1.0, 2.0, 1.0]);
+        assert_eq!(sorted.step, vec![0, 1, 0]);
+        let batch = sorted.to_batch().unwrap();
+        assert_eq!(batch.num_rows(), 3);
+        assert_eq!(batch.schema().field(1).name(), col::EXAMPLE_ID);
+    }
+
+    #[test]
+    fn examples_flag_noisy_labels() {
+        let table = ExampleTable {
+            original_labels: vec![1, 2],
+            labels: vec![1, 3],
+            in_training_set: vec![true, false],
+        };
+        let batch = examples_batch("r", &table).unwrap();
+        let noisy = batch.column_by_name("label_noisy").unwrap();
+        let noisy = noisy.as_any().downcast_ref::<BooleanArray>().unwrap();
+        assert_eq!(noisy.iter().collect::<Vec<_>>(), vec![Some(false), Some(true)]);
+    }
+}

@@ -1,0 +1,183 @@
+//! Sorting files: the order `fstream order` computes and `fstream train --sorting-file` reads.
+//! A Parquet file with columns `example_id, forgetting_count, rank` (one row per ordered
+//! example, by rank) and key-value metadata naming the dataset and its size, so a sorting file
+//! cannot be applied to the wrong dataset. A CSV twin is written for humans.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::Path;
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, RecordBatch, UInt32Array};
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::file::metadata::KeyValue;
+
+use super::schema::col;
+use super::write_parquet_atomically;
+use crate::error::{Error, IoContext, Result};
+
+const DATASET_KEY: &str = "fstream.dataset";
+const DATASET_EXAMPLES_KEY: &str = "fstream.dataset_examples";
+const RUNS_KEY: &str = "fstream.runs";
+
+/// An ordering of a dataset's examples, least forgotten first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SortingFile {
+    /// Dataset name.
+    pub dataset: String,
+    /// Examples in the dataset's training split.
+    pub dataset_examples: usize,
+    /// Run ids the counts were summed over.
+    pub runs: Vec<String>,
+    /// Example ids by rank.
+    pub example_ids: Vec<u32>,
+    /// Forgetting count of each ranked example.
+    pub forgetting_counts: Vec<u32>,
+}
+
+impl SortingFile {
+    /// Writes `<stem>.parquet` and `<stem>.csv` atomically.
+    ///
+    /// # Errors
+    /// [`Error::Io`] or [`Error::Parquet`] when a file cannot be written.
+    pub fn write(&self, out_dir: &Path, stem: &str) -> Result<()> {
+        let ranks: Vec<u32> = (0..self.example_ids.len() as u32).collect();
+        let batch = RecordBatch::try_from_iter_with_nullable([
+            (
+                col::EXAMPLE_ID,
+                Arc::new(UInt32Array::from(self.example_ids.clone())) as ArrayRef,
+                false,
+            ),
+            (
+                col::FORGETTING_COUNT,
+                Arc::new(UInt32Array::from(self.forgetting_counts.clone())),
+                false,
+            ),
+            (col::RANK, Arc::new(UInt32Array::from(ranks)), false),
+        ])?;
+        let metadata = vec![
+            KeyValue::new(DATASET_KEY.into(), self.dataset.clone()),
+            KeyValue::new(DATASET_EXAMPLES_KEY.into(), self.dataset_examples.to_string()),
+            KeyValue::new(RUNS_KEY.into(), self.runs.join(",")),
+        ];
+        write_parquet_atomically(&out_dir.join(format!("{stem}.parquet")), &batch, metadata)?;
+
+        let csv_path = out_dir.join(format!("{stem}.csv"));
+        let tmp = out_dir.join(format!(".{stem}.csv.{}.tmp", std::process::id()));
+        let mut out = BufWriter::new(File::create(&tmp).at(&tmp)?);
+        writeln!(out, "{},{},{}", col::EXAMPLE_ID, col::FORGETTING_COUNT, col::RANK).at(&tmp)?;
+        for (rank, (id, count)) in self.example_ids.iter().zip(&self.forgetting_counts).enumerate()
+        {
+            writeln!(out, "{id},{count},{rank}").at(&tmp)?;
+        }
+        out.into_inner().map_err(|e| Error::io(&tmp, e.into_error()))?.sync_all().at(&tmp)?;
+        std::fs::rename(&tmp, &csv_path).at(&csv_path)
+    }
+
+    /// Reads a sorting file written by [`SortingFile::write`].
+    ///
+    /// # Errors
+    /// [`Error::Format`] naming the file when it is not a valid fstream sorting file.
+    pub fn read(path: &Path) -> Result<SortingFile> {
+        let bad = |reason: String| Error::format(path, reason);
+        let file = File::open(path).input(path)?;
+        let builder = ParquetRecordBatchReaderBuilder::try_new(file)
+            .map_err(|e| bad(format!("not a Parquet sorting file: {e}")))?;
+        let metadata: Vec<KeyValue> =
+            builder.metadata().file_metadata().key_value_metadata().cloned().unwrap_or_default();
+        let value = |key: &str| {
+            metadata.iter().find(|kv| kv.key == key).and_then(|kv| kv.value.clone()).ok_or_else(
+                || {
+                    bad(format!(
+                        "missing metadata '{key}': not a sorting file written by fstream order"
+                    ))
+                },
+            )
+        };
+        let dataset = value(DATASET_KEY)?;
+        let dataset_examples = value(DATASET_EXAMPLES_KEY)?
+            .parse()
+            .map_err(|_| bad(format!("metadata '{DATASET_EXAMPLES_KEY}' is not a number")))?;
+        let runs =
+            value(RUNS_KEY)?.split(',').filter(|s| !s.is_empty()).map(String::from).collect();
+        let reader = builder.build().map_err(|e| bad(e.to_string()))?;
+        let (mut example_ids, mut forgetting_counts) = (Vec::new(), Vec::new());
+        for batch in reader {
+            let batch = batch.map_err(|e| bad(e.to_string()))?;
+            for (name, out) in [
+                (col::EXAMPLE_ID, &mut example_ids),
+                (col::FORGETTING_COUNT, &mut forgetting_counts),
+            ] {
+                let column = batch
+                    .column_by_name(name)
+                    .and_then(|c| c.as_any().downcast_ref::<UInt32Array>())
+                    .ok_or_else(|| bad(format!("missing u32 column '{name}'")))?;
+                if column.null_count() > 0 {
+                    return Err(bad(format!("column '{name}' has nulls")));
+                }
+                out.extend_from_slice(column.values());
+            }
+        }
+        let mut seen = vec![false; dataset_examples];
+        for &id in &example_ids {
+            match seen.get_mut(id as usize) {
+                Some(s) if !*s => *s = true,
+                Some(_) => return Err(bad(format!("example {id} appears twice"))),
+                None => {
+                    return Err(bad(format!(
+                        "example {id} is outside the dataset's {dataset_examples} examples"
+                    )));
+                }
+            }
+        }
+        Ok(SortingFile { dataset, dataset_examples, runs, example_ids, forgetting_counts })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sorting_files_round_trip_with_csv() {
+        let dir = tempfile::tempdir().unwrap();
+        let sorting = SortingFile {
+            dataset: "mnist".into(),
+            dataset_examples: 4,
+            runs: vec!["a".into(), "b".into()],
+            example_ids: vec![2, 0, 3],
+            forgetting_counts: vec![0, 1, 4],
+        };
+        sorting.write(dir.path(), "order").unwrap();
+        assert_eq!(SortingFile::read(&dir.path().join("order.parquet")).unwrap(), sorting);
+        let csv = std::fs::read_to_string(dir.path().join("order.csv")).unwrap();
+        assert_eq!(csv, "example_id,forgetting_count,rank\n2,0,0\n0,1,1\n3,4,2\n");
+    }
+
+    #[test]
+    fn duplicate_ids_are_rejected() {
+        let dir = tempfile::tempdir().unwrap();
+        let sorting = SortingFile {
+            dataset: "mnist".into(),
+            dataset_examples: 4,
+            runs: vec![],
+            example_ids: vec![1, 1],
+            forgetting_counts: vec![0, 0],
+        };
+        sorting.write(dir.path(), "order").unwrap();
+        let err = SortingFile::read(&dir.path().join("order.parquet")).unwrap_err().to_string();
+        assert!(err.contains("order.parquet: example 1 appears twice"), "{err}");
+    }
+
+    #[test]
+    fn a_parquet_file_without_metadata_is_not_a_sorting_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("other.parquet");
+        let batch =
+            RecordBatch::try_from_iter([("x", Arc::new(UInt32Array::from(vec![1])) as ArrayRef)])
+                .unwrap();
+        write_parquet_atomically(&path, &batch, vec![]).unwrap();
+        let err = SortingFile::read(&path).unwrap_err().to_string();
+        assert!(err.contains("missing metadata 'fstream.dataset'"), "{err}");
+    }
+}

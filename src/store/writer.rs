@@ -1,0 +1,185 @@
+//! The writer thread: receives [`Record`]s from the trainers, buffers each run's current epoch,
+//! and commits it as one Parquet partition (sorted by `example_id`) when the epoch ends. It also
+//! keeps each run's `runs`, `epochs` and `examples` files up to date. All commits are atomic
+//! (see [`super::write_parquet_atomically`]).
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::thread::JoinHandle;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use crossbeam_channel::Receiver;
+
+use super::layout::{Layout, Table};
+use super::schema::{self, PresentationColumns, RunProgress, RunStatus};
+use super::write_parquet_atomically;
+use crate::error::{Error, Result};
+use crate::record::{BatchStats, EpochSummary, Record, RunInfo, RunStart};
+
+/// What the writer did, returned when its channel closes.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct WriterReport {
+    /// Presentation rows committed.
+    pub presentation_rows: u64,
+    /// Bytes of committed presentation files.
+    pub presentation_bytes: u64,
+    /// Files committed, all tables.
+    pub files: u64,
+    /// Seconds spent handling records (the rest of the time the writer waited for them).
+    pub busy_seconds: f64,
+}
+
+/// Starts the writer thread for a dataset root. It runs until every sender is dropped.
+///
+/// # Errors
+/// The thread's result is the first storage error; it stops at once then, and the trainers'
+/// next send fails.
+pub fn spawn_writer(root: PathBuf, records: Receiver<Record>) -> JoinHandle<Result<WriterReport>> {
+    std::thread::Builder::new()
+        .name("fstream-writer".into())
+        .spawn(move || Writer::new(Layout::new(root)).run(records))
+        .expect("spawning a thread only fails when the OS is out of resources")
+}
+
+struct RunState {
+    info: RunInfo,
+    progress: RunProgress,
+    epochs: Vec<EpochSummary>,
+    buffer: PresentationColumns,
+}
+
+struct Writer {
+    layout: Layout,
+    runs: HashMap<String, RunState>,
+    report: WriterReport,
+}
+
+impl Writer {
+    fn new(layout: Layout) -> Self {
+        Writer { layout, runs: HashMap::new(), report: WriterReport::default() }
+    }
+
+    fn run(mut self, records: Receiver<Record>) -> Result<WriterReport> {
+        for record in records {
+            let started = Instant::now();
+            let result = self.handle(record);
+            self.report.busy_seconds += started.elapsed().as_secs_f64();
+            if let Err(error) = result {
+                self.fail_open_runs(&format!("writer: {error}"));
+                return Err(error);
+            }
+        }
+        self.fail_open_runs("run ended without a status (trainer thread died)");
+        Ok(self.report)
+    }
+
+    fn handle(&mut self, record: Record) -> Result<()> {
+        match record {
+            Record::RunStarted(start) => self.start_run(*start),
+            Record::Batch(batch) => self.buffer_batch(batch),
+            Record::EpochEnded(summary) => self.commit_epoch(summary),
+            Record::RunEnded { run_id, error } => {
+                let status = match error {
+                    None => RunStatus::Complete,
+                    Some(message) => RunStatus::Failed(message),
+                };
+                self.end_run(&run_id, status)
+            }
+        }
+    }
+
+    fn start_run(&mut self, start: RunStart) -> Result<()> {
+        let RunStart { run, examples } = start;
+        let path = self.layout.run_file(Table::Examples, &run.run_id);
+        write_parquet_atomically(&path, &schema::examples_batch(&run.run_id, &examples)?, vec![])?;
+        self.report.files += 1;
+        let state = RunState {
+            progress: RunProgress {
+                status: RunStatus::Running,
+                epochs_completed: 0,
+                finished_at_ms: None,
+            },
+            info: run,
+            epochs: Vec::new(),
+            buffer: PresentationColumns::default(),
+        };
+        let run_id = state.info.run_id.clone();
+        self.runs.insert(run_id.clone(), state);
+        self.write_run_row(&run_id)
+    }
+
+    fn state(&mut self, run_id: &str) -> Result<&mut RunState> {
+        self.runs.get_mut(run_id).ok_or_else(|| Error::Thread {
+            thread: "writer".into(),
+            reason: format!("records for run {run_id}, which was never started"),
+        })
+    }
+
+    fn buffer_batch(&mut self, batch: BatchStats) -> Result<()> {
+        let buffer = &mut self.state(&batch.run_id)?.buffer;
+        buffer.step.extend(std::iter::repeat_n(batch.step, batch.example_ids.len()));
+        buffer.example_id.extend_from_slice(&batch.example_ids);
+        buffer.label.extend_from_slice(&batch.labels);
+        buffer.loss.extend_from_slice(&batch.loss);
+        buffer.correct.extend_from_slice(&batch.correct);
+        buffer.margin.extend_from_slice(&batch.margin);
+        Ok(())
+    }
+
+    fn commit_epoch(&mut self, summary: EpochSummary) -> Result<()> {
+        let layout = self.layout.clone();
+        let state = self.state(&summary.run_id)?;
+        let buffer = std::mem::take(&mut state.buffer);
+        let presentation_file = (!buffer.is_empty()).then(|| {
+            layout.presentations_file(&state.info.dataset, &state.info.run_id, summary.epoch)
+        });
+        let epochs_file = layout.run_file(Table::Epochs, &state.info.run_id);
+        state.epochs.push(summary);
+        state.progress.epochs_completed += 1;
+        let epochs = schema::epochs_batch(&state.epochs)?;
+        let run_id = state.info.run_id.clone();
+        if let Some(path) = presentation_file {
+            let batch = buffer.sorted_by_example_id().to_batch()?;
+            self.report.presentation_bytes += write_parquet_atomically(&path, &batch, vec![])?;
+            self.report.presentation_rows += buffer.len() as u64;
+            self.report.files += 1;
+        }
+        write_parquet_atomically(&epochs_file, &epochs, vec![])?;
+        self.report.files += 1;
+        self.write_run_row(&run_id)
+    }
+
+    fn end_run(&mut self, run_id: &str, status: RunStatus) -> Result<()> {
+        let state = self.state(run_id)?;
+        state.progress.status = status;
+        state.progress.finished_at_ms = Some(now_ms());
+        self.write_run_row(run_id)
+    }
+
+    fn write_run_row(&mut self, run_id: &str) -> Result<()> {
+        let state = &self.runs[run_id];
+        let batch = schema::runs_batch(&state.info, &state.progress)?;
+        write_parquet_atomically(&self.layout.run_file(Table::Runs, run_id), &batch, vec![])?;
+        self.report.files += 1;
+        Ok(())
+    }
+
+    /// Marks runs that are still running as failed, best effort: this runs on the way out of
+    /// an error, so a second failure is not reported.
+    fn fail_open_runs(&mut self, reason: &str) {
+        let open: Vec<String> = self
+            .runs
+            .iter()
+            .filter(|(_, s)| s.progress.status == RunStatus::Running)
+            .map(|(id, _)| id.clone())
+            .collect();
+        for run_id in open {
+            let _ = self.end_run(&run_id, RunStatus::Failed(reason.to_string()));
+        }
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
