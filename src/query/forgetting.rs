@@ -1,0 +1,440 @@
+//! Forgetting events and counts (DESIGN.md §1): per run, an example's count is the number of
+//! times `correct` went from true to false between consecutive presentations, or, if it was
+//! never correct, a penalty (its number of presentations; the reference used its `--epochs`
+//! flag, bug 4). Counts are summed over runs and sorted ascending with a deterministic
+//! tie-break.
+//!
+//! The counting pass exploits the layout: each epoch partition is one file sorted by
+//! `example_id`, so a run is a stream of epoch files read in epoch order, two columns each,
+//! into dense per-example state. No sort, no group-by; runs are counted in parallel.
+
+use std::path::PathBuf;
+
+use polars::prelude::*;
+use rand::SeedableRng;
+use rand::rngs::ChaCha8Rng;
+use rand::seq::SliceRandom;
+
+use super::Catalog;
+use crate::error::{Error, IoContext, Result};
+use crate::store::layout::{Table, parse_epoch_dir};
+use crate::store::schema::col;
+use crate::store::sorting::SortingFile;
+
+/// How ties between equal forgetting counts are ordered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TieBreak {
+    /// By ascending example id (default; stable and reproducible).
+    #[default]
+    ById,
+    /// By a seeded random shuffle (the paper's "ties are broken at random", reproducibly).
+    Random {
+        /// Shuffle seed.
+        seed: u64,
+    },
+}
+
+/// Which semantics to follow where the reference has a bug (DESIGN.md §2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Fidelity {
+    /// Corrected: a never-learned example counts its actual number of presentations, and runs
+    /// with different epoch counts are not mixed silently.
+    #[default]
+    Corrected,
+    /// Reference bug 4: the never-learned penalty is the `--epochs` value (default 200),
+    /// whatever the runs trained.
+    Faithful,
+}
+
+/// The reference's `--epochs` default, the faithful never-learned penalty.
+pub const REFERENCE_EPOCHS: u32 = 200;
+
+/// Which runs to count and how.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OrderOptions {
+    /// Dataset name the runs must have.
+    pub dataset: String,
+    /// Extra SQL predicate over the `runs` table (e.g. `no_dropout AND seed < 3`).
+    pub where_sql: Option<String>,
+    /// Also count runs that are still running or failed (their committed epochs).
+    pub include_incomplete: bool,
+    /// Use only the first N epochs of each run (the reference's `--epochs`).
+    pub epochs: Option<u32>,
+    /// Corrected or faithful semantics.
+    pub fidelity: Fidelity,
+    /// Tie-break of equal counts.
+    pub tie_break: TieBreak,
+}
+
+/// A run chosen for counting.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SelectedRun {
+    /// The run.
+    pub run_id: String,
+    /// Its status.
+    pub status: String,
+    /// Epochs it committed.
+    pub epochs_completed: u32,
+    /// Size of its dataset's training split.
+    pub dataset_examples: u32,
+}
+
+/// Runs matching the options, and those skipped for not being complete.
+///
+/// # Errors
+/// [`Error::Config`] when the `--where` predicate is invalid or no run matches.
+pub fn select_runs(
+    catalog: &Catalog,
+    options: &OrderOptions,
+) -> Result<(Vec<SelectedRun>, Vec<SelectedRun>)> {
+    let predicate = options.where_sql.as_deref().map_or(String::new(), |w| format!(" AND ({w})"));
+    let sql = format!(
+        "SELECT {}, {}, {}, {} FROM runs WHERE {} = '{}'{predicate} ORDER BY {}",
+        col::RUN_ID,
+        col::STATUS,
+        col::EPOCHS_COMPLETED,
+        col::DATASET_EXAMPLES,
+        col::DATASET,
+        options.dataset.replace('\'', "''"),
+        col::RUN_ID,
+    );
+    let where_error = |e: PolarsError| {
+        let message = e.to_string();
+        let first = message.lines().next().unwrap_or_default().to_string();
+        Error::Config(format!("--where {:?}: {first}", options.where_sql.as_deref().unwrap_or("")))
+    };
+    let mut context = catalog.sql_context()?;
+    let frame = context.execute(&sql).and_then(LazyFrame::collect).map_err(where_error)?;
+    let ids = frame.column(col::RUN_ID)?.str()?;
+    let statuses = frame.column(col::STATUS)?.str()?;
+    let epochs = frame.column(col::EPOCHS_COMPLETED)?.u32()?;
+    let sizes = frame.column(col::DATASET_EXAMPLES)?.u32()?;
+    let runs: Vec<SelectedRun> = (0..frame.height())
+        .map(|i| SelectedRun {
+            run_id: ids.get(i).unwrap_or_default().to_string(),
+            status: statuses.get(i).unwrap_or_default().to_string(),
+            epochs_completed: epochs.get(i).unwrap_or_default(),
+            dataset_examples: sizes.get(i).unwrap_or_default(),
+        })
+        .collect();
+    let (selected, skipped): (Vec<_>, Vec<_>) =
+        runs.into_iter().partition(|r| options.include_incomplete || r.status == "complete");
+    if selected.is_empty() {
+        let why = if skipped.is_empty() {
+            ""
+        } else {
+            " (incomplete runs exist: see --include-incomplete)"
+        };
+        return Err(Error::Config(format!(
+            "no complete run of dataset '{}' matches{}{why}",
+            options.dataset,
+            options.where_sql.as_deref().map_or(String::new(), |w| format!(" --where {w:?}")),
+        )));
+    }
+    Ok((selected, skipped))
+}
+
+/// Per-example state of one run while its epochs stream by.
+#[derive(Debug, Clone)]
+pub struct RunCounter {
+    last_correct: Vec<bool>,
+    ever_correct: Vec<bool>,
+    forgetting_events: Vec<u32>,
+    presentations: Vec<u32>,
+}
+
+impl RunCounter {
+    /// State for a dataset of `num_examples` examples, none presented yet.
+    pub fn new(num_examples: usize) -> Self {
+        RunCounter {
+            last_correct: vec![false; num_examples],
+            ever_correct: vec![false; num_examples],
+            forgetting_events: vec![0; num_examples],
+            presentations: vec![0; num_examples],
+        }
+    }
+
+    /// Records a presentation of `example_id` (presentations must arrive in time order per
+    /// example). A correct → incorrect transition is a forgetting event.
+    pub fn observe(&mut self, example_id: usize, correct: bool) {
+        if self.last_correct[example_id] && !correct {
+            self.forgetting_events[example_id] += 1;
+        }
+        self.last_correct[example_id] = correct;
+        self.ever_correct[example_id] |= correct;
+        self.presentations[example_id] += 1;
+    }
+
+    /// The run's forgetting count of each example (`None`: never presented). A never-correct
+    /// example counts `penalty` if given, else its number of presentations.
+    pub fn counts(&self, penalty: Option<u32>) -> impl Iterator<Item = Option<u32>> + '_ {
+        (0..self.presentations.len()).map(move |i| match self.presentations[i] {
+            0 => None,
+            n if !self.ever_correct[i] => Some(penalty.unwrap_or(n)),
+            _ => Some(self.forgetting_events[i]),
+        })
+    }
+}
+
+/// Forgetting counts summed over runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ForgettingCounts {
+    /// Sum over runs of each example's count (0 for never-presented examples).
+    pub totals: Vec<u32>,
+    /// Whether any counted run presented the example.
+    pub presented: Vec<bool>,
+}
+
+/// Counts forgetting events of `runs` (chosen by [`select_runs`]) from their presentations.
+///
+/// # Errors
+/// [`Error::Config`] when runs of different sizes or epoch counts would be mixed, or a run has
+/// no recorded presentations; [`Error::Format`] naming the file when a partition is corrupt.
+pub fn count_forgetting(
+    catalog: &Catalog,
+    runs: &[SelectedRun],
+    options: &OrderOptions,
+) -> Result<ForgettingCounts> {
+    let num_examples = runs[0].dataset_examples as usize;
+    if let Some(other) = runs.iter().find(|r| r.dataset_examples as usize != num_examples) {
+        return Err(Error::Config(format!(
+            "runs {} and {} have datasets of different sizes ({num_examples} and {})",
+            runs[0].run_id, other.run_id, other.dataset_examples
+        )));
+    }
+    let limit = match options.fidelity {
+        Fidelity::Corrected => options.epochs,
+        Fidelity::Faithful => Some(options.epochs.unwrap_or(REFERENCE_EPOCHS)),
+    };
+    let used =
+        |run: &SelectedRun| limit.map_or(run.epochs_completed, |n| n.min(run.epochs_completed));
+    if options.fidelity == Fidelity::Corrected
+        && let Some(other) = runs.iter().find(|r| used(r) != used(&runs[0]))
+    {
+        return Err(Error::Config(format!(
+            "runs have different epoch counts ({}: {}, {}: {}); pass --epochs N to use the first N epochs of each (N at most the smallest), or --fidelity faithful",
+            runs[0].run_id,
+            used(&runs[0]),
+            other.run_id,
+            used(other)
+        )));
+    }
+    let penalty = match options.fidelity {
+        Fidelity::Corrected => None,
+        Fidelity::Faithful => limit,
+    };
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get()).min(runs.len());
+    let per_worker = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..workers)
+            .map(|w| {
+                scope.spawn(move || -> Result<ForgettingCounts> {
+                    let mut sums = ForgettingCounts {
+                        totals: vec![0; num_examples],
+                        presented: vec![false; num_examples],
+                    };
+                    for run in runs.iter().skip(w).step_by(workers) {
+                        let counter = count_run(catalog, run, used(run), num_examples)?;
+                        for (i, count) in counter.counts(penalty).enumerate() {
+                            if let Some(count) = count {
+                                sums.totals[i] += count;
+                                sums.presented[i] = true;
+                            }
+                        }
+                    }
+                    Ok(sums)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join()).collect::<Vec<_>>()
+    });
+    let mut result =
+        ForgettingCounts { totals: vec![0; num_examples], presented: vec![false; num_examples] };
+    for partial in per_worker {
+        let partial = partial.map_err(|_| Error::Thread {
+            thread: "forgetting counter".into(),
+            reason: "panicked".into(),
+        })??;
+        for i in 0..num_examples {
+            result.totals[i] += partial.totals[i];
+            result.presented[i] |= partial.presented[i];
+        }
+    }
+    Ok(result)
+}
+
+/// Streams the first `epochs` epoch files of `run` through a [`RunCounter`].
+fn count_run(
+    catalog: &Catalog,
+    run: &SelectedRun,
+    epochs: u32,
+    num_examples: usize,
+) -> Result<RunCounter> {
+    let files = epoch_files(catalog, run)?;
+    let mut counter = RunCounter::new(num_examples);
+    for epoch in 1..=epochs {
+        let path = files.get(epoch as usize - 1).and_then(|f| f.as_ref()).ok_or_else(|| {
+            Error::Config(format!(
+                "run {} has no presentations for epoch {epoch} (trained with --no-record, or files were deleted)",
+                run.run_id
+            ))
+        })?;
+        let bad = |e: PolarsError| Error::format(path, e.to_string());
+        let file = std::fs::File::open(path).at(path)?;
+        let frame = ParquetReader::new(file)
+            .with_columns(Some(vec![col::EXAMPLE_ID.into(), col::CORRECT.into()]))
+            .finish()
+            .map_err(bad)?;
+        let ids = frame.column(col::EXAMPLE_ID).and_then(|c| c.u32()).map_err(bad)?;
+        let correct = frame.column(col::CORRECT).and_then(|c| c.bool()).map_err(bad)?;
+        if ids.null_count() + correct.null_count() > 0 {
+            return Err(Error::format(path, "null example_id or correct"));
+        }
+        for (id, correct) in ids.into_no_null_iter().zip(correct.iter().map(|c| c == Some(true))) {
+            if id as usize >= num_examples {
+                return Err(Error::format(
+                    path,
+                    format!("example_id {id} outside the dataset's {num_examples} examples"),
+                ));
+            }
+            counter.observe(id as usize, correct);
+        }
+    }
+    Ok(counter)
+}
+
+/// A run's epoch files, index `e - 1` for epoch `e`.
+fn epoch_files(catalog: &Catalog, run: &SelectedRun) -> Result<Vec<Option<PathBuf>>> {
+    let runs_dir = catalog.layout().table_dir(Table::Presentations);
+    let mut files = Vec::new();
+    for dataset_dir in std::fs::read_dir(&runs_dir).at(&runs_dir)? {
+        let run_dir =
+            dataset_dir.at(&runs_dir)?.path().join(format!("{}={}", col::RUN_ID, run.run_id));
+        let Ok(entries) = std::fs::read_dir(&run_dir) else { continue };
+        for entry in entries {
+            let entry = entry.at(&run_dir)?;
+            let Some(epoch) = entry.file_name().to_str().and_then(parse_epoch_dir) else {
+                continue;
+            };
+            let file = entry.path().join("part-0.parquet");
+            if epoch >= 1 && file.is_file() {
+                let index = epoch as usize - 1;
+                if files.len() <= index {
+                    files.resize(index + 1, None);
+                }
+                files[index] = Some(file);
+            }
+        }
+    }
+    Ok(files)
+}
+
+/// Sorts the presented examples by total count ascending, ties by `tie_break`.
+pub fn order(counts: &ForgettingCounts, tie_break: TieBreak) -> (Vec<u32>, Vec<u32>) {
+    let mut ids: Vec<u32> =
+        (0..counts.totals.len() as u32).filter(|&i| counts.presented[i as usize]).collect();
+    if let TieBreak::Random { seed } = tie_break {
+        ids.shuffle(&mut ChaCha8Rng::seed_from_u64(seed));
+    }
+    ids.sort_by_key(|&i| counts.totals[i as usize]);
+    let sorted_counts = ids.iter().map(|&i| counts.totals[i as usize]).collect();
+    (ids, sorted_counts)
+}
+
+/// Everything `fstream order` reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderReport {
+    /// The sorting file (order, counts, provenance).
+    pub sorting: SortingFile,
+    /// Runs skipped because they were not complete.
+    pub skipped: Vec<SelectedRun>,
+    /// Examples with total count 0.
+    pub unforgettable: usize,
+}
+
+/// Selects runs, counts forgetting and orders the examples.
+///
+/// # Errors
+/// See [`select_runs`] and [`count_forgetting`].
+pub fn compute_order(catalog: &Catalog, options: &OrderOptions) -> Result<OrderReport> {
+    let (runs, skipped) = select_runs(catalog, options)?;
+    let counts = count_forgetting(catalog, &runs, options)?;
+    let (example_ids, forgetting_counts) = order(&counts, options.tie_break);
+    let unforgettable = forgetting_counts.iter().take_while(|&&c| c == 0).count();
+    Ok(OrderReport {
+        sorting: SortingFile {
+            dataset: options.dataset.clone(),
+            dataset_examples: counts.totals.len(),
+            runs: runs.into_iter().map(|r| r.run_id).collect(),
+            example_ids,
+            forgetting_counts,
+        },
+        skipped,
+        unforgettable,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Counts of one example presented with the given correctness sequence.
+    fn count(sequence: &[bool], penalty: Option<u32>) -> Option<u32> {
+        let mut counter = RunCounter::new(1);
+        for &c in sequence {
+            counter.observe(0, c);
+        }
+        counter.counts(penalty).next().unwrap()
+    }
+
+    #[test]
+    fn forgetting_events_are_correct_to_incorrect_transitions() {
+        assert_eq!(count(&[false, true, false, true, true, false], None), Some(2));
+        assert_eq!(count(&[true, false, false, false], None), Some(1));
+        assert_eq!(count(&[false, false, true], None), Some(0));
+    }
+
+    #[test]
+    fn always_correct_is_unforgettable() {
+        assert_eq!(count(&[true, true, true], None), Some(0));
+    }
+
+    #[test]
+    fn never_learned_counts_its_presentations_or_the_faithful_penalty() {
+        assert_eq!(count(&[false, false, false], None), Some(3));
+        assert_eq!(count(&[false, false, false], Some(200)), Some(200));
+    }
+
+    #[test]
+    fn single_epoch_runs_have_no_transitions() {
+        assert_eq!(count(&[true], None), Some(0));
+        assert_eq!(count(&[false], None), Some(1));
+    }
+
+    #[test]
+    fn never_presented_examples_have_no_count() {
+        let counter = RunCounter::new(2);
+        assert_eq!(counter.counts(None).collect::<Vec<_>>(), vec![None, None]);
+    }
+
+    #[test]
+    fn order_breaks_ties_by_example_id() {
+        let counts = ForgettingCounts {
+            totals: vec![3, 0, 1, 0, 1, 9],
+            presented: vec![true, true, true, true, true, false],
+        };
+        let (ids, sorted) = order(&counts, TieBreak::ById);
+        assert_eq!(ids, vec![1, 3, 2, 4, 0]);
+        assert_eq!(sorted, vec![0, 0, 1, 1, 3]);
+    }
+
+    #[test]
+    fn random_tie_break_is_seeded_and_keeps_counts_sorted() {
+        let counts = ForgettingCounts { totals: vec![0; 50], presented: vec![true; 50] };
+        let (a, _) = order(&counts, TieBreak::Random { seed: 1 });
+        let (b, _) = order(&counts, TieBreak::Random { seed: 1 });
+        let (c, _) = order(&counts, TieBreak::Random { seed: 2 });
+        assert_eq!(a, b);
+        assert_ne!(a, c);
+        assert_ne!(a, (0..50).collect::<Vec<u32>>());
+    }
+}
