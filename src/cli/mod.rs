@@ -1,0 +1,72 @@
+//! The command line: clap definitions of the subcommands, each in its own file, converted into
+//! library configurations and dispatched. Library code never sees a clap type.
+
+mod logger;
+mod order;
+mod progress;
+mod query;
+mod train;
+
+use clap::{Parser, Subcommand};
+
+use fstream::query::forgetting::Fidelity;
+
+/// Exit codes, shown at the end of `--help`.
+const EXIT_CODES: &str = "Exit codes: 0 success; 1 runtime failure (I/O, corrupt data, training or \
+query failure); 2 usage or input error (bad flags, bad input files, bad SQL).";
+
+/// Record and analyse example forgetting during neural network training.
+#[derive(Debug, Parser)]
+#[command(name = "fstream", version, help_expected = true, max_term_width = 100, args_override_self = true, after_help = EXIT_CODES)]
+pub struct Cli {
+    /// More log output on stderr (-v debug, -vv trace).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+    /// Only warnings and errors on stderr, no progress bars.
+    #[arg(short, long, global = true)]
+    quiet: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Train one or more runs, recording every presentation of every example.
+    Train(train::TrainArgs),
+    /// Count forgetting events across runs and write the sorting file.
+    Order(order::OrderArgs),
+    /// Run an SQL file over the tables presentations, epochs, examples and runs.
+    Query(query::QueryArgs),
+}
+
+/// Corrected or faithful semantics where the reference has a bug (DESIGN.md §2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum FidelityArg {
+    /// fstream's corrected behaviour (default).
+    Corrected,
+    /// Reproduce the reference's behaviour, bugs included.
+    Faithful,
+}
+
+impl From<FidelityArg> for Fidelity {
+    fn from(arg: FidelityArg) -> Self {
+        match arg {
+            FidelityArg::Corrected => Fidelity::Corrected,
+            FidelityArg::Faithful => Fidelity::Faithful,
+        }
+    }
+}
+
+/// Parses the command line and runs the chosen subcommand.
+///
+/// # Errors
+/// Whatever the subcommand fails with; `main` prints it and picks the exit code.
+pub fn run() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    logger::init(cli.verbose, cli.quiet);
+    match cli.command {
+        Command::Train(args) => train::run(args, cli.quiet),
+        Command::Order(args) => order::run(args),
+        Command::Query(args) => query::run(args),
+    }
+}

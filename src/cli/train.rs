@@ -1,0 +1,533 @@
+//! `fstream train`: flags (with the reference's underscore spellings as aliases), their
+//! conversion into planned runs, and the progress display.
+
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+use anyhow::Context;
+use clap::Args;
+use fstream::Error;
+use fstream::data::selection::{Removal, select};
+use fstream::data::{DatasetKind, Splits, mnist};
+use fstream::experiment::{PlannedRun, run_experiment};
+use fstream::model::ModelKind;
+use fstream::query::forgetting::Fidelity;
+use fstream::record::{ExampleTable, RunInfo};
+use fstream::store::sorting::SortingFile;
+use fstream::store::writer::now_ms;
+use fstream::train::{Progress, TrainConfig};
+use indicatif::ProgressBar;
+
+use super::FidelityArg;
+use super::progress::{Bars, ProgressMode};
+
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    /// Dataset: mnist or permuted_mnist.
+    #[arg(long, value_name = "NAME")]
+    dataset: DatasetKind,
+    /// Directory holding the dataset files (MNIST: DIR/mnist/*-ubyte[.gz]).
+    #[arg(long, alias = "data_dir", value_name = "DIR", default_value = "data")]
+    data_dir: PathBuf,
+    /// Dataset root the tables are written to.
+    #[arg(long, alias = "output_dir", value_name = "DIR", default_value = "results")]
+    output_dir: PathBuf,
+    /// Epochs to train.
+    #[arg(long, value_name = "N", default_value_t = 200)]
+    epochs: u32,
+    /// Training seed; repeat for several runs (default 1).
+    #[arg(long, value_name = "N", conflicts_with = "seeds")]
+    seed: Vec<u64>,
+    /// Several seeds, as an inclusive range A..B or a list A,B,C; the runs train concurrently.
+    #[arg(long, value_name = "SEEDS")]
+    seeds: Option<String>,
+    /// Model.
+    #[arg(long, value_name = "NAME", default_value = "mnist_cnn")]
+    model: ModelKind,
+    /// Training batch size.
+    #[arg(long, alias = "batch_size", value_name = "N", default_value_t = 64)]
+    batch_size: usize,
+    /// SGD learning rate.
+    #[arg(long, alias = "learning_rate", value_name = "LR", default_value_t = 0.01)]
+    lr: f64,
+    /// SGD momentum.
+    #[arg(long, value_name = "M", default_value_t = 0.5)]
+    momentum: f64,
+    /// Turn the model's dropout off.
+    #[arg(long, alias = "no_dropout")]
+    no_dropout: bool,
+    /// Seed of permuted MNIST's pixel permutation (one permutation for all training seeds).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    permutation_seed: u64,
+    /// faithful: permuted MNIST draws its permutation from each training seed, as the reference
+    /// did (DESIGN.md §2, bug 2).
+    #[arg(long, value_enum, value_name = "MODE", default_value = "corrected")]
+    fidelity: FidelityArg,
+    /// Sorting file written by `fstream order`, for removal experiments.
+    #[arg(long, alias = "sorting_file", value_name = "FILE")]
+    sorting_file: Option<PathBuf>,
+    /// Number of examples to remove.
+    #[arg(long, alias = "remove_n", value_name = "N", default_value_t = 0)]
+    remove_n: usize,
+    /// Keep the N lowest-ranked examples, remove the next --remove-n; below 0: remove
+    /// --remove-n random examples.
+    #[arg(
+        long,
+        alias = "keep_lowest_n",
+        value_name = "N",
+        default_value_t = 0,
+        allow_negative_numbers = true
+    )]
+    keep_lowest_n: i64,
+    /// Of the first --keep-lowest-n ranked examples, remove a random N.
+    #[arg(long, alias = "remove_subsample", value_name = "N", default_value_t = 0)]
+    remove_subsample: usize,
+    /// Total libtorch threads, split between concurrent runs (default: all cores).
+    #[arg(long, value_name = "N")]
+    threads: Option<usize>,
+    /// Device: cpu, cuda, or auto (cuda when available).
+    #[arg(long, value_enum, value_name = "DEVICE", default_value = "auto")]
+    device: DeviceArg,
+    /// Same as --device cpu (the reference's spelling).
+    #[arg(long, alias = "no_cuda")]
+    no_cuda: bool,
+    /// Do not record per-presentation statistics (epochs, examples and runs are still written).
+    #[arg(long)]
+    no_record: bool,
+    /// Mirror to download missing MNIST files from (repeatable; default: the standard mirrors).
+    #[arg(long = "mirror", value_name = "URL")]
+    mirrors: Vec<String>,
+    /// Fail instead of downloading missing dataset files.
+    #[arg(long)]
+    no_download: bool,
+    /// When to draw progress bars.
+    #[arg(long, value_enum, value_name = "WHEN", default_value = "auto")]
+    progress: ProgressMode,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum DeviceArg {
+    /// CUDA if libtorch sees a GPU, else CPU.
+    Auto,
+    /// CPU.
+    Cpu,
+    /// The first CUDA GPU.
+    Cuda,
+}
+
+/// Checked flags: everything but the data-dependent checks.
+#[derive(Debug)]
+struct TrainPlan {
+    seeds: Vec<u64>,
+    base: TrainConfig,
+    removal_flags: RemovalFlags,
+    fidelity: Fidelity,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct RemovalFlags {
+    remove_n: usize,
+    keep_lowest_n: i64,
+    remove_subsample: usize,
+}
+
+impl TryFrom<&TrainArgs> for TrainPlan {
+    type Error = Error;
+
+    fn try_from(args: &TrainArgs) -> Result<Self, Error> {
+        let seeds = match &args.seeds {
+            Some(spec) => parse_seeds(spec)?,
+            None if args.seed.is_empty() => vec![1],
+            None => args.seed.clone(),
+        };
+        if let Some(seed) =
+            seeds.iter().enumerate().find_map(|(i, s)| seeds[..i].contains(s).then_some(s))
+        {
+            return Err(Error::Config(format!("seed {seed} is given twice")));
+        }
+        for (flag, value) in [("--epochs", args.epochs as usize), ("--batch-size", args.batch_size)]
+        {
+            if value == 0 {
+                return Err(Error::Config(format!("{flag} must be at least 1")));
+            }
+        }
+        if !(args.lr > 0.0 && args.lr.is_finite()) {
+            return Err(Error::Config(format!("--lr must be a positive number, got {}", args.lr)));
+        }
+        if !(0.0..1.0).contains(&args.momentum) {
+            return Err(Error::Config(format!(
+                "--momentum must be in [0, 1), got {}",
+                args.momentum
+            )));
+        }
+        let needs_sorting =
+            args.remove_subsample > 0 || (args.remove_n > 0 && args.keep_lowest_n >= 0);
+        if needs_sorting && args.sorting_file.is_none() {
+            return Err(Error::Config(
+                "--remove-n with --keep-lowest-n >= 0 (or --remove-subsample) needs --sorting-file FILE from `fstream order`; use --keep-lowest-n -1 for random removal".into(),
+            ));
+        }
+        if args.remove_subsample > 0 && args.keep_lowest_n < 0 {
+            return Err(Error::Config("--remove-subsample needs --keep-lowest-n >= 0".into()));
+        }
+        let total_threads = args
+            .threads
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+        if total_threads == 0 {
+            return Err(Error::Config("--threads must be at least 1".into()));
+        }
+        let device = match (args.no_cuda, args.device) {
+            (true, _) | (false, DeviceArg::Cpu) => tch::Device::Cpu,
+            (false, DeviceArg::Auto) => tch::Device::cuda_if_available(),
+            (false, DeviceArg::Cuda) if tch::Cuda::is_available() => tch::Device::Cuda(0),
+            (false, DeviceArg::Cuda) => {
+                return Err(Error::Config(
+                    "--device cuda: libtorch sees no CUDA device (is this a CUDA build of libtorch? see README, \"Using your own PyTorch\")".into(),
+                ));
+            }
+        };
+        Ok(TrainPlan {
+            base: TrainConfig {
+                model: args.model,
+                epochs: args.epochs,
+                batch_size: args.batch_size,
+                lr: args.lr,
+                momentum: args.momentum,
+                dropout: !args.no_dropout,
+                seed: seeds[0],
+                device,
+                intra_op_threads: (total_threads / seeds.len()).max(1),
+                record: !args.no_record,
+            },
+            seeds,
+            removal_flags: RemovalFlags {
+                remove_n: args.remove_n,
+                keep_lowest_n: args.keep_lowest_n,
+                remove_subsample: args.remove_subsample,
+            },
+            fidelity: args.fidelity.into(),
+        })
+    }
+}
+
+/// Parses `A..B` (inclusive) or `A,B,C`.
+fn parse_seeds(spec: &str) -> Result<Vec<u64>, Error> {
+    let bad = || {
+        Error::Config(format!(
+            "--seeds {spec:?}: expected a range A..B (inclusive) or a list A,B,C"
+        ))
+    };
+    let seeds: Vec<u64> = match spec.split_once("..") {
+        Some((a, b)) => {
+            let a: u64 = a.trim().parse().map_err(|_| bad())?;
+            let b: u64 = b.trim().trim_start_matches('=').parse().map_err(|_| bad())?;
+            (a..=b).collect()
+        }
+        None => spec
+            .split(',')
+            .map(|s| s.trim().parse().map_err(|_| bad()))
+            .collect::<Result<_, _>>()?,
+    };
+    if seeds.is_empty() { Err(bad()) } else { Ok(seeds) }
+}
+
+fn removal(flags: RemovalFlags, sorting: Option<&SortingFile>) -> Removal {
+    let ordered = || sorting.map(|s| s.example_ids.clone()).unwrap_or_default();
+    let keep_lowest_n = flags.keep_lowest_n.max(0) as usize;
+    if flags.remove_subsample > 0 {
+        Removal::Subsample { ordered: ordered(), keep_lowest_n, subsample: flags.remove_subsample }
+    } else if flags.remove_n == 0 {
+        Removal::None
+    } else if flags.keep_lowest_n < 0 {
+        Removal::Random { remove_n: flags.remove_n }
+    } else {
+        Removal::ByOrder { ordered: ordered(), remove_n: flags.remove_n, keep_lowest_n }
+    }
+}
+
+/// Reads the sorting file and checks that it belongs to `data`.
+fn read_sorting_file(path: &PathBuf, data: &Splits) -> Result<SortingFile, Error> {
+    let sorting = SortingFile::read(path)?;
+    if sorting.dataset != data.kind.name() || sorting.dataset_examples != data.train.len() {
+        return Err(Error::format(
+            path,
+            format!(
+                "sorting file is for dataset {} with {} examples, but --dataset {} has {}",
+                sorting.dataset,
+                sorting.dataset_examples,
+                data.kind,
+                data.train.len()
+            ),
+        ));
+    }
+    Ok(sorting)
+}
+
+pub fn run(args: TrainArgs, quiet: bool) -> anyhow::Result<()> {
+    let plan = TrainPlan::try_from(&args)?;
+    if !args.no_download {
+        download_missing(&args, quiet)?;
+    }
+    let mut loaded: HashMap<u64, Splits> = HashMap::new();
+    let mut sorting_file: Option<SortingFile> = None;
+    let mut runs = Vec::new();
+    let command = std::env::args().collect::<Vec<_>>().join(" ");
+    for &seed in &plan.seeds {
+        let permutation_seed = match plan.fidelity {
+            Fidelity::Corrected => args.permutation_seed,
+            Fidelity::Faithful => seed,
+        };
+        let data = match loaded.entry(permutation_seed) {
+            Entry::Occupied(entry) => entry.into_mut(),
+            Entry::Vacant(entry) => {
+                entry.insert(mnist::load(&args.data_dir, args.dataset, permutation_seed)?)
+            }
+        };
+        if let (None, Some(path)) = (&sorting_file, &args.sorting_file) {
+            sorting_file = Some(read_sorting_file(path, data)?);
+        }
+        let selection =
+            select(data.train.len(), &removal(plan.removal_flags, sorting_file.as_ref()), seed)?;
+        let mut in_training_set = vec![false; data.train.len()];
+        for &id in &selection.kept {
+            in_training_set[id as usize] = true;
+        }
+        let run_id = new_run_id(args.dataset, seed);
+        let config = TrainConfig { seed, ..plan.base.clone() };
+        let info = RunInfo {
+            run_id,
+            dataset: args.dataset.name().into(),
+            model: args.model.name().into(),
+            seed,
+            epochs: config.epochs,
+            batch_size: config.batch_size as u32,
+            optimizer: "sgd".into(),
+            lr: config.lr,
+            momentum: config.momentum,
+            no_dropout: !config.dropout,
+            permutation_seed: (args.dataset == DatasetKind::PermutedMnist)
+                .then_some(permutation_seed),
+            sorting_file: args.sorting_file.as_ref().map(|p| p.display().to_string()),
+            remove_n: selection.removed.len() as u32,
+            keep_lowest_n: plan.removal_flags.keep_lowest_n,
+            remove_subsample: plan.removal_flags.remove_subsample as u32,
+            dataset_examples: data.train.len() as u32,
+            train_examples: selection.kept.len() as u32,
+            record_presentations: config.record,
+            device: format!("{:?}", config.device).to_lowercase(),
+            intra_op_threads: config.intra_op_threads as u32,
+            fstream_version: env!("CARGO_PKG_VERSION").into(),
+            libtorch_version: fstream::LIBTORCH_VERSION.into(),
+            command: command.clone(),
+            started_at_ms: now_ms(),
+        };
+        let examples = ExampleTable {
+            original_labels: data.train.labels.clone(),
+            labels: data.train.labels.clone(),
+            in_training_set,
+        };
+        runs.push((
+            permutation_seed,
+            PlannedRun { info, examples, config, train_ids: selection.kept },
+        ));
+    }
+    // Runs sharing a dataset version train together; faithful permuted MNIST has one per seed.
+    let mut groups: Vec<u64> = runs.iter().map(|(p, _)| *p).collect();
+    groups.dedup();
+    for group in groups {
+        let group_runs: Vec<PlannedRun> =
+            runs.iter().filter(|(p, _)| *p == group).map(|(_, r)| r.clone()).collect();
+        train_group(&args, &loaded[&group], &group_runs, quiet)?;
+    }
+    Ok(())
+}
+
+fn train_group(
+    args: &TrainArgs,
+    data: &Splits,
+    runs: &[PlannedRun],
+    quiet: bool,
+) -> anyhow::Result<()> {
+    for run in runs {
+        log::info!(
+            "run {}: {} seed {}, {} of {} examples, {} epochs, {} threads on {}",
+            run.info.run_id,
+            run.info.dataset,
+            run.info.seed,
+            run.info.train_examples,
+            run.info.dataset_examples,
+            run.info.epochs,
+            run.info.intra_op_threads,
+            run.info.device
+        );
+    }
+    let bars = Bars::new(args.progress, quiet);
+    let run_bars: Mutex<HashMap<String, ProgressBar>> = Mutex::new(
+        runs.iter()
+            .map(|r| {
+                let prefix = format!("seed {:>3} epoch", r.info.seed);
+                (r.info.run_id.clone(), bars.add(prefix, r.train_ids.len() as u64, "examples"))
+            })
+            .collect(),
+    );
+    let epochs = args.epochs;
+    let on_progress = |progress: Progress<'_>| {
+        let bars = run_bars.lock().unwrap_or_else(|p| p.into_inner());
+        match progress {
+            Progress::Batch { run_id, epoch, done, .. } => {
+                if let Some(bar) = bars.get(run_id) {
+                    bar.set_message(format!("epoch {epoch}/{epochs}"));
+                    bar.set_position(done as u64);
+                }
+            }
+            Progress::Epoch(summary) => log::info!(
+                "run {} epoch {}/{epochs}: train acc {:.4} loss {:.4}, test acc {:.4} loss {:.4}, {:.0} examples/s, {:.2} s waiting on the writer",
+                summary.run_id,
+                summary.epoch,
+                summary.train_acc,
+                summary.train_loss,
+                summary.test_acc,
+                summary.test_loss,
+                summary.examples as f64 / summary.train_seconds.max(1e-9),
+                summary.channel_wait_seconds
+            ),
+        }
+    };
+    let report = run_experiment(&args.output_dir, data, runs, &on_progress)
+        .with_context(|| format!("training into {}", args.output_dir.display()))?;
+    drop(bars);
+    log::info!(
+        "wrote {} presentations ({:.2} bytes each) in {} files under {}",
+        report.presentation_rows,
+        report.presentation_bytes as f64 / report.presentation_rows.max(1) as f64,
+        report.files,
+        args.output_dir.display()
+    );
+    for run in runs {
+        println!("{}", run.info.run_id);
+    }
+    Ok(())
+}
+
+fn download_missing(args: &TrainArgs, quiet: bool) -> anyhow::Result<()> {
+    let mirrors: Vec<String> = if args.mirrors.is_empty() {
+        mnist::DEFAULT_MIRRORS.iter().map(|m| m.to_string()).collect()
+    } else {
+        args.mirrors.clone()
+    };
+    let bars = Bars::new(args.progress, quiet);
+    let mut current: Option<(String, ProgressBar)> = None;
+    mnist::download_missing(&args.data_dir, &mirrors, &mut |file, done, total| {
+        if current.as_ref().is_none_or(|(name, _)| name != file) {
+            log::info!("downloading {file}");
+            current =
+                Some((file.to_string(), bars.add(file.to_string(), total.unwrap_or(0), "bytes")));
+        }
+        if let Some((_, bar)) = &current {
+            bar.set_position(done);
+        }
+    })?;
+    Ok(())
+}
+
+/// A new run id: dataset, seed, UTC start time and a random suffix, e.g.
+/// `mnist-s1-20261128T075400Z-3f2a`.
+fn new_run_id(dataset: DatasetKind, seed: u64) -> String {
+    let time = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+    let compact: String = time.chars().filter(|c| !matches!(c, '-' | ':')).collect();
+    format!("{dataset}-s{seed}-{compact}-{:04x}", rand::random::<u16>())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    fn parse(args: &[&str]) -> TrainArgs {
+        let mut argv = vec!["fstream", "train"];
+        argv.extend_from_slice(args);
+        match super::super::Cli::parse_from(argv).command {
+            super::super::Command::Train(args) => args,
+            other => panic!("not train: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn seeds_accept_ranges_and_lists() {
+        assert_eq!(parse_seeds("1..5").unwrap(), vec![1, 2, 3, 4, 5]);
+        assert_eq!(parse_seeds("1..=3").unwrap(), vec![1, 2, 3]);
+        assert_eq!(parse_seeds("4,2").unwrap(), vec![4, 2]);
+        assert!(parse_seeds("x").unwrap_err().to_string().contains("--seeds \"x\""));
+    }
+
+    #[test]
+    fn reference_spellings_are_aliases() {
+        let args = parse(&[
+            "--dataset",
+            "mnist",
+            "--output_dir",
+            "o",
+            "--no_dropout",
+            "--sorting_file",
+            "s.parquet",
+            "--remove_n",
+            "5",
+            "--keep_lowest_n",
+            "-1",
+        ]);
+        assert_eq!(args.output_dir, PathBuf::from("o"));
+        assert!(args.no_dropout);
+        assert_eq!((args.remove_n, args.keep_lowest_n), (5, -1));
+    }
+
+    #[test]
+    fn threads_are_split_between_runs() {
+        let args =
+            parse(&["--dataset", "mnist", "--seeds", "1..4", "--threads", "8", "--device", "cpu"]);
+        let plan = TrainPlan::try_from(&args).unwrap();
+        assert_eq!(plan.seeds, vec![1, 2, 3, 4]);
+        assert_eq!(plan.base.intra_op_threads, 2);
+    }
+
+    #[test]
+    fn removal_by_order_needs_a_sorting_file() {
+        let args = parse(&["--dataset", "mnist", "--remove-n", "10"]);
+        let err = TrainPlan::try_from(&args).unwrap_err().to_string();
+        assert!(err.contains("needs --sorting-file"), "{err}");
+        assert!(
+            TrainPlan::try_from(&parse(&[
+                "--dataset",
+                "mnist",
+                "--remove-n",
+                "10",
+                "--keep-lowest-n",
+                "-1"
+            ]))
+            .is_ok()
+        );
+    }
+
+    #[test]
+    fn removal_flags_map_to_the_reference_modes() {
+        let flags = |remove_n, keep_lowest_n, remove_subsample| RemovalFlags {
+            remove_n,
+            keep_lowest_n,
+            remove_subsample,
+        };
+        assert_eq!(removal(flags(0, 0, 0), None), Removal::None);
+        assert_eq!(removal(flags(3, -1, 0), None), Removal::Random { remove_n: 3 });
+        let sorting = SortingFile {
+            dataset: "mnist".into(),
+            dataset_examples: 3,
+            runs: vec![],
+            example_ids: vec![2, 0, 1],
+            forgetting_counts: vec![0, 0, 1],
+        };
+        assert_eq!(
+            removal(flags(1, 2, 0), Some(&sorting)),
+            Removal::ByOrder { ordered: vec![2, 0, 1], remove_n: 1, keep_lowest_n: 2 }
+        );
+    }
+}
