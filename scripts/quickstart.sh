@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# The main job: a small real MNIST forgetting experiment. Sets up libtorch and MNIST, builds
+# fstream, trains SEEDS runs (default 2) for EPOCHS epochs (default 3) concurrently, orders
+# the examples by forgetting and prints the unforgettable count and the test accuracy.
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+source scripts/env.sh
+scripts/setup-libtorch.sh
+scripts/fetch-mnist.sh data
+cargo build --release --locked --bin fstream
+fstream="$CARGO_TARGET_DIR/release/fstream"
+
+out=results/quickstart
+rm -rf "$out"
+"$fstream" train --dataset mnist --data-dir data --output-dir "$out" \
+  --seeds "1..${SEEDS:-2}" --epochs "${EPOCHS:-3}"
+"$fstream" order --input-dir "$out" --dataset mnist --output-dir "$out" --output-name mnist_order
+echo "SQL check (queries/unforgettable_count.sql):"
+"$fstream" query queries/unforgettable_count.sql --root "$out"
+"$fstream" query queries/test_accuracy.sql --root "$out"
+echo "sorting file: $out/mnist_order.parquet (and .csv); tables: $out/"

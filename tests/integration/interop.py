@@ -1,0 +1,38 @@
+"""Reads an fstream dataset root with pyarrow, pandas, DuckDB and polars, and checks that each
+sees the same presentations and that DuckDB runs the shipped forgetting_counts.sql with the same
+result as `fstream order`. Usage: interop.py ROOT QUERIES_DIR ORDER_CSV. Prints one line per
+reader and exits non-zero on any mismatch."""
+import sys
+
+import duckdb
+import pandas as pd
+import polars as pl
+import pyarrow.dataset as ds
+
+root, queries, order_csv = sys.argv[1:]
+pres = f"{root}/presentations"
+
+arrow_table = ds.dataset(pres, format="parquet", partitioning="hive").to_table()
+n = arrow_table.num_rows
+assert set(arrow_table.column_names) >= {"dataset", "run_id", "epoch", "step", "example_id", "label", "loss", "correct", "margin"}, arrow_table.column_names
+print(f"pyarrow: {n} presentations")
+
+frame = pd.read_parquet(pres)
+assert len(frame) == n and frame["correct"].dtype == bool, frame.dtypes
+runs = pd.read_parquet(f"{root}/runs")
+assert (runs["status"] == "complete").all(), runs["status"]
+print(f"pandas: {len(frame)} presentations, {len(runs)} runs")
+
+lazy = pl.scan_parquet(f"{pres}/**/*.parquet", hive_partitioning=True)
+assert lazy.select(pl.len()).collect().item() == n
+print(f"polars: {n} presentations")
+
+con = duckdb.connect()
+con.execute(f"CREATE VIEW presentations AS SELECT * FROM read_parquet('{pres}/**/*.parquet', hive_partitioning=true)")
+for table in ["runs", "epochs", "examples"]:
+    con.execute(f"CREATE VIEW {table} AS SELECT * FROM read_parquet('{root}/{table}/*.parquet')")
+sql = open(f"{queries}/forgetting_counts.sql").read()
+got = con.execute(sql).fetchall()
+want = [tuple(int(v) for v in line.split(",")[:2]) for line in open(order_csv).read().splitlines()[1:]]
+assert [(int(a), int(b)) for a, b in got] == want, (got[:5], want[:5])
+print(f"duckdb: forgetting_counts.sql matches fstream order on {len(want)} examples")

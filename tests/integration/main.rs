@@ -1,0 +1,10 @@
+//! fstream's integration tests, one binary (each test binary links all of polars).
+//! Tests write tiny MNIST-format datasets, train for real with one libtorch thread per run,
+//! and check the tables against independent computations.
+
+mod cli;
+mod interop;
+mod query;
+mod store;
+mod train;
+mod util;

@@ -1,0 +1,179 @@
+//! `fstream order` and `fstream query` against independent computations.
+
+use std::collections::BTreeMap;
+
+use crate::util::{Workspace, expected_counts, read_order_csv, read_presentations, repo_file};
+
+/// A workspace with two complete 4-epoch runs on the tiny dataset.
+fn trained_workspace() -> Workspace {
+    let ws = Workspace::new();
+    ws.write_tiny_mnist(150, 30);
+    ws.train(&["--seeds", "1..2", "--epochs", "4", "--threads", "2"]).assert_ok();
+    ws
+}
+
+#[test]
+fn order_equals_an_independent_count_with_ties_by_example_id() {
+    let ws = trained_workspace();
+    let run = ws.order("order", &[]);
+    run.assert_ok();
+    let expected = expected_counts(&read_presentations(&ws.root()), None);
+    let mut hand_order: Vec<(u32, u32)> = expected.iter().map(|(&id, &c)| (c, id)).collect();
+    hand_order.sort();
+    let rows = read_order_csv(&ws.path().join("order.csv"));
+    let got: Vec<(u32, u32)> = rows.iter().map(|&(id, count, _)| (count, id)).collect();
+    assert_eq!(got, hand_order);
+    assert!(rows.iter().enumerate().all(|(i, r)| r.2 == i as u32), "ranks are 0-based positions");
+    let distinct: std::collections::BTreeSet<u32> = expected.values().copied().collect();
+    assert!(
+        distinct.len() > 1,
+        "the fixture should produce several different counts: {distinct:?}"
+    );
+
+    let unforgettable = expected.values().filter(|&&c| c == 0).count();
+    assert!(
+        run.stdout().starts_with(&format!("unforgettable examples: {unforgettable} of 150 (")),
+        "{}",
+        run.stdout()
+    );
+}
+
+#[test]
+fn shipped_sql_gives_the_same_numbers_as_order() {
+    let ws = trained_workspace();
+    ws.order("order", &[]).assert_ok();
+    let order: Vec<String> = read_order_csv(&ws.path().join("order.csv"))
+        .iter()
+        .map(|(id, count, _)| format!("{id},{count}"))
+        .collect();
+
+    let counts = ws.query_csv(&repo_file("queries/forgetting_counts.sql"));
+    let mut lines = counts.lines();
+    assert_eq!(lines.next(), Some("example_id,forgetting_count"));
+    assert_eq!(lines.map(String::from).collect::<Vec<_>>(), order);
+
+    let unforgettable = order.iter().filter(|l| l.ends_with(",0")).count();
+    let csv = ws.query_csv(&repo_file("queries/unforgettable_count.sql"));
+    assert_eq!(csv, format!("unforgettable,examples\n{unforgettable},150\n"));
+}
+
+#[test]
+fn first_learned_and_test_accuracy_queries_run_as_shipped() {
+    let ws = trained_workspace();
+    let runs = read_presentations(&ws.root());
+    let csv = ws.query_csv(&repo_file("queries/first_learned.sql"));
+    let mut lines = csv.lines();
+    assert_eq!(
+        lines.next(),
+        Some("run_id,example_id,first_learned_epoch,presentations_to_learn,presentations")
+    );
+    let mut expected: BTreeMap<(String, u32), (Option<u32>, u32)> = BTreeMap::new();
+    for (run_id, presentations) in &runs {
+        for p in presentations {
+            let entry = expected.entry((run_id.clone(), p.example_id)).or_insert((None, 0));
+            if p.correct {
+                entry.0 = Some(entry.0.map_or(p.epoch, |e| e.min(p.epoch)));
+            } else {
+                entry.1 = entry.1.max(p.epoch);
+            }
+        }
+    }
+    let got: Vec<String> = lines.map(String::from).collect();
+    let want: Vec<String> = expected
+        .iter()
+        .map(|((run, id), (first, last_miss))| {
+            let first = first.map_or(String::new(), |e| e.to_string());
+            format!("{run},{id},{first},{last_miss},4")
+        })
+        .collect();
+    assert_eq!(got, want);
+
+    let csv = ws.query_csv(&repo_file("queries/test_accuracy.sql"));
+    let rows: Vec<&str> = csv.lines().skip(1).collect();
+    assert_eq!(rows.len(), 2 * 4);
+    for row in rows {
+        let test_acc: f64 = row.split(',').nth(4).unwrap().parse().unwrap();
+        assert!((0.0..=1.0).contains(&test_acc), "{row}");
+    }
+}
+
+#[test]
+fn order_selects_runs_by_recorded_configuration() {
+    let ws = Workspace::new();
+    ws.write_tiny_mnist(50, 10);
+    ws.train(&["--seed", "1", "--epochs", "2"]).assert_ok();
+    let run = ws.train(&["--seed", "2", "--epochs", "2", "--no_dropout"]);
+    run.assert_ok();
+    let no_dropout_run = run.stdout().trim().to_string();
+
+    ws.order("nodrop", &["--where", "no_dropout"]).assert_ok();
+    let sorting =
+        fstream::store::sorting::SortingFile::read(&ws.path().join("nodrop.parquet")).unwrap();
+    assert_eq!(sorting.runs, vec![no_dropout_run.clone()]);
+    assert_eq!(sorting.dataset, "mnist");
+    assert_eq!(sorting.dataset_examples, 50);
+
+    let only = read_presentations(&ws.root())
+        .into_iter()
+        .filter(|(id, _)| *id == no_dropout_run)
+        .collect();
+    let expected = expected_counts(&only, None);
+    let got: BTreeMap<u32, u32> = sorting
+        .example_ids
+        .iter()
+        .copied()
+        .zip(sorting.forgetting_counts.iter().copied())
+        .collect();
+    assert_eq!(got, expected);
+
+    ws.order("none", &["--where", "seed > 10"])
+        .assert_exit_code(2)
+        .assert_error_contains("no complete run of dataset 'mnist' matches --where \"seed > 10\"");
+    ws.order("bad", &["--where", "no_such_column"])
+        .assert_exit_code(2)
+        .assert_error_contains("--where \"no_such_column\"");
+}
+
+#[test]
+fn runs_of_different_lengths_are_not_mixed_silently() {
+    let ws = Workspace::new();
+    ws.write_tiny_mnist(40, 10);
+    ws.train(&["--seed", "1", "--epochs", "2"]).assert_ok();
+    ws.train(&["--seed", "2", "--epochs", "3"]).assert_ok();
+    ws.order("o", &[])
+        .assert_exit_code(2)
+        .assert_error_contains("runs have different epoch counts");
+    ws.order("o", &["--epochs", "2"]).assert_ok();
+
+    let all = read_presentations(&ws.root());
+    let first_two = all
+        .iter()
+        .map(|(id, ps)| (id.clone(), ps.iter().copied().filter(|p| p.epoch <= 2).collect()))
+        .collect();
+    let as_map = |name: &str| -> BTreeMap<u32, u32> {
+        read_order_csv(&ws.path().join(name)).into_iter().map(|(id, c, _)| (id, c)).collect()
+    };
+    assert_eq!(as_map("o.csv"), expected_counts(&first_two, None));
+
+    // Faithful (reference bug 4): all epochs, and a never-learned example counts the
+    // reference's --epochs default, 200, in each run whatever the run trained.
+    ws.order("f", &["--fidelity", "faithful"]).assert_ok();
+    assert_eq!(as_map("f.csv"), expected_counts(&all, Some(200)));
+}
+
+#[test]
+fn bad_sql_exits_2_naming_the_file() {
+    let ws = trained_workspace();
+    let root = ws.root().display().to_string();
+    for (name, sql, needle) in [
+        ("syntax.sql", "SELEC example_id FROM presentations", "syntax.sql: "),
+        ("table.sql", "SELECT * FROM no_such_table", "table.sql: "),
+        ("column.sql", "SELECT no_such_column FROM presentations", "column.sql: "),
+    ] {
+        let path = ws.path().join(name);
+        std::fs::write(&path, sql).unwrap();
+        ws.fstream(&["query", path.to_str().unwrap(), "--root", &root])
+            .assert_exit_code(2)
+            .assert_error_contains(needle);
+    }
+}

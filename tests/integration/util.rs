@@ -1,0 +1,304 @@
+//! Test helpers: a temporary workspace with tiny IDX datasets, a runner for the built binary,
+//! and an independent reader of the presentations table.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use arrow::array::{Array, BooleanArray, UInt32Array};
+use fstream::data::idx::encode_idx;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+/// A fresh temporary directory for one test.
+pub struct Workspace {
+    dir: tempfile::TempDir,
+}
+
+/// The result of running the binary.
+pub struct Run {
+    pub output: Output,
+}
+
+impl Run {
+    pub fn stdout(&self) -> String {
+        String::from_utf8_lossy(&self.output.stdout).into_owned()
+    }
+
+    pub fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.output.stderr).into_owned()
+    }
+
+    /// Asserts the exit code, printing both streams when it differs.
+    pub fn assert_exit_code(&self, expected: i32) -> &Self {
+        let code = self.output.status.code().unwrap_or(-1);
+        assert_eq!(
+            code,
+            expected,
+            "\n--- stdout ---\n{}\n--- stderr ---\n{}",
+            self.stdout(),
+            self.stderr()
+        );
+        self
+    }
+
+    pub fn assert_ok(&self) -> &Self {
+        self.assert_exit_code(0)
+    }
+
+    /// Asserts a one-line error on stderr that contains `needle`, and no panic.
+    pub fn assert_error_contains(&self, needle: &str) -> &Self {
+        let stderr = self.stderr();
+        let errors: Vec<&str> =
+            stderr.lines().filter(|l| l.starts_with("fstream: error:")).collect();
+        assert_eq!(errors.len(), 1, "expected one error line, stderr:\n{stderr}");
+        assert!(errors[0].contains(needle), "expected {needle:?} in {:?}", errors[0]);
+        assert!(!stderr.contains("panicked"), "panic in stderr:\n{stderr}");
+        self
+    }
+}
+
+impl Workspace {
+    pub fn new() -> Self {
+        Workspace { dir: tempfile::tempdir().unwrap() }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.path().join("data")
+    }
+
+    pub fn root(&self) -> PathBuf {
+        self.path().join("results")
+    }
+
+    /// Writes a tiny MNIST-format dataset: `n_train` and `n_test` 28x28 images of 10 classes,
+    /// each class a bright bar at its own place plus seeded noise; a few train labels are wrong
+    /// so that some examples are forgotten or never learned.
+    pub fn write_tiny_mnist(&self, n_train: usize, n_test: usize) {
+        let dir = self.data_dir().join("mnist");
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut state = 12345u64;
+        let mut noise = move || {
+            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (state >> 33) as u8
+        };
+        let mut split = |n: usize, flip_every: usize| {
+            let mut pixels = Vec::with_capacity(n * 784);
+            let mut labels = Vec::with_capacity(n);
+            for i in 0..n {
+                let class = i % 10;
+                for row in 0..28 {
+                    for colm in 0..28 {
+                        let bar = row / 3 == class && colm > 3 && colm < 24;
+                        pixels.push(if bar {
+                            200u8.saturating_add(noise() % 55)
+                        } else {
+                            noise() % 90
+                        });
+                    }
+                }
+                let flipped = flip_every > 0 && i % flip_every == flip_every - 1;
+                labels.push(if flipped { ((class + 3) % 10) as u8 } else { class as u8 });
+            }
+            (pixels, labels)
+        };
+        let (train_pixels, train_labels) = split(n_train, 7);
+        let (test_pixels, test_labels) = split(n_test, 0);
+        let write = |name: &str, bytes: Vec<u8>| std::fs::write(dir.join(name), bytes).unwrap();
+        write("train-images-idx3-ubyte", encode_idx(&[n_train, 28, 28], &train_pixels));
+        write("train-labels-idx1-ubyte", encode_idx(&[n_train], &train_labels));
+        write("t10k-images-idx3-ubyte", encode_idx(&[n_test, 28, 28], &test_pixels));
+        write("t10k-labels-idx1-ubyte", encode_idx(&[n_test], &test_labels));
+    }
+
+    /// Runs `fstream ARGS` in the workspace.
+    pub fn fstream(&self, args: &[&str]) -> Run {
+        let output = Command::new(env!("CARGO_BIN_EXE_fstream"))
+            .args(args)
+            .current_dir(self.path())
+            .env_remove("LIBTORCH")
+            .output()
+            .unwrap();
+        Run { output }
+    }
+
+    /// `fstream train` on the tiny dataset with test-friendly defaults (CPU, 1 thread per run,
+    /// batch 16, no download); `extra` adds or overrides flags.
+    pub fn train(&self, extra: &[&str]) -> Run {
+        let data = self.data_dir().display().to_string();
+        let root = self.root().display().to_string();
+        let mut args = vec![
+            "train",
+            "--dataset",
+            "mnist",
+            "--data-dir",
+            &data,
+            "--output-dir",
+            &root,
+            "--device",
+            "cpu",
+            "--batch-size",
+            "16",
+            "--lr",
+            "0.05",
+            "--no-download",
+        ];
+        args.extend_from_slice(extra);
+        if !extra.contains(&"--threads") {
+            args.extend_from_slice(&["--threads", "1"]);
+        }
+        self.fstream(&args)
+    }
+
+    /// `fstream order` of the root into `<name>.parquet/csv` in the workspace.
+    pub fn order(&self, name: &str, extra: &[&str]) -> Run {
+        let root = self.root().display().to_string();
+        let out = self.path().display().to_string();
+        let mut args = vec![
+            "order",
+            "--input-dir",
+            &root,
+            "--dataset",
+            "mnist",
+            "--output-dir",
+            &out,
+            "--output-name",
+            name,
+        ];
+        args.extend_from_slice(extra);
+        self.fstream(&args)
+    }
+
+    /// `fstream query FILE --root ROOT --format csv`, asserting success; returns stdout.
+    pub fn query_csv(&self, sql_file: &Path) -> String {
+        let root = self.root().display().to_string();
+        let run = self.fstream(&[
+            "query",
+            sql_file.to_str().unwrap(),
+            "--root",
+            &root,
+            "--format",
+            "csv",
+        ]);
+        run.assert_ok();
+        run.stdout()
+    }
+}
+
+/// Every committed `.parquet` file under `dir`, sorted.
+pub fn parquet_files(dir: &Path) -> Vec<PathBuf> {
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                walk(&path, out);
+            } else if path.extension().is_some_and(|e| e == "parquet") {
+                out.push(path);
+            }
+        }
+    }
+    let mut files = Vec::new();
+    walk(dir, &mut files);
+    files.sort();
+    files
+}
+
+/// The path of a file shipped in the repository.
+pub fn repo_file(relative: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(relative)
+}
+
+/// One presentation, as read back independently of fstream's query code.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Presentation {
+    pub epoch: u32,
+    pub example_id: u32,
+    pub correct: bool,
+}
+
+/// Reads every presentation of every run with the parquet crate, keyed by run id (taken from
+/// the `run_id=` path segment, epoch from `epoch=`).
+pub fn read_presentations(root: &Path) -> BTreeMap<String, Vec<Presentation>> {
+    let mut runs: BTreeMap<String, Vec<Presentation>> = BTreeMap::new();
+    for file in parquet_files(&root.join("presentations")) {
+        let segment = |key: &str| {
+            file.components()
+                .find_map(|c| c.as_os_str().to_str()?.strip_prefix(key).map(String::from))
+                .unwrap()
+        };
+        let run_id = segment("run_id=");
+        let epoch: u32 = segment("epoch=").parse().unwrap();
+        let reader = ParquetRecordBatchReaderBuilder::try_new(File::open(&file).unwrap())
+            .unwrap()
+            .build()
+            .unwrap();
+        for batch in reader {
+            let batch = batch.unwrap();
+            let ids = batch
+                .column_by_name("example_id")
+                .unwrap()
+                .as_any()
+                .downcast_ref::<UInt32Array>()
+                .unwrap()
+                .clone();
+            let correct = batch
+                .column_by_name("correct")
+                .unwrap()
+                .as_any()
+                .downcast_ref::<BooleanArray>()
+                .unwrap()
+                .clone();
+            for i in 0..ids.len() {
+                runs.entry(run_id.clone()).or_default().push(Presentation {
+                    epoch,
+                    example_id: ids.value(i),
+                    correct: correct.value(i),
+                });
+            }
+        }
+    }
+    runs
+}
+
+/// Forgetting counts computed the slow, obvious way: per run and example, sort presentations
+/// by epoch, count true→false transitions, or (never correct) `penalty` or else the number of
+/// presentations; sum over runs.
+pub fn expected_counts(
+    runs: &BTreeMap<String, Vec<Presentation>>,
+    penalty: Option<u32>,
+) -> BTreeMap<u32, u32> {
+    let mut totals: BTreeMap<u32, u32> = BTreeMap::new();
+    for presentations in runs.values() {
+        let mut by_example: BTreeMap<u32, Vec<(u32, bool)>> = BTreeMap::new();
+        for p in presentations {
+            by_example.entry(p.example_id).or_default().push((p.epoch, p.correct));
+        }
+        for (id, mut seq) in by_example {
+            seq.sort();
+            let count = if seq.iter().any(|&(_, c)| c) {
+                seq.windows(2).filter(|w| w[0].1 && !w[1].1).count()
+            } else {
+                penalty.map_or(seq.len(), |p| p as usize)
+            };
+            *totals.entry(id).or_default() += count as u32;
+        }
+    }
+    totals
+}
+
+/// Parses the CSV written by `fstream order` into (example_id, forgetting_count, rank) rows.
+pub fn read_order_csv(path: &Path) -> Vec<(u32, u32, u32)> {
+    let text = std::fs::read_to_string(path).unwrap();
+    let mut lines = text.lines();
+    assert_eq!(lines.next(), Some("example_id,forgetting_count,rank"));
+    lines
+        .map(|line| {
+            let fields: Vec<u32> = line.split(',').map(|f| f.parse().unwrap()).collect();
+            (fields[0], fields[1], fields[2])
+        })
+        .collect()
+}
