@@ -1,0 +1,271 @@
+//! End-to-end figures of the pipeline, printed (targets are goals, not assertions):
+//! 1. MNIST CNN training examples/s with recording on and off (target overhead <= 3%);
+//! 2. writer throughput (rows/s) and bytes per presentation on disk (target <= 8);
+//! 3. `fstream order` wall time and peak memory on 5 runs x 200 epochs x 60,000 examples
+//!    (target <= 1.5 s and <= 1.5 GB), and DuckDB on the same files when FSTREAM_PYTHON is set.
+//!
+//! Run: `cargo bench --bench pipeline` (scripts/bench.sh sets up libtorch first). Sections can
+//! be chosen: `cargo bench --bench pipeline -- train writer order`.
+
+use std::path::Path;
+use std::process::Command;
+use std::sync::Mutex;
+use std::time::Instant;
+
+use fstream::data::{DatasetKind, ImageSet, Splits, mnist};
+use fstream::experiment::{PlannedRun, run_experiment};
+use fstream::record::{self, BatchStats, EpochSummary, ExampleTable, Record, RunInfo, RunStart};
+use fstream::store::writer::{WriterReport, spawn_writer};
+use fstream::train::{Progress, TrainConfig};
+use rand::rngs::ChaCha8Rng;
+use rand::seq::SliceRandom;
+use rand::{RngExt, SeedableRng};
+
+const EXAMPLES: usize = 60_000;
+
+fn main() {
+    let sections: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
+    let wants = |name: &str| sections.is_empty() || sections.iter().any(|s| s == name);
+    if wants("train") {
+        bench_training();
+    }
+    if wants("writer") {
+        bench_writer();
+    }
+    if wants("order") {
+        bench_order();
+    }
+}
+
+/// MNIST from data/mnist when present, else random images of the same shape.
+fn mnist_or_synthetic() -> (Splits, &'static str) {
+    if let Ok(splits) = mnist::load(Path::new("data"), DatasetKind::Mnist, 0) {
+        return (splits, "real MNIST (data/mnist)");
+    }
+    let mut rng = ChaCha8Rng::seed_from_u64(0);
+    let mut set = |n: usize| ImageSet {
+        pixels: (0..n * 784).map(|_| rng.random::<u8>()).collect(),
+        labels: (0..n).map(|_| rng.random_range(0..10u16)).collect(),
+        image_shape: [1, 28, 28],
+    };
+    let splits = Splits {
+        kind: DatasetKind::Mnist,
+        train: set(EXAMPLES),
+        test: set(10_000),
+        num_classes: 10,
+    };
+    (splits, "random 28x28 images (data/mnist not found)")
+}
+
+fn bench_training() {
+    let (data, source) = mnist_or_synthetic();
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let per_epoch = 20_000;
+    println!(
+        "== training: MNIST CNN, batch 64, {per_epoch} examples/epoch, {threads} threads, {source}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let mut rates = [Vec::new(), Vec::new()];
+    for repetition in 0..4 {
+        for (slot, record) in [(0, true), (1, false)] {
+            let config = TrainConfig {
+                epochs: 1,
+                intra_op_threads: threads,
+                record,
+                seed: repetition,
+                ..Default::default()
+            };
+            let run =
+                planned_run(&format!("bench-{repetition}-{record}"), &data, config, per_epoch);
+            let summaries: Mutex<Vec<EpochSummary>> = Mutex::new(Vec::new());
+            let on_progress = |p: Progress<'_>| {
+                if let Progress::Epoch(s) = p {
+                    summaries.lock().unwrap().push(s.clone());
+                }
+            };
+            run_experiment(dir.path(), &data, &[run], &on_progress).unwrap();
+            let s = &summaries.lock().unwrap()[0];
+            if repetition > 0 {
+                rates[slot].push(s.examples as f64 / s.train_seconds);
+            }
+        }
+    }
+    let on = median(&mut rates[0]);
+    let off = median(&mut rates[1]);
+    println!("recording on : {on:>8.0} examples/s (median of 3)");
+    println!("recording off: {off:>8.0} examples/s (median of 3)");
+    println!("recording overhead: {:.1}% (target <= 3%)", 100.0 * (off - on) / off);
+}
+
+fn planned_run(run_id: &str, data: &Splits, config: TrainConfig, examples: usize) -> PlannedRun {
+    PlannedRun {
+        info: RunInfo {
+            run_id: run_id.into(),
+            dataset: "mnist".into(),
+            epochs: config.epochs,
+            record_presentations: config.record,
+            dataset_examples: data.train.len() as u32,
+            ..Default::default()
+        },
+        examples: ExampleTable {
+            original_labels: data.train.labels.clone(),
+            labels: data.train.labels.clone(),
+            in_training_set: vec![true; data.train.len()],
+        },
+        config,
+        train_ids: (0..examples as u32).collect(),
+    }
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+/// Writes `runs` x `epochs` x 60,000 synthetic presentations through the real channel and
+/// writer. Each example is learned at a random epoch, then mostly stays learned, so the
+/// correctness pattern and the float distributions resemble a real run.
+fn write_synthetic(root: &Path, runs: usize, epochs: u32) -> (WriterReport, f64) {
+    let (mut sender, receiver) = record::channel();
+    let writer = spawn_writer(root.to_path_buf(), receiver);
+    let started = Instant::now();
+    for run in 0..runs {
+        let mut rng = ChaCha8Rng::seed_from_u64(run as u64);
+        let run_id = format!("synthetic-s{run}");
+        let info = RunInfo {
+            run_id: run_id.clone(),
+            dataset: "mnist".into(),
+            epochs,
+            dataset_examples: EXAMPLES as u32,
+            train_examples: EXAMPLES as u32,
+            record_presentations: true,
+            ..Default::default()
+        };
+        let labels: Vec<u16> = (0..EXAMPLES).map(|i| (i % 10) as u16).collect();
+        let examples = ExampleTable {
+            original_labels: labels.clone(),
+            labels: labels.clone(),
+            in_training_set: vec![true; EXAMPLES],
+        };
+        sender.send(Record::RunStarted(Box::new(RunStart { run: info, examples }))).unwrap();
+        let learned_at: Vec<u32> = (0..EXAMPLES).map(|_| rng.random_range(1..12u32)).collect();
+        let mut order: Vec<u32> = (0..EXAMPLES as u32).collect();
+        let mut step = 0;
+        for epoch in 1..=epochs {
+            order.shuffle(&mut rng);
+            for batch in order.chunks(64) {
+                let mut stats =
+                    BatchStats { run_id: run_id.clone(), epoch, step, ..Default::default() };
+                for &id in batch {
+                    let learned = epoch >= learned_at[id as usize];
+                    let correct = rng.random_bool(if learned { 0.98 } else { 0.3 });
+                    let margin: f32 = if correct {
+                        rng.random_range(0.0..12.0)
+                    } else {
+                        rng.random_range(-6.0..0.0)
+                    };
+                    stats.example_ids.push(id);
+                    stats.labels.push(labels[id as usize]);
+                    stats.loss.push((-margin).exp().ln_1p() * rng.random_range(0.8..1.2f32));
+                    stats.correct.push(correct);
+                    stats.margin.push(margin);
+                }
+                sender.send(Record::Batch(stats)).unwrap();
+                step += 1;
+            }
+            let summary = EpochSummary {
+                run_id: run_id.clone(),
+                epoch,
+                train_acc: 0.0,
+                train_loss: 0.0,
+                test_acc: 0.0,
+                test_loss: 0.0,
+                lr: 0.01,
+                train_seconds: 0.0,
+                channel_wait_seconds: 0.0,
+                examples: EXAMPLES as u64,
+            };
+            sender.send(Record::EpochEnded(summary)).unwrap();
+        }
+        sender.send(Record::RunEnded { run_id, error: None }).unwrap();
+    }
+    let waited = sender.waited().as_secs_f64();
+    drop(sender);
+    let report = writer.join().unwrap().unwrap();
+    let seconds = started.elapsed().as_secs_f64();
+    println!("(generated in {seconds:.1} s; producer blocked on the channel {waited:.1} s)");
+    (report, seconds)
+}
+
+fn bench_writer() {
+    println!("== writer: 1 run x 30 epochs x 60,000 synthetic presentations");
+    let dir = tempfile::tempdir().unwrap();
+    let (report, _) = write_synthetic(dir.path(), 1, 30);
+    let rows = report.presentation_rows as f64;
+    println!(
+        "writer busy {:.2} s: {:.2} M rows/s sustained by the writer thread",
+        report.busy_seconds,
+        rows / report.busy_seconds / 1e6
+    );
+    println!(
+        "bytes per presentation on disk: {:.2} (target <= 8)",
+        report.presentation_bytes as f64 / rows
+    );
+}
+
+fn bench_order() {
+    println!("== order: 5 runs x 200 epochs x 60,000 examples (60M presentations)");
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    let (report, _) = write_synthetic(&root, 5, 200);
+    println!(
+        "dataset: {} rows, {:.0} MB",
+        report.presentation_rows,
+        report.presentation_bytes as f64 / 1e6
+    );
+    let out = dir.path().display().to_string();
+    let root_arg = root.display().to_string();
+    let order = || {
+        let started = Instant::now();
+        let status = Command::new(env!("CARGO_BIN_EXE_fstream"))
+            .args([
+                "-q",
+                "order",
+                "--dataset",
+                "mnist",
+                "--input-dir",
+                &root_arg,
+                "--output-dir",
+                &out,
+                "--output-name",
+                "o",
+            ])
+            .stdout(std::process::Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success());
+        started.elapsed().as_secs_f64()
+    };
+    order(); // warm the page cache
+    let mut times: Vec<f64> = (0..3).map(|_| order()).collect();
+    println!(
+        "fstream order: {:.2} s (median of 3, warm cache; target <= 1.5 s)",
+        median(&mut times)
+    );
+    println!("fstream order peak RSS: {:.0} MB (target <= 1500 MB)", peak_child_rss_mb());
+    if let Some(python) = std::env::var_os("FSTREAM_PYTHON") {
+        let script = format!(
+            "import duckdb, time\ncon = duckdb.connect()\ncon.execute(\"CREATE VIEW presentations AS SELECT * FROM read_parquet('{root_arg}/presentations/**/*.parquet', hive_partitioning=true)\")\ncon.execute(\"CREATE VIEW runs AS SELECT * FROM read_parquet('{root_arg}/runs/*.parquet')\")\nsql = open('queries/forgetting_counts.sql').read()\nts = []\nfor _ in range(3):\n    t = time.time(); con.execute(sql).fetchall(); ts.append(time.time() - t)\nprint(f'duckdb forgetting_counts.sql: {{sorted(ts)[1]:.2f}} s (median of 3)')\n"
+        );
+        let output = Command::new(python).arg("-c").arg(script).output().unwrap();
+        print!("{}", String::from_utf8_lossy(&output.stdout));
+    }
+}
+
+/// Peak resident memory of the largest child process so far, in MB.
+fn peak_child_rss_mb() -> f64 {
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: getrusage fills the struct we own; RUSAGE_CHILDREN covers waited-for children.
+    unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage) };
+    usage.ru_maxrss as f64 / 1024.0
+}
