@@ -255,7 +255,7 @@ fn bench_order() {
     println!("fstream order peak RSS: {:.0} MB (target <= 1500 MB)", peak_child_rss_mb());
     if let Some(python) = std::env::var_os("FSTREAM_PYTHON") {
         let script = format!(
-            "import duckdb, time\ncon = duckdb.connect()\ncon.execute(\"CREATE VIEW presentations AS SELECT * FROM read_parquet('{root_arg}/presentations/**/*.parquet', hive_partitioning=true)\")\ncon.execute(\"CREATE VIEW runs AS SELECT * FROM read_parquet('{root_arg}/runs/*.parquet')\")\nsql = open('queries/forgetting_counts.sql').read()\nts = []\nfor _ in range(3):\n    t = time.time(); con.execute(sql).fetchall(); ts.append(time.time() - t)\nprint(f'duckdb forgetting_counts.sql: {{sorted(ts)[1]:.2f}} s (median of 3)')\n"
+            "import duckdb, time\ncon = duckdb.connect()\ncon.execute(\"SET enable_progress_bar = false\")\ncon.execute(\"CREATE VIEW presentations AS SELECT * FROM read_parquet('{root_arg}/presentations/**/*.parquet', hive_partitioning=true)\")\ncon.execute(\"CREATE VIEW runs AS SELECT * FROM read_parquet('{root_arg}/runs/*.parquet')\")\nsql = open('queries/forgetting_counts.sql').read()\nts = []\nfor _ in range(3):\n    t = time.time(); con.execute(sql).fetchall(); ts.append(time.time() - t)\nprint(f'duckdb forgetting_counts.sql: {{sorted(ts)[1]:.2f}} s (median of 3)')\n"
         );
         let output = Command::new(python).arg("-c").arg(script).output().unwrap();
         print!("{}", String::from_utf8_lossy(&output.stdout));
