@@ -8,6 +8,8 @@
 
 use tch::nn::{self, ModuleT};
 
+use super::DropoutRng;
+
 /// Options of [`mnist_cnn`].
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct MnistCnnConfig {
@@ -17,9 +19,9 @@ pub struct MnistCnnConfig {
     pub dropout: bool,
 }
 
-/// Builds the network. Input: `[N, 1, 28, 28]` float, normalized; output: `[N, num_classes]`
+/// Builds the network, drawing dropout masks from `rng`. Input: `[N, 1, 28, 28]` float, normalized; output: `[N, num_classes]`
 /// logits.
-pub fn mnist_cnn(p: &nn::Path, cfg: &MnistCnnConfig) -> impl ModuleT + use<> {
+pub fn mnist_cnn(p: &nn::Path, cfg: &MnistCnnConfig, rng: DropoutRng) -> impl ModuleT + use<> {
     let conv1 = nn::conv2d(p / "conv1", 1, 10, 5, Default::default());
     let conv2 = nn::conv2d(p / "conv2", 10, 20, 5, Default::default());
     let fc1 = nn::linear(p / "fc1", 320, 50, Default::default());
@@ -27,7 +29,7 @@ pub fn mnist_cnn(p: &nn::Path, cfg: &MnistCnnConfig) -> impl ModuleT + use<> {
     let dropout = if cfg.dropout { 0.5 } else { 0.0 };
     nn::func_t(move |xs, train| {
         let xs = xs.apply(&conv1).max_pool2d_default(2).relu();
-        let xs = xs.apply(&conv2).feature_dropout(dropout, train).max_pool2d_default(2).relu();
-        xs.flat_view().apply(&fc1).relu().dropout(dropout, train).apply(&fc2)
+        let xs = rng.apply(&xs.apply(&conv2), dropout, train, true).max_pool2d_default(2).relu();
+        rng.apply(&xs.flat_view().apply(&fc1).relu(), dropout, train, false).apply(&fc2)
     })
 }

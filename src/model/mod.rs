@@ -1,6 +1,7 @@
 //! Model construction: [`ModelKind`] names a network and [`build`] constructs it under a
 //! var-store path. Adding a model touches this file and one new file.
 
+mod dropout;
 mod mnist_cnn;
 
 use std::fmt;
@@ -8,6 +9,7 @@ use std::str::FromStr;
 
 use tch::nn;
 
+pub use dropout::DropoutRng;
 pub use mnist_cnn::{MnistCnnConfig, mnist_cnn};
 
 /// The networks fstream can train.
@@ -47,15 +49,16 @@ impl FromStr for ModelKind {
 }
 
 /// Builds `kind` with `num_classes` outputs under `p`; `dropout` switches the model's dropout
-/// layers on or off.
+/// layers on or off, and their masks come from `rng`.
 pub fn build(
     p: &nn::Path,
     kind: ModelKind,
     num_classes: i64,
     dropout: bool,
+    rng: DropoutRng,
 ) -> impl nn::ModuleT + use<> {
     match kind {
-        ModelKind::MnistCnn => mnist_cnn(p, &MnistCnnConfig { num_classes, dropout }),
+        ModelKind::MnistCnn => mnist_cnn(p, &MnistCnnConfig { num_classes, dropout }, rng),
     }
 }
 
@@ -67,7 +70,7 @@ mod tests {
     #[test]
     fn mnist_cnn_has_the_reference_parameter_count_and_output_shape() {
         let vs = nn::VarStore::new(tch::Device::Cpu);
-        let model = build(&vs.root(), ModelKind::MnistCnn, 10, true);
+        let model = build(&vs.root(), ModelKind::MnistCnn, 10, true, DropoutRng::new(0));
         let params: i64 = vs.trainable_variables().iter().map(|t| t.numel() as i64).sum();
         // conv1 10*1*25+10, conv2 20*10*25+20, fc1 320*50+50, fc2 50*10+10 (PyTorch: 21,840).
         assert_eq!(params, 260 + 5020 + 16050 + 510);

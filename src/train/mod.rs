@@ -15,7 +15,7 @@ use tch::{Device, Kind, Reduction, Tensor};
 
 use crate::data::{ImageSet, Splits};
 use crate::error::{Error, Result};
-use crate::model::{self, ModelKind};
+use crate::model::{self, DropoutRng, ModelKind};
 use crate::record::{BatchStats, EpochSummary, Record, RecordSender, RunId};
 use stats::batch_stats;
 
@@ -29,6 +29,17 @@ const EVAL_BATCH_SIZE: i64 = 1000;
 /// libtorch has one global random generator: seeding it and building a model must not
 /// interleave between concurrent runs, or initializations would depend on thread timing.
 static MODEL_INIT: Mutex<()> = Mutex::new(());
+
+/// Random streams of an epoch, told apart by [`epoch_seed`].
+const DATA_ORDER_STREAM: u64 = 1;
+const DROPOUT_STREAM: u64 = 2;
+
+/// The seed of one epoch's random stream: an epoch's data order and dropout masks depend only
+/// on the run's seed and the epoch, never on what ran before or beside it.
+fn epoch_seed(seed: u64, epoch: u32, stream: u64) -> u64 {
+    seed ^ u64::from(epoch).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        ^ stream.wrapping_mul(0xD1B5_4A32_D192_ED03)
+}
 
 /// How to train one run. Defaults are the reference's MNIST settings.
 #[derive(Debug, Clone, PartialEq)]
@@ -108,10 +119,12 @@ pub fn train_run(
     tch::set_num_threads(config.intra_op_threads as i32);
     let device = config.device;
     let vs = nn::VarStore::new(device);
+    let dropout_rng = DropoutRng::new(config.seed);
     let net = {
         let _lock = MODEL_INIT.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         tch::manual_seed(config.seed as i64);
-        model::build(&vs.root(), config.model, data.num_classes as i64, config.dropout)
+        let classes = data.num_classes as i64;
+        model::build(&vs.root(), config.model, classes, config.dropout, dropout_rng.clone())
     };
     let sgd = nn::Sgd { momentum: config.momentum, ..Default::default() };
     let mut optimizer = sgd.build(&vs, config.lr)?;
@@ -120,11 +133,15 @@ pub fn train_run(
     let test_images = images_tensor(&data.test, device)?;
     let test_labels = Tensor::f_from_slice(&to_i64(&data.test.labels))?.f_to_device(device)?;
 
-    let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
-    let mut order = train_ids.to_vec();
     let mut step = 0u32;
     for epoch in 1..=config.epochs {
-        order.shuffle(&mut rng);
+        let mut order = train_ids.to_vec();
+        order.shuffle(&mut ChaCha8Rng::seed_from_u64(epoch_seed(
+            config.seed,
+            epoch,
+            DATA_ORDER_STREAM,
+        )));
+        dropout_rng.reseed(epoch_seed(config.seed, epoch, DROPOUT_STREAM));
         let started = Instant::now();
         let waited_before = sender.waited();
         let mut totals = EpochTotals::new(device);
