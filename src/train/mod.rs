@@ -2,21 +2,24 @@
 //! recorded from the same forward pass that drives the update. The trainer only holds a
 //! [`RecordSender`]; storage is someone else's job.
 
+pub mod optim;
 pub mod stats;
 
+use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::Instant;
 
 use rand::SeedableRng;
 use rand::rngs::ChaCha8Rng;
 use rand::seq::SliceRandom;
-use tch::nn::{self, ModuleT, OptimizerConfig};
+use tch::nn::{self, ModuleT};
 use tch::{Device, Kind, Reduction, Tensor};
 
 use crate::data::{ImageSet, Splits};
 use crate::error::{Error, Result};
 use crate::model::{self, DropoutRng, ModelKind};
 use crate::record::{BatchStats, EpochSummary, Record, RecordSender, RunId};
+use optim::Sgd;
 use stats::batch_stats;
 
 /// MNIST normalization constants (torchvision's `Normalize((0.1307,), (0.3081,))`).
@@ -83,6 +86,24 @@ impl Default for TrainConfig {
     }
 }
 
+/// The examples a run trains on.
+#[derive(Debug, Clone, Copy)]
+pub struct TrainSet<'a> {
+    /// Example ids presented each epoch.
+    pub ids: &'a [u32],
+    /// Label trained on, indexed by example id.
+    pub labels: &'a [u16],
+}
+
+/// Where a run's checkpoints go, and where it resumes from.
+pub struct Checkpoints<'a> {
+    /// The temporary path to write the checkpoint after an epoch to; the writer thread
+    /// commits it together with the epoch.
+    pub temp_path: &'a (dyn Fn(u32) -> PathBuf + Sync),
+    /// Continue after this many committed epochs, from this checkpoint.
+    pub resume: Option<(u32, PathBuf)>,
+}
+
 /// Progress reported by a trainer while it runs.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Progress<'a> {
@@ -101,8 +122,10 @@ pub enum Progress<'a> {
     Epoch(&'a EpochSummary),
 }
 
-/// Trains one run on `data`, presenting the examples `train_ids` with the labels `labels`
-/// (indexed by example id), and sends its records through `sender`.
+/// Trains one run on `data`, presenting the examples of `train_set`, and sends its records through `sender`. After every epoch the
+/// model and optimizer state go to a checkpoint; with `checkpoints.resume` the run continues
+/// from one. On CPU with the same thread count, a resumed run computes exactly what an
+/// uninterrupted one does: an epoch's randomness depends only on seed and epoch.
 ///
 /// # Errors
 /// [`Error::Torch`] on libtorch failures; [`Error::Thread`] when the writer stopped (its own
@@ -111,8 +134,8 @@ pub fn train_run(
     run_id: &RunId,
     config: &TrainConfig,
     data: &Splits,
-    train_ids: &[u32],
-    labels: &[u16],
+    train_set: TrainSet<'_>,
+    checkpoints: &Checkpoints<'_>,
     sender: &mut RecordSender,
     on_progress: &(dyn Fn(Progress<'_>) + Sync),
 ) -> Result<()> {
@@ -126,15 +149,23 @@ pub fn train_run(
         let classes = data.num_classes as i64;
         model::build(&vs.root(), config.model, classes, config.dropout, dropout_rng.clone())
     };
-    let sgd = nn::Sgd { momentum: config.momentum, ..Default::default() };
-    let mut optimizer = sgd.build(&vs, config.lr)?;
+    let mut optimizer = Sgd::new(&vs, config.lr, config.momentum);
+    let first_epoch = match &checkpoints.resume {
+        Some((after, path)) => {
+            optimizer.restore(Tensor::load_multi(path)?)?;
+            after + 1
+        }
+        None => 1,
+    };
     let train_images = images_tensor(&data.train, device)?;
+    let TrainSet { ids: train_ids, labels } = train_set;
     let train_labels = Tensor::f_from_slice(&to_i64(labels))?.f_to_device(device)?;
     let test_images = images_tensor(&data.test, device)?;
     let test_labels = Tensor::f_from_slice(&to_i64(&data.test.labels))?.f_to_device(device)?;
 
-    let mut step = 0u32;
-    for epoch in 1..=config.epochs {
+    let batches_per_epoch = train_ids.len().div_ceil(config.batch_size) as u32;
+    let mut step = (first_epoch - 1) * batches_per_epoch;
+    for epoch in first_epoch..=config.epochs {
         let mut order = train_ids.to_vec();
         order.shuffle(&mut ChaCha8Rng::seed_from_u64(epoch_seed(
             config.seed,
@@ -174,7 +205,7 @@ pub fn train_run(
             } else {
                 totals.add_device(&logits, &targets, &loss)?;
             }
-            optimizer.backward_step(&loss.f_mean(Kind::Float)?);
+            optimizer.backward_step(&loss.f_mean(Kind::Float)?)?;
             step += 1;
             let done = (batch_index * config.batch_size + batch.len()).min(order.len());
             on_progress(Progress::Batch { run_id, epoch, done, total: order.len() });
@@ -195,9 +226,20 @@ pub fn train_run(
             examples: order.len() as u64,
         };
         on_progress(Progress::Epoch(&summary));
-        send(sender, Record::EpochEnded(summary))?;
+        let checkpoint = (checkpoints.temp_path)(epoch);
+        save_checkpoint(&optimizer, &checkpoint)?;
+        send(sender, Record::EpochEnded { summary, checkpoint: Some(checkpoint) })?;
     }
     Ok(())
+}
+
+/// Writes the model and optimizer state to `path` and flushes it to disk.
+fn save_checkpoint(optimizer: &Sgd, path: &std::path::Path) -> Result<()> {
+    use crate::error::IoContext;
+    let dir = path.parent().unwrap_or(std::path::Path::new("."));
+    std::fs::create_dir_all(dir).at(dir)?;
+    Tensor::save_multi(&optimizer.state(), path)?;
+    std::fs::File::open(path).and_then(|f| f.sync_all()).at(path)
 }
 
 fn send(sender: &mut RecordSender, record: Record) -> Result<()> {
