@@ -114,6 +114,7 @@ fn planned_run(run_id: &str, data: &Splits, config: TrainConfig, examples: usize
         },
         config,
         train_ids: (0..examples as u32).collect(),
+        resume: None,
     }
 }
 
@@ -147,7 +148,9 @@ fn write_synthetic(root: &Path, runs: usize, epochs: u32) -> (WriterReport, f64)
             labels: labels.clone(),
             in_training_set: vec![true; EXAMPLES],
         };
-        sender.send(Record::RunStarted(Box::new(RunStart { run: info, examples }))).unwrap();
+        sender
+            .send(Record::RunStarted(Box::new(RunStart { run: info, examples, resume_after: 0 })))
+            .unwrap();
         let learned_at: Vec<u32> = (0..EXAMPLES).map(|_| rng.random_range(1..12u32)).collect();
         let mut order: Vec<u32> = (0..EXAMPLES as u32).collect();
         let mut step = 0;
@@ -185,7 +188,7 @@ fn write_synthetic(root: &Path, runs: usize, epochs: u32) -> (WriterReport, f64)
                 channel_wait_seconds: 0.0,
                 examples: EXAMPLES as u64,
             };
-            sender.send(Record::EpochEnded(summary)).unwrap();
+            sender.send(Record::EpochEnded { summary, checkpoint: None }).unwrap();
         }
         sender.send(Record::RunEnded { run_id, error: None }).unwrap();
     }

@@ -3,13 +3,14 @@
 //! `runs` table without stopping the others; a failing writer stops everything, and its error
 //! is the one reported.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::data::Splits;
 use crate::error::{Error, Result};
 use crate::record::{self, ExampleTable, Record, RecordSender, RunInfo, RunStart};
+use crate::store::layout::Layout;
 use crate::store::writer::{WriterReport, spawn_writer};
-use crate::train::{Progress, TrainConfig, train_run};
+use crate::train::{Checkpoints, Progress, TrainConfig, TrainSet, train_run};
 
 /// One run to train.
 #[derive(Debug, Clone)]
@@ -22,6 +23,8 @@ pub struct PlannedRun {
     pub config: TrainConfig,
     /// Example ids it trains on.
     pub train_ids: Vec<u32>,
+    /// For a resumed run: epochs already committed, and the checkpoint after the last one.
+    pub resume: Option<(u32, PathBuf)>,
 }
 
 /// Trains `runs` on `data`, storing everything under `root`.
@@ -38,7 +41,11 @@ pub fn run_experiment(
     let writer = spawn_writer(root.to_path_buf(), records);
     let mut started = true;
     for run in runs {
-        let start = RunStart { run: run.info.clone(), examples: run.examples.clone() };
+        let start = RunStart {
+            run: run.info.clone(),
+            examples: run.examples.clone(),
+            resume_after: run.resume.as_ref().map_or(0, |(after, _)| *after),
+        };
         started &= sender.send(Record::RunStarted(Box::new(start))).is_ok();
     }
     let run_results: Vec<Result<()>> = if started {
@@ -50,7 +57,7 @@ pub fn run_experiment(
                     std::thread::Builder::new()
                         .name(format!("train-{}", run.info.run_id))
                         .spawn_scoped(scope, move || {
-                            train_and_report(run, data, &mut sender, on_progress)
+                            train_and_report(root, run, data, &mut sender, on_progress)
                         })
                         .expect("spawning a thread only fails when the OS is out of resources")
                 })
@@ -83,17 +90,21 @@ pub fn run_experiment(
 }
 
 fn train_and_report(
+    root: &Path,
     run: &PlannedRun,
     data: &Splits,
     sender: &mut RecordSender,
     on_progress: &(dyn Fn(Progress<'_>) + Sync),
 ) -> Result<()> {
+    let layout = Layout::new(root);
+    let temp_path = |epoch| layout.checkpoint_temp_file(&run.info.run_id, epoch);
+    let checkpoints = Checkpoints { temp_path: &temp_path, resume: run.resume.clone() };
     let result = train_run(
         &run.info.run_id,
         &run.config,
         data,
-        &run.train_ids,
-        &run.examples.labels,
+        TrainSet { ids: &run.train_ids, labels: &run.examples.labels },
+        &checkpoints,
         sender,
         on_progress,
     );

@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
+use std::fs::{File, OpenOptions, TryLockError};
 use std::path::PathBuf;
 use std::sync::Mutex;
 
@@ -15,6 +16,8 @@ use fstream::experiment::{PlannedRun, run_experiment};
 use fstream::model::ModelKind;
 use fstream::query::forgetting::Fidelity;
 use fstream::record::{ExampleTable, RunInfo};
+use fstream::store::layout::Layout;
+use fstream::store::runs::read_run;
 use fstream::store::sorting::SortingFile;
 use fstream::store::writer::now_ms;
 use fstream::train::{Progress, TrainConfig};
@@ -26,8 +29,12 @@ use super::progress::{Bars, ProgressMode};
 #[derive(Debug, Args)]
 pub struct TrainArgs {
     /// Dataset: mnist or permuted_mnist.
-    #[arg(long, value_name = "NAME")]
-    dataset: DatasetKind,
+    #[arg(long, value_name = "NAME", required_unless_present = "resume")]
+    dataset: Option<DatasetKind>,
+    /// Continue run RUN_ID of --output-dir after its last complete epoch, with the
+    /// configuration it was started with.
+    #[arg(long, value_name = "RUN_ID", conflicts_with_all = ["dataset", "seed", "seeds", "sorting_file"])]
+    resume: Option<String>,
     /// Directory holding the dataset files (MNIST: DIR/mnist/*-ubyte[.gz]).
     #[arg(long, alias = "data_dir", value_name = "DIR", default_value = "data")]
     data_dir: PathBuf,
@@ -178,16 +185,7 @@ impl TryFrom<&TrainArgs> for TrainPlan {
         if total_threads == 0 {
             return Err(Error::Config("--threads must be at least 1".into()));
         }
-        let device = match (args.no_cuda, args.device) {
-            (true, _) | (false, DeviceArg::Cpu) => tch::Device::Cpu,
-            (false, DeviceArg::Auto) => tch::Device::cuda_if_available(),
-            (false, DeviceArg::Cuda) if tch::Cuda::is_available() => tch::Device::Cuda(0),
-            (false, DeviceArg::Cuda) => {
-                return Err(Error::Config(
-                    "--device cuda: libtorch sees no CUDA device (is this a CUDA build of libtorch? see README, \"Using your own PyTorch\")".into(),
-                ));
-            }
-        };
+        let device = device(args)?;
         Ok(TrainPlan {
             base: TrainConfig {
                 model: args.model,
@@ -209,6 +207,18 @@ impl TryFrom<&TrainArgs> for TrainPlan {
             },
             fidelity: args.fidelity.into(),
         })
+    }
+}
+
+/// The device the flags ask for.
+fn device(args: &TrainArgs) -> Result<tch::Device, Error> {
+    match (args.no_cuda, args.device) {
+        (true, _) | (false, DeviceArg::Cpu) => Ok(tch::Device::Cpu),
+        (false, DeviceArg::Auto) => Ok(tch::Device::cuda_if_available()),
+        (false, DeviceArg::Cuda) if tch::Cuda::is_available() => Ok(tch::Device::Cuda(0)),
+        (false, DeviceArg::Cuda) => Err(Error::Config(
+            "--device cuda: libtorch sees no CUDA device (is this a CUDA build of libtorch? see README, \"Using your own PyTorch\")".into(),
+        )),
     }
 }
 
@@ -266,10 +276,64 @@ fn read_sorting_file(path: &PathBuf, data: &Splits) -> Result<SortingFile, Error
 }
 
 pub fn run(args: TrainArgs, quiet: bool) -> anyhow::Result<()> {
-    let plan = TrainPlan::try_from(&args)?;
     if !args.no_download {
         download_missing(&args, quiet)?;
     }
+    match &args.resume {
+        Some(run_id) => resume(&args, run_id, quiet),
+        None => train_new(&args, quiet),
+    }
+}
+
+/// Continues a stored run after its last committed epoch.
+fn resume(args: &TrainArgs, run_id: &str, quiet: bool) -> anyhow::Result<()> {
+    let layout = Layout::new(&args.output_dir);
+    let stored = read_run(&layout, run_id)?;
+    if stored.status == "complete" {
+        return Err(Error::Config(format!(
+            "--resume {run_id}: the run is already complete ({} epochs)",
+            stored.epochs_completed
+        ))
+        .into());
+    }
+    let info = stored.info;
+    let dataset: DatasetKind = info.dataset.parse().map_err(Error::Config)?;
+    let model: ModelKind = info.model.parse().map_err(Error::Config)?;
+    let data = mnist::load(&args.data_dir, dataset, info.permutation_seed.unwrap_or(0))?;
+    let resume = match stored.epochs_completed {
+        0 => None,
+        after => {
+            let checkpoint = layout.checkpoint_file(run_id, after);
+            if !checkpoint.is_file() {
+                return Err(Error::format(&checkpoint, "checkpoint missing: cannot resume").into());
+            }
+            Some((after, checkpoint))
+        }
+    };
+    let config = TrainConfig {
+        model,
+        epochs: info.epochs,
+        batch_size: info.batch_size as usize,
+        lr: info.lr,
+        momentum: info.momentum,
+        dropout: !info.no_dropout,
+        seed: info.seed,
+        device: device(args)?,
+        intra_op_threads: args.threads.unwrap_or(info.intra_op_threads as usize).max(1),
+        record: info.record_presentations,
+    };
+    let train_ids = (0..stored.examples.in_training_set.len() as u32)
+        .filter(|&id| stored.examples.in_training_set[id as usize])
+        .collect();
+    log::info!("resuming run {run_id} after epoch {}", stored.epochs_completed);
+    let run = PlannedRun { info, examples: stored.examples, config, train_ids, resume };
+    train_group(args, &data, &[run], quiet)
+}
+
+/// Plans and trains new runs, one per seed.
+fn train_new(args: &TrainArgs, quiet: bool) -> anyhow::Result<()> {
+    let plan = TrainPlan::try_from(args)?;
+    let dataset = args.dataset.expect("clap requires --dataset unless --resume is given");
     let mut loaded: HashMap<u64, Splits> = HashMap::new();
     let mut sorting_file: Option<SortingFile> = None;
     let mut runs = Vec::new();
@@ -282,7 +346,7 @@ pub fn run(args: TrainArgs, quiet: bool) -> anyhow::Result<()> {
         let data = match loaded.entry(permutation_seed) {
             Entry::Occupied(entry) => entry.into_mut(),
             Entry::Vacant(entry) => {
-                entry.insert(mnist::load(&args.data_dir, args.dataset, permutation_seed)?)
+                entry.insert(mnist::load(&args.data_dir, dataset, permutation_seed)?)
             }
         };
         if let (None, Some(path)) = (&sorting_file, &args.sorting_file) {
@@ -294,11 +358,11 @@ pub fn run(args: TrainArgs, quiet: bool) -> anyhow::Result<()> {
         for &id in &selection.kept {
             in_training_set[id as usize] = true;
         }
-        let run_id = new_run_id(args.dataset, seed);
+        let run_id = new_run_id(dataset, seed);
         let config = TrainConfig { seed, ..plan.base.clone() };
         let info = RunInfo {
             run_id,
-            dataset: args.dataset.name().into(),
+            dataset: dataset.name().into(),
             model: args.model.name().into(),
             seed,
             epochs: config.epochs,
@@ -307,8 +371,7 @@ pub fn run(args: TrainArgs, quiet: bool) -> anyhow::Result<()> {
             lr: config.lr,
             momentum: config.momentum,
             no_dropout: !config.dropout,
-            permutation_seed: (args.dataset == DatasetKind::PermutedMnist)
-                .then_some(permutation_seed),
+            permutation_seed: (dataset == DatasetKind::PermutedMnist).then_some(permutation_seed),
             sorting_file: args.sorting_file.as_ref().map(|p| p.display().to_string()),
             remove_n: selection.removed.len() as u32,
             keep_lowest_n: plan.removal_flags.keep_lowest_n,
@@ -330,7 +393,7 @@ pub fn run(args: TrainArgs, quiet: bool) -> anyhow::Result<()> {
         };
         runs.push((
             permutation_seed,
-            PlannedRun { info, examples, config, train_ids: selection.kept },
+            PlannedRun { info, examples, config, train_ids: selection.kept, resume: None },
         ));
     }
     // Runs sharing a dataset version train together; faithful permuted MNIST has one per seed.
@@ -339,7 +402,7 @@ pub fn run(args: TrainArgs, quiet: bool) -> anyhow::Result<()> {
     for group in groups {
         let group_runs: Vec<PlannedRun> =
             runs.iter().filter(|(p, _)| *p == group).map(|(_, r)| r.clone()).collect();
-        train_group(&args, &loaded[&group], &group_runs, quiet)?;
+        train_group(args, &loaded[&group], &group_runs, quiet)?;
     }
     Ok(())
 }
@@ -350,6 +413,9 @@ fn train_group(
     runs: &[PlannedRun],
     quiet: bool,
 ) -> anyhow::Result<()> {
+    let layout = Layout::new(&args.output_dir);
+    let _locks: Vec<File> =
+        runs.iter().map(|r| lock_run(&layout, &r.info.run_id)).collect::<Result<_, _>>()?;
     for run in runs {
         log::info!(
             "run {}: {} seed {}, {} of {} examples, {} epochs, {} threads on {}",
@@ -372,7 +438,7 @@ fn train_group(
             })
             .collect(),
     );
-    let epochs = args.epochs;
+    let epochs = runs.iter().map(|r| r.config.epochs).max().unwrap_or_default();
     let on_progress = |progress: Progress<'_>| {
         let bars = run_bars.lock().unwrap_or_else(|p| p.into_inner());
         match progress {
@@ -409,6 +475,29 @@ fn train_group(
         println!("{}", run.info.run_id);
     }
     Ok(())
+}
+
+/// Takes the run's lock file for as long as the returned file lives: the OS releases it when
+/// the process ends, however it ends, so a crashed run can be resumed while a running one
+/// cannot be trained twice.
+fn lock_run(layout: &Layout, run_id: &str) -> Result<File, Error> {
+    let path = layout.lock_file(run_id);
+    let dir = path.parent().expect("lock files live in a directory");
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| Error::io(&path, e))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(TryLockError::WouldBlock) => Err(Error::Config(format!(
+            "run {run_id} is being trained by another process (lock {} is held)",
+            path.display()
+        ))),
+        Err(TryLockError::Error(e)) => Err(Error::io(&path, e)),
+    }
 }
 
 fn download_missing(args: &TrainArgs, quiet: bool) -> anyhow::Result<()> {

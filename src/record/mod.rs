@@ -1,6 +1,7 @@
 //! The messages training threads send to the writer thread, and the bounded channel that
 //! carries them. Trainers only ever hold a [`RecordSender`]; they never see Arrow or Parquet.
 
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
@@ -16,7 +17,13 @@ pub enum Record {
     /// Statistics of one training batch.
     Batch(BatchStats),
     /// An epoch ended: its presentations can be committed.
-    EpochEnded(EpochSummary),
+    EpochEnded {
+        /// The epoch's summary.
+        summary: EpochSummary,
+        /// Checkpoint of the state after the epoch, written under a temporary name; the
+        /// writer commits it together with the epoch.
+        checkpoint: Option<PathBuf>,
+    },
     /// A run ended, successfully or not.
     RunEnded {
         /// The run.
@@ -33,12 +40,14 @@ pub struct RunStart {
     pub run: RunInfo,
     /// The run's `examples` table: one entry per dataset example.
     pub examples: ExampleTable,
+    /// Epochs already committed by an earlier process (0 for a new run).
+    pub resume_after: u32,
 }
 
 /// A run's configuration: everything needed to tell runs apart and to reproduce one. Stored
 /// as one row of the `runs` table (see `schemas/runs.md`), so queries select runs by
 /// configuration instead of by file name (DESIGN.md §2, bug 7).
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct RunInfo {
     /// The run's id.
     pub run_id: RunId,

@@ -88,6 +88,23 @@ impl Layout {
     }
 }
 
+impl Layout {
+    /// The committed checkpoint of a run after `epoch`.
+    pub fn checkpoint_file(&self, run_id: &str, epoch: u32) -> PathBuf {
+        self.root.join("checkpoints").join(run_id).join(format!("epoch-{epoch}.pt"))
+    }
+
+    /// The temporary name a trainer writes a checkpoint under before it is committed.
+    pub fn checkpoint_temp_file(&self, run_id: &str, epoch: u32) -> PathBuf {
+        self.root.join("checkpoints").join(run_id).join(format!(".epoch-{epoch}.pt.tmp"))
+    }
+
+    /// The lock file a process holds while it trains a run.
+    pub fn lock_file(&self, run_id: &str) -> PathBuf {
+        self.root.join("locks").join(format!("{run_id}.lock"))
+    }
+}
+
 /// The epoch of a presentations partition directory name (`epoch=12` → 12).
 pub fn parse_epoch_dir(name: &str) -> Option<u32> {
     name.strip_prefix("epoch=")?.parse().ok()

@@ -4,6 +4,7 @@
 //! files or nothing, even after a crash.
 
 pub mod layout;
+pub mod runs;
 pub mod schema;
 pub mod sorting;
 pub mod writer;

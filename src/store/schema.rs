@@ -37,6 +37,12 @@ pub mod col {
     pub const EPOCHS_COMPLETED: &str = "epochs_completed";
     /// Examples in a dataset's training split.
     pub const DATASET_EXAMPLES: &str = "dataset_examples";
+    /// The whole run configuration as JSON (what `--resume` reads back).
+    pub const CONFIG: &str = "config";
+    /// Whether a run trained on an example (`examples`).
+    pub const IN_TRAINING_SET: &str = "in_training_set";
+    /// Label in the dataset files (`examples`).
+    pub const ORIGINAL_LABEL: &str = "original_label";
     /// Forgetting count of a sorting file.
     pub const FORGETTING_COUNT: &str = "forgetting_count";
     /// 0-based position in a sorting file's order.
@@ -190,6 +196,11 @@ pub fn runs_batch(run: &RunInfo, progress: &RunProgress) -> Result<RecordBatch> 
         ("fstream_version", text(&run.fstream_version), false),
         ("libtorch_version", text(&run.libtorch_version), false),
         ("command", text(&run.command), false),
+        (
+            col::CONFIG,
+            text(&serde_json::to_string(run).expect("RunInfo has only plain fields")),
+            false,
+        ),
         ("started_at", ms(Some(run.started_at_ms)), false),
         (col::STATUS, text(progress.status.name()), false),
         ("error", opt_text(error), true),
@@ -243,11 +254,15 @@ pub fn examples_batch(run_id: &str, examples: &ExampleTable) -> Result<RecordBat
     Ok(RecordBatch::try_from_iter_with_nullable([
         (col::RUN_ID, Arc::new(StringArray::from(vec![run_id; n])) as ArrayRef, false),
         (col::EXAMPLE_ID, Arc::new(UInt32Array::from_iter_values(0..n as u32)), false),
-        ("original_label", Arc::new(UInt16Array::from(examples.original_labels.clone())), false),
+        (col::ORIGINAL_LABEL, Arc::new(UInt16Array::from(examples.original_labels.clone())), false),
         (col::LABEL, Arc::new(UInt16Array::from(examples.labels.clone())), false),
         ("label_noisy", Arc::new(BooleanArray::from(noisy)), false),
         ("pixel_noisy", Arc::new(BooleanArray::from(vec![false; n])), false),
-        ("in_training_set", Arc::new(BooleanArray::from(examples.in_training_set.clone())), false),
+        (
+            col::IN_TRAINING_SET,
+            Arc::new(BooleanArray::from(examples.in_training_set.clone())),
+            false,
+        ),
     ])?)
 }
 

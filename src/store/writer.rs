@@ -11,9 +11,10 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use crossbeam_channel::Receiver;
 
 use super::layout::{Layout, Table};
+use super::runs::read_epochs_prefix;
 use super::schema::{self, PresentationColumns, RunProgress, RunStatus};
 use super::write_parquet_atomically;
-use crate::error::{Error, Result};
+use crate::error::{Error, IoContext, Result};
 use crate::record::{BatchStats, EpochSummary, Record, RunInfo, RunStart};
 
 /// What the writer did, returned when its channel closes.
@@ -44,6 +45,8 @@ pub fn spawn_writer(root: PathBuf, records: Receiver<Record>) -> JoinHandle<Resu
 struct RunState {
     info: RunInfo,
     progress: RunProgress,
+    /// Epoch rows committed by an earlier process of a resumed run.
+    earlier_epochs: Option<arrow::array::RecordBatch>,
     epochs: Vec<EpochSummary>,
     buffer: PresentationColumns,
 }
@@ -77,7 +80,7 @@ impl Writer {
         match record {
             Record::RunStarted(start) => self.start_run(*start),
             Record::Batch(batch) => self.buffer_batch(batch),
-            Record::EpochEnded(summary) => self.commit_epoch(summary),
+            Record::EpochEnded { summary, checkpoint } => self.commit_epoch(summary, checkpoint),
             Record::RunEnded { run_id, error } => {
                 let status = match error {
                     None => RunStatus::Complete,
@@ -89,17 +92,26 @@ impl Writer {
     }
 
     fn start_run(&mut self, start: RunStart) -> Result<()> {
-        let RunStart { run, examples } = start;
-        let path = self.layout.run_file(Table::Examples, &run.run_id);
-        write_parquet_atomically(&path, &schema::examples_batch(&run.run_id, &examples)?, vec![])?;
-        self.report.files += 1;
+        let RunStart { run, examples, resume_after } = start;
+        let earlier_epochs =
+            read_epochs_prefix(&self.layout.run_file(Table::Epochs, &run.run_id), resume_after)?;
+        if resume_after == 0 {
+            let path = self.layout.run_file(Table::Examples, &run.run_id);
+            write_parquet_atomically(
+                &path,
+                &schema::examples_batch(&run.run_id, &examples)?,
+                vec![],
+            )?;
+            self.report.files += 1;
+        }
         let state = RunState {
             progress: RunProgress {
                 status: RunStatus::Running,
-                epochs_completed: 0,
+                epochs_completed: resume_after,
                 finished_at_ms: None,
             },
             info: run,
+            earlier_epochs,
             epochs: Vec::new(),
             buffer: PresentationColumns::default(),
         };
@@ -126,27 +138,41 @@ impl Writer {
         Ok(())
     }
 
-    fn commit_epoch(&mut self, summary: EpochSummary) -> Result<()> {
+    /// Commits an epoch, in an order that keeps every crash point recoverable: presentations,
+    /// then the checkpoint, then the epochs rows, and last the `runs` row that declares the
+    /// epoch complete (what `--resume` trusts). Files of a later epoch that a crash left behind
+    /// are overwritten when the epoch is trained again.
+    fn commit_epoch(&mut self, summary: EpochSummary, checkpoint: Option<PathBuf>) -> Result<()> {
         let layout = self.layout.clone();
         let state = self.state(&summary.run_id)?;
         let buffer = std::mem::take(&mut state.buffer);
-        let presentation_file = (!buffer.is_empty()).then(|| {
-            layout.presentations_file(&state.info.dataset, &state.info.run_id, summary.epoch)
-        });
-        let epochs_file = layout.run_file(Table::Epochs, &state.info.run_id);
+        let (run_id, epoch) = (state.info.run_id.clone(), summary.epoch);
+        let presentation_file = (!buffer.is_empty())
+            .then(|| layout.presentations_file(&state.info.dataset, &run_id, epoch));
         state.epochs.push(summary);
-        state.progress.epochs_completed += 1;
-        let epochs = schema::epochs_batch(&state.epochs)?;
-        let run_id = state.info.run_id.clone();
+        state.progress.epochs_completed = epoch;
+        let mut epochs = schema::epochs_batch(&state.epochs)?;
+        if let Some(earlier) = &state.earlier_epochs {
+            epochs = arrow::compute::concat_batches(&epochs.schema(), [earlier, &epochs])?;
+        }
         if let Some(path) = presentation_file {
             let batch = buffer.sorted_by_example_id().to_batch()?;
             self.report.presentation_bytes += write_parquet_atomically(&path, &batch, vec![])?;
             self.report.presentation_rows += buffer.len() as u64;
             self.report.files += 1;
         }
-        write_parquet_atomically(&epochs_file, &epochs, vec![])?;
+        if let Some(temp) = checkpoint {
+            let path = layout.checkpoint_file(&run_id, epoch);
+            std::fs::rename(&temp, &path).at(&path)?;
+        }
+        write_parquet_atomically(&layout.run_file(Table::Epochs, &run_id), &epochs, vec![])?;
         self.report.files += 1;
-        self.write_run_row(&run_id)
+        self.write_run_row(&run_id)?;
+        let previous = layout.checkpoint_file(&run_id, epoch.saturating_sub(1));
+        if epoch > 1 && previous.exists() {
+            std::fs::remove_file(&previous).at(&previous)?;
+        }
+        Ok(())
     }
 
     fn end_run(&mut self, run_id: &str, status: RunStatus) -> Result<()> {

@@ -65,3 +65,107 @@ fn killed_run_leaves_only_complete_epochs_visible() {
     run.assert_ok();
     assert!(ws.path().join("partial.parquet").is_file());
 }
+
+/// Rows of every presentation, as CSV in a fixed order, for bit-for-bit comparison.
+fn all_presentations_csv(ws: &Workspace, root: &std::path::Path) -> String {
+    let sql = ws.path().join("all.sql");
+    std::fs::write(
+        &sql,
+        "SELECT epoch, step, example_id, label, loss, correct, margin FROM presentations \
+         ORDER BY epoch, example_id",
+    )
+    .unwrap();
+    let root = root.display().to_string();
+    let run = ws.fstream(&["query", sql.to_str().unwrap(), "--root", &root, "--format", "csv"]);
+    run.assert_ok();
+    run.stdout()
+}
+
+/// `fstream train` into `root`, its stderr going to `log`.
+fn train_command(ws: &Workspace, root: &std::path::Path, log: &std::path::Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_fstream"));
+    command
+        .args(["train", "--device", "cpu", "--threads", "1", "--no-download"])
+        .arg("--data-dir")
+        .arg(ws.data_dir())
+        .arg("--output-dir")
+        .arg(root)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(log).unwrap());
+    command
+}
+
+#[test]
+fn killed_and_resumed_run_is_bit_identical_to_an_uninterrupted_one() {
+    let ws = Workspace::new();
+    ws.write_tiny_mnist(800, 20);
+    let config = ["--dataset", "mnist", "--seed", "5", "--epochs", "6", "--batch-size", "20"];
+    let straight = ws.path().join("straight");
+    let log = ws.path().join("train.log");
+    assert!(train_command(&ws, &straight, &log).args(config).status().unwrap().success());
+
+    let killed = ws.path().join("killed");
+    let mut child = train_command(&ws, &killed, &log).args(config).spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !killed.join("runs").is_dir() || parquet_files(&killed.join("runs")).is_empty() {
+        assert!(Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let run_file = parquet_files(&killed.join("runs")).remove(0);
+    let run_id = run_file.file_stem().unwrap().to_str().unwrap().to_string();
+
+    // While the first process trains, a second one may not resume the same run.
+    let root = killed.display().to_string();
+    ws.fstream(&[
+        "train",
+        "--resume",
+        &run_id,
+        "--output-dir",
+        &root,
+        "--no-download",
+        "--device",
+        "cpu",
+    ])
+    .assert_exit_code(2)
+    .assert_error_contains(&format!("run {run_id} is being trained by another process"));
+
+    // Kill at pseudo-random points (different every test run, printed for reproduction),
+    // resume, repeat until the run completes.
+    let mut state =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()
+            as u64;
+    let mut kills = Vec::new();
+    loop {
+        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        let delay = Duration::from_millis(300 + (state >> 33) % 900);
+        let started = Instant::now();
+        let finished = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                let stderr = std::fs::read_to_string(&log).unwrap();
+                // A kill between the final commit and the exit leaves a complete run, whose
+                // resume is refused.
+                let already_complete = stderr.contains("the run is already complete");
+                assert!(
+                    status.success() || already_complete,
+                    "after kills at {kills:?} ms:\n{stderr}"
+                );
+                break true;
+            }
+            if started.elapsed() >= delay {
+                break false;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        };
+        if finished {
+            break;
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+        kills.push(delay.as_millis());
+        assert!(kills.len() < 40, "the run never completed");
+        child = train_command(&ws, &killed, &log).args(["--resume", &run_id]).spawn().unwrap();
+    }
+    eprintln!("killed after {kills:?} ms, then resumed");
+    assert!(!kills.is_empty(), "the run was never interrupted");
+    assert_eq!(all_presentations_csv(&ws, &killed), all_presentations_csv(&ws, &straight));
+}

@@ -1,0 +1,102 @@
+//! Reading a run back from its `runs` and `examples` files, for `--resume`, and reading the
+//! committed prefix of its `epochs` file.
+
+use std::fs::File;
+use std::path::Path;
+
+use arrow::array::{Array, BooleanArray, RecordBatch, StringArray, UInt16Array, UInt32Array};
+use arrow::compute::{concat_batches, filter_record_batch};
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+use super::layout::{Layout, Table};
+use super::schema::col;
+use crate::error::{Error, IoContext, Result};
+use crate::record::{ExampleTable, RunInfo};
+
+/// A run as stored: its configuration, how far it got, and its examples.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredRun {
+    /// The configuration it was started with.
+    pub info: RunInfo,
+    /// `running`, `complete` or `failed`.
+    pub status: String,
+    /// Epochs committed.
+    pub epochs_completed: u32,
+    /// Its examples table.
+    pub examples: ExampleTable,
+}
+
+/// Reads run `run_id` from the dataset root.
+///
+/// # Errors
+/// [`Error::Config`] when the root has no such run; [`Error::Format`] when its files are not
+/// what fstream writes.
+pub fn read_run(layout: &Layout, run_id: &str) -> Result<StoredRun> {
+    let runs_path = layout.run_file(Table::Runs, run_id);
+    if !runs_path.is_file() {
+        return Err(Error::Config(format!(
+            "no run {run_id} under {} (expected {})",
+            layout.root().display(),
+            runs_path.display()
+        )));
+    }
+    let runs = read_batch(&runs_path)?;
+    let config = column::<StringArray>(&runs, col::CONFIG, &runs_path)?.value(0).to_string();
+    let info: RunInfo = serde_json::from_str(&config)
+        .map_err(|e| Error::format(&runs_path, format!("invalid config column: {e}")))?;
+    let status = column::<StringArray>(&runs, col::STATUS, &runs_path)?.value(0).to_string();
+    let epochs_completed =
+        column::<UInt32Array>(&runs, col::EPOCHS_COMPLETED, &runs_path)?.value(0);
+
+    let examples_path = layout.run_file(Table::Examples, run_id);
+    let examples = read_batch(&examples_path)?;
+    let labels = |name| -> Result<Vec<u16>> {
+        Ok(column::<UInt16Array>(&examples, name, &examples_path)?.values().to_vec())
+    };
+    let in_training_set = column::<BooleanArray>(&examples, col::IN_TRAINING_SET, &examples_path)?;
+    let examples = ExampleTable {
+        original_labels: labels(col::ORIGINAL_LABEL)?,
+        labels: labels(col::LABEL)?,
+        in_training_set: in_training_set.iter().map(|v| v == Some(true)).collect(),
+    };
+    Ok(StoredRun { info, status, epochs_completed, examples })
+}
+
+/// The rows of a run's `epochs` file up to epoch `last` (`None` when there are none).
+///
+/// # Errors
+/// [`Error::Format`] when the file is not a valid epochs file.
+pub fn read_epochs_prefix(path: &Path, last: u32) -> Result<Option<RecordBatch>> {
+    if last == 0 || !path.is_file() {
+        return Ok(None);
+    }
+    let batch = read_batch(path)?;
+    let keep: BooleanArray = column::<UInt32Array>(&batch, col::EPOCH, path)?
+        .iter()
+        .map(|e| e.map(|e| e <= last))
+        .collect();
+    Ok(Some(filter_record_batch(&batch, &keep)?))
+}
+
+/// The whole file as one batch.
+fn read_batch(path: &Path) -> Result<RecordBatch> {
+    let bad = |e: &dyn std::fmt::Display| Error::format(path, e.to_string());
+    let file = File::open(path).at(path)?;
+    let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| bad(&e))?;
+    let schema = builder.schema().clone();
+    let batches: Vec<RecordBatch> =
+        builder.build().map_err(|e| bad(&e))?.collect::<Result<_, _>>().map_err(|e| bad(&e))?;
+    Ok(concat_batches(&schema, &batches)?)
+}
+
+fn column<'a, T: Array + 'static>(
+    batch: &'a RecordBatch,
+    name: &str,
+    path: &Path,
+) -> Result<&'a T> {
+    batch
+        .column_by_name(name)
+        .and_then(|c| c.as_any().downcast_ref::<T>())
+        .filter(|c| !c.is_empty())
+        .ok_or_else(|| Error::format(path, format!("missing or mistyped column '{name}'")))
+}
