@@ -6,6 +6,10 @@ mod cli;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    // A file-size limit (`ulimit -f`) must fail the write that hits it, which the writer then
+    // reports and records in the run's status, instead of killing the process.
+    // SAFETY: setting a signal to SIG_IGN at start-up, before any thread exists.
+    unsafe { libc::signal(libc::SIGXFSZ, libc::SIG_IGN) };
     let Err(error) = cli::run() else { return ExitCode::SUCCESS };
     let broken_pipe = error.chain().any(|cause| {
         cause
@@ -19,7 +23,22 @@ fn main() -> ExitCode {
         .chain()
         .find_map(|cause| cause.downcast_ref::<fstream::Error>())
         .map_or(1, fstream::Error::exit_code);
-    let message = format!("{error:#}").replace('\n', " ");
-    eprintln!("fstream: error: {message}");
+    eprintln!("fstream: error: {}", one_line(&error));
     ExitCode::from(code)
+}
+
+/// The error and its causes on one line. Library errors already show their source, so a cause
+/// whose text ends the message so far is not repeated.
+fn one_line(error: &anyhow::Error) -> String {
+    let mut message = String::new();
+    for cause in error.chain() {
+        let text = cause.to_string().replace('\n', " ");
+        if !message.ends_with(&text) {
+            if !message.is_empty() {
+                message.push_str(": ");
+            }
+            message.push_str(&text);
+        }
+    }
+    message
 }

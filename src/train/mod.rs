@@ -233,13 +233,18 @@ pub fn train_run(
     Ok(())
 }
 
-/// Writes the model and optimizer state to `path` and flushes it to disk.
+/// Writes the model and optimizer state to `path` and flushes it to disk. The state is
+/// serialized in memory first: libtorch's file writer aborts the process when a write fails
+/// (disk full, file-size limit), while a failed `std::fs` write is an ordinary error.
 fn save_checkpoint(optimizer: &Sgd, path: &std::path::Path) -> Result<()> {
     use crate::error::IoContext;
+    use std::io::Write;
+    let mut bytes = Vec::new();
+    Tensor::save_multi_to_stream(&optimizer.state(), &mut bytes)?;
     let dir = path.parent().unwrap_or(std::path::Path::new("."));
     std::fs::create_dir_all(dir).at(dir)?;
-    Tensor::save_multi(&optimizer.state(), path)?;
-    std::fs::File::open(path).and_then(|f| f.sync_all()).at(path)
+    let mut file = std::fs::File::create(path).at(path)?;
+    file.write_all(&bytes).and_then(|()| file.sync_all()).at(path)
 }
 
 fn send(sender: &mut RecordSender, record: Record) -> Result<()> {
