@@ -57,12 +57,28 @@ impl From<FidelityArg> for Fidelity {
     }
 }
 
+/// clap's message as one line (its first paragraph, without the `error: ` prefix and the usage
+/// block), exit code 2.
+fn usage_error(error: &clap::Error) -> fstream::Error {
+    let rendered = error.to_string();
+    let paragraph: Vec<&str> =
+        rendered.lines().take_while(|l| !l.trim().is_empty()).map(str::trim).collect();
+    let message = paragraph.join(" ");
+    let message = message.strip_prefix("error: ").unwrap_or(&message);
+    fstream::Error::Config(format!("{message} (see --help)"))
+}
+
 /// Parses the command line and runs the chosen subcommand.
 ///
 /// # Errors
 /// Whatever the subcommand fails with; `main` prints it and picks the exit code.
 pub fn run() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        // --help and --version print and exit 0 as usual.
+        Err(error) if !error.use_stderr() => error.exit(),
+        Err(error) => return Err(usage_error(&error).into()),
+    };
     logger::init(cli.verbose, cli.quiet);
     match cli.command {
         Command::Train(args) => train::run(args, cli.quiet),

@@ -38,11 +38,11 @@ enum Format {
 }
 
 pub fn run(args: QueryArgs) -> anyhow::Result<()> {
-    let sql = std::fs::read_to_string(&args.sql_file)
-        .map_err(|source| Error::Input { path: args.sql_file.clone(), source })?;
     if args.format == Format::Parquet && args.output.is_none() {
         return Err(Error::Config("--format parquet needs --output PATH".into()).into());
     }
+    let sql = std::fs::read_to_string(&args.sql_file)
+        .map_err(|source| Error::Input { path: args.sql_file.clone(), source })?;
     let catalog = Catalog::open(&args.root)?;
     let mut frame = catalog.run_sql(&sql, &args.sql_file)?;
     match &args.output {

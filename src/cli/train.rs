@@ -57,10 +57,16 @@ pub struct TrainArgs {
     #[arg(long, alias = "batch_size", value_name = "N", default_value_t = 64)]
     batch_size: usize,
     /// SGD learning rate.
-    #[arg(long, alias = "learning_rate", value_name = "LR", default_value_t = 0.01)]
+    #[arg(
+        long,
+        alias = "learning_rate",
+        value_name = "LR",
+        default_value_t = 0.01,
+        allow_negative_numbers = true
+    )]
     lr: f64,
     /// SGD momentum.
-    #[arg(long, value_name = "M", default_value_t = 0.5)]
+    #[arg(long, value_name = "M", default_value_t = 0.5, allow_negative_numbers = true)]
     momentum: f64,
     /// Turn the model's dropout off.
     #[arg(long, alias = "no_dropout")]

@@ -85,9 +85,13 @@ fn flag_errors_exit_2() {
         .assert_exit_code(2)
         .assert_error_contains("--epochs must be at least 1");
     ws.train(&["--seeds", "1..x"]).assert_exit_code(2).assert_error_contains("--seeds \"1..x\"");
-    let clap_error = ws.fstream(&["train", "--dataset", "svhn"]);
-    clap_error.assert_exit_code(2);
-    assert!(clap_error.stderr().contains("unknown dataset 'svhn'"), "{}", clap_error.stderr());
+    ws.fstream(&["train", "--dataset", "svhn"]).assert_exit_code(2).assert_error_contains(
+        "invalid value 'svhn' for '--dataset <NAME>': unknown dataset 'svhn'",
+    );
+    ws.fstream(&["train", "--epochs", "3"]).assert_exit_code(2).assert_error_contains("--dataset");
+    let help = ws.fstream(&["train", "--help"]);
+    help.assert_ok();
+    assert!(help.stdout().contains("--keep-lowest-n"), "{}", help.stdout());
 }
 
 #[test]
@@ -106,4 +110,156 @@ fn query_and_order_need_a_dataset_root() {
     ws.fstream(&["query", "nonexistent.sql", "--root", empty.to_str().unwrap()])
         .assert_exit_code(2)
         .assert_error_contains("nonexistent.sql: No such file");
+}
+
+/// More bad inputs, as a table: (what, arguments, exit code, text the error line must hold).
+/// Every case must give one `fstream: error:` line and no panic.
+#[test]
+fn bad_input_table() {
+    let ws = Workspace::new();
+    ws.write_tiny_mnist(40, 5);
+    ws.train(&["--epochs", "1"]).assert_ok();
+    ws.order("order40", &[]).assert_ok();
+    let root = ws.root().display().to_string();
+    let data = ws.data_dir().display().to_string();
+
+    // A second dataset of another size, and one whose label file disagrees with its images.
+    let other = Workspace::new();
+    other.write_tiny_mnist(50, 5);
+    let other_data = other.data_dir().display().to_string();
+    let mismatched = Workspace::new();
+    mismatched.write_tiny_mnist(30, 5);
+    let labels = mismatched.data_dir().join("mnist/train-labels-idx1-ubyte");
+    std::fs::write(&labels, fstream::data::idx::encode_idx(&[29], &[1; 29])).unwrap();
+    let mismatched_data = mismatched.data_dir().display().to_string();
+
+    let not_parquet = ws.path().join("not.parquet");
+    std::fs::write(&not_parquet, "example_id,forgetting_count\n1,0\n").unwrap();
+    let corrupt_root = ws.path().join("corrupt");
+    copy_dir(&ws.root(), &corrupt_root);
+    let victim = crate::util::parquet_files(&corrupt_root.join("presentations")).remove(0);
+    let bytes = std::fs::read(&victim).unwrap();
+    std::fs::write(&victim, &bytes[..bytes.len() / 2]).unwrap();
+    let corrupt = corrupt_root.display().to_string();
+    let order40 = ws.path().join("order40.parquet").display().to_string();
+    let not_parquet = not_parquet.display().to_string();
+    let out = ws.path().display().to_string();
+
+    let train = |data: &str, extra: &[&str]| {
+        let mut args =
+            vec!["train", "--dataset", "mnist", "--data-dir", data, "--output-dir", &root];
+        args.extend_from_slice(&[
+            "--device",
+            "cpu",
+            "--threads",
+            "1",
+            "--no-download",
+            "--epochs",
+            "1",
+        ]);
+        args.extend_from_slice(extra);
+        args.iter().map(|s| s.to_string()).collect::<Vec<_>>()
+    };
+    let strings = |args: &[&str]| args.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let cases: Vec<(&str, Vec<String>, i32, String)> = vec![
+        (
+            "image and label counts differ",
+            train(&mismatched_data, &[]),
+            2,
+            "29 labels for 30 images".into(),
+        ),
+        (
+            "sorting file of another size",
+            train(&other_data, &["--sorting-file", &order40, "--remove-n", "5"]),
+            2,
+            "sorting file is for dataset mnist with 40 examples, but --dataset mnist has 50".into(),
+        ),
+        (
+            "sorting file that is not Parquet",
+            train(&data, &["--sorting-file", &not_parquet, "--remove-n", "5"]),
+            2,
+            "not.parquet: not a Parquet sorting file".into(),
+        ),
+        (
+            "missing sorting file",
+            train(&data, &["--sorting-file", "nope.parquet", "--remove-n", "1"]),
+            2,
+            "nope.parquet: No such file".into(),
+        ),
+        (
+            "removal slice past the end",
+            train(
+                &data,
+                &["--sorting-file", &order40, "--remove-n", "30", "--keep-lowest-n", "20"],
+            ),
+            2,
+            "plus --remove-n 30 is 50".into(),
+        ),
+        (
+            "unknown model",
+            train(&data, &["--model", "resnet1000"]),
+            2,
+            "unknown model 'resnet1000'".into(),
+        ),
+        (
+            "negative learning rate",
+            train(&data, &["--lr", "-1"]),
+            2,
+            "--lr must be a positive number".into(),
+        ),
+        ("seed given twice", train(&data, &["--seeds", "1,1"]), 2, "seed 1 is given twice".into()),
+        (
+            "resume of an unknown run",
+            strings(&["train", "--resume", "nope", "--output-dir", &root, "--no-download"]),
+            2,
+            "no run nope under".into(),
+        ),
+        (
+            "corrupt presentations file (order)",
+            strings(&[
+                "order",
+                "--dataset",
+                "mnist",
+                "--input-dir",
+                &corrupt,
+                "--output-dir",
+                &out,
+                "--output-name",
+                "c",
+            ]),
+            2,
+            victim.display().to_string(),
+        ),
+        (
+            "output name with a directory",
+            strings(&["order", "--dataset", "mnist", "--input-dir", &root, "--output-name", "a/b"]),
+            2,
+            "--output-name \"a/b\"".into(),
+        ),
+        (
+            "parquet output without a path",
+            strings(&["query", "x.sql", "--root", &root, "--format", "parquet"]),
+            2,
+            "--format parquet needs --output PATH".into(),
+        ),
+    ];
+    for (what, args, code, needle) in &cases {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        eprintln!("bad input: {what}");
+        ws.fstream(&args).assert_exit_code(*code).assert_error_contains(needle);
+    }
+    eprintln!("{} bad-input cases checked", cases.len());
+}
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.path().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
 }

@@ -169,3 +169,61 @@ fn killed_and_resumed_run_is_bit_identical_to_an_uninterrupted_one() {
     assert!(!kills.is_empty(), "the run was never interrupted");
     assert_eq!(all_presentations_csv(&ws, &killed), all_presentations_csv(&ws, &straight));
 }
+
+#[test]
+fn write_error_fails_the_run_with_a_clear_message_and_readable_tables() {
+    let ws = Workspace::new();
+    ws.write_tiny_mnist(200, 10);
+    let log = ws.path().join("train.log");
+    // 100 KB per file: enough for the tables, too little for the 180 KB model checkpoint.
+    let script = format!(
+        "ulimit -f 100; exec '{}' train --dataset mnist --epochs 3 --device cpu --threads 1 --no-download --data-dir '{}' --output-dir '{}'",
+        env!("CARGO_BIN_EXE_fstream"),
+        ws.data_dir().display(),
+        ws.root().display()
+    );
+    let status = Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .stderr(std::fs::File::create(&log).unwrap())
+        .status()
+        .unwrap();
+    let stderr = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("fstream: error:")).collect();
+    assert_eq!(errors.len(), 1, "{stderr}");
+    assert!(errors[0].contains("training into"), "{}", errors[0]);
+
+    let sql = ws.path().join("status.sql");
+    std::fs::write(
+        &sql,
+        "SELECT status, error IS NOT NULL AS has_error, epochs_completed FROM runs",
+    )
+    .unwrap();
+    assert_eq!(ws.query_csv(&sql), "status,has_error,epochs_completed\nfailed,true,0\n");
+    assert!(
+        parquet_files(&ws.root().join("presentations")).is_empty(),
+        "no partial epoch is visible"
+    );
+}
+
+#[test]
+fn two_processes_train_into_one_root_at_once() {
+    let ws = Workspace::new();
+    ws.write_tiny_mnist(300, 10);
+    let spawn = |seed: &str| {
+        let log = ws.path().join(format!("seed{seed}.log"));
+        train_command(&ws, &ws.root(), &log)
+            .args(["--dataset", "mnist", "--epochs", "3", "--seed", seed])
+            .spawn()
+            .unwrap()
+    };
+    let (mut a, mut b) = (spawn("1"), spawn("2"));
+    assert!(a.wait().unwrap().success() && b.wait().unwrap().success());
+    let sql = ws.path().join("runs.sql");
+    std::fs::write(&sql, "SELECT seed, status, epochs_completed FROM runs ORDER BY seed").unwrap();
+    assert_eq!(ws.query_csv(&sql), "seed,status,epochs_completed\n1,complete,3\n2,complete,3\n");
+    let runs = read_presentations(&ws.root());
+    assert_eq!(runs.len(), 2);
+    assert!(runs.values().all(|p| p.len() == 3 * 300));
+}
