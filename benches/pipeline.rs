@@ -9,7 +9,7 @@
 
 use std::path::Path;
 use std::process::Command;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use fstream::data::{DatasetKind, ImageSet, Splits, mnist};
@@ -59,6 +59,7 @@ fn mnist_or_synthetic() -> (Splits, &'static str) {
 
 fn bench_training() {
     let (data, source) = mnist_or_synthetic();
+    let data = Arc::new(data);
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let per_epoch = 20_000;
     println!(
@@ -83,7 +84,7 @@ fn bench_training() {
                     summaries.lock().unwrap().push(s.clone());
                 }
             };
-            run_experiment(dir.path(), &data, &[run], &on_progress).unwrap();
+            run_experiment(dir.path(), &[run], &on_progress).unwrap();
             let s = &summaries.lock().unwrap()[0];
             if repetition > 0 {
                 rates[slot].push(s.examples as f64 / s.train_seconds);
@@ -97,7 +98,12 @@ fn bench_training() {
     println!("recording overhead: {:.1}% (target <= 3%)", 100.0 * (off - on) / off);
 }
 
-fn planned_run(run_id: &str, data: &Splits, config: TrainConfig, examples: usize) -> PlannedRun {
+fn planned_run(
+    run_id: &str,
+    data: &Arc<Splits>,
+    config: TrainConfig,
+    examples: usize,
+) -> PlannedRun {
     PlannedRun {
         info: RunInfo {
             run_id: run_id.into(),
@@ -111,7 +117,9 @@ fn planned_run(run_id: &str, data: &Splits, config: TrainConfig, examples: usize
             original_labels: data.train.labels.clone(),
             labels: data.train.labels.clone(),
             in_training_set: vec![true; data.train.len()],
+            pixel_noisy: vec![false; data.train.len()],
         },
+        data: Arc::clone(data),
         config,
         train_ids: (0..examples as u32).collect(),
         resume: None,
@@ -147,6 +155,7 @@ fn write_synthetic(root: &Path, runs: usize, epochs: u32) -> (WriterReport, f64)
             original_labels: labels.clone(),
             labels: labels.clone(),
             in_training_set: vec![true; EXAMPLES],
+            pixel_noisy: vec![false; EXAMPLES],
         };
         sender
             .send(Record::RunStarted(Box::new(RunStart { run: info, examples, resume_after: 0 })))

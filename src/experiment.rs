@@ -4,6 +4,7 @@
 //! is the one reported.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::data::Splits;
 use crate::error::{Error, Result};
@@ -19,6 +20,8 @@ pub struct PlannedRun {
     pub info: RunInfo,
     /// Its `examples` table (labels trained on, membership).
     pub examples: ExampleTable,
+    /// Its data (shared between runs unless a run adds pixel noise).
+    pub data: Arc<Splits>,
     /// How to train it.
     pub config: TrainConfig,
     /// Example ids it trains on.
@@ -27,13 +30,12 @@ pub struct PlannedRun {
     pub resume: Option<(u32, PathBuf)>,
 }
 
-/// Trains `runs` on `data`, storing everything under `root`.
+/// Trains `runs`, storing everything under `root`.
 ///
 /// # Errors
 /// The writer's error if it failed (storage problems), else the first run's error.
 pub fn run_experiment(
     root: &Path,
-    data: &Splits,
     runs: &[PlannedRun],
     on_progress: &(dyn Fn(Progress<'_>) + Sync),
 ) -> Result<WriterReport> {
@@ -57,7 +59,7 @@ pub fn run_experiment(
                     std::thread::Builder::new()
                         .name(format!("train-{}", run.info.run_id))
                         .spawn_scoped(scope, move || {
-                            train_and_report(root, run, data, &mut sender, on_progress)
+                            train_and_report(root, run, &mut sender, on_progress)
                         })
                         .expect("spawning a thread only fails when the OS is out of resources")
                 })
@@ -92,7 +94,6 @@ pub fn run_experiment(
 fn train_and_report(
     root: &Path,
     run: &PlannedRun,
-    data: &Splits,
     sender: &mut RecordSender,
     on_progress: &(dyn Fn(Progress<'_>) + Sync),
 ) -> Result<()> {
@@ -102,7 +103,7 @@ fn train_and_report(
     let result = train_run(
         &run.info.run_id,
         &run.config,
-        data,
+        &run.data,
         TrainSet { ids: &run.train_ids, labels: &run.examples.labels },
         &checkpoints,
         sender,

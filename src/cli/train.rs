@@ -5,11 +5,14 @@ use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 use std::fs::{File, OpenOptions, TryLockError};
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
 use clap::Args;
 use fstream::Error;
+use fstream::data::corrupt::{
+    PixelNoise, PixelNoiseMode, add_pixel_noise, check_percent, flip_labels,
+};
 use fstream::data::selection::{Removal, select};
 use fstream::data::{DatasetKind, Splits, mnist};
 use fstream::experiment::{PlannedRun, run_experiment};
@@ -97,6 +100,37 @@ pub struct TrainArgs {
     /// Of the first --keep-lowest-n ranked examples, remove a random N.
     #[arg(long, alias = "remove_subsample", value_name = "N", default_value_t = 0)]
     remove_subsample: usize,
+    /// Give this percentage of the training examples a label drawn from the other classes.
+    #[arg(
+        long,
+        alias = "noise_percent_labels",
+        value_name = "P",
+        default_value_t = 0.0,
+        allow_negative_numbers = true
+    )]
+    noise_percent_labels: f64,
+    /// Add Gaussian noise to this percentage of each training image's pixel positions.
+    #[arg(
+        long,
+        alias = "noise_percent_pixels",
+        value_name = "P",
+        default_value_t = 0.0,
+        allow_negative_numbers = true
+    )]
+    noise_percent_pixels: f64,
+    /// Standard deviation of the pixel noise, in pixel units (0..255).
+    #[arg(
+        long,
+        alias = "noise_std_pixels",
+        value_name = "S",
+        default_value_t = 0.0,
+        allow_negative_numbers = true
+    )]
+    noise_std_pixels: f64,
+    /// corrected: zero-mean noise clamped to 0..255; faithful: mean 120 with uint8 wrap-around,
+    /// as the reference (DESIGN.md §2, bug 3).
+    #[arg(long, value_name = "MODE", default_value = "corrected")]
+    pixel_noise_mode: PixelNoiseMode,
     /// Total libtorch threads, split between concurrent runs (default: all cores).
     #[arg(long, value_name = "N")]
     threads: Option<usize>,
@@ -137,6 +171,7 @@ struct TrainPlan {
     base: TrainConfig,
     removal_flags: RemovalFlags,
     fidelity: Fidelity,
+    pixel_noise: PixelNoise,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -168,6 +203,14 @@ impl TryFrom<&TrainArgs> for TrainPlan {
         }
         if !(args.lr > 0.0 && args.lr.is_finite()) {
             return Err(Error::Config(format!("--lr must be a positive number, got {}", args.lr)));
+        }
+        check_percent("--noise-percent-labels", args.noise_percent_labels)?;
+        check_percent("--noise-percent-pixels", args.noise_percent_pixels)?;
+        if !(args.noise_std_pixels >= 0.0 && args.noise_std_pixels.is_finite()) {
+            return Err(Error::Config(format!(
+                "--noise-std-pixels must be a number >= 0, got {}",
+                args.noise_std_pixels
+            )));
         }
         if !(0.0..1.0).contains(&args.momentum) {
             return Err(Error::Config(format!(
@@ -212,6 +255,11 @@ impl TryFrom<&TrainArgs> for TrainPlan {
                 remove_subsample: args.remove_subsample,
             },
             fidelity: args.fidelity.into(),
+            pixel_noise: PixelNoise {
+                percent: args.noise_percent_pixels,
+                std: args.noise_std_pixels,
+                mode: args.pixel_noise_mode,
+            },
         })
     }
 }
@@ -305,7 +353,7 @@ fn resume(args: &TrainArgs, run_id: &str, quiet: bool) -> anyhow::Result<()> {
     let info = stored.info;
     let dataset: DatasetKind = info.dataset.parse().map_err(Error::Config)?;
     let model: ModelKind = info.model.parse().map_err(Error::Config)?;
-    let data = mnist::load(&args.data_dir, dataset, info.permutation_seed.unwrap_or(0))?;
+    let data = Arc::new(mnist::load(&args.data_dir, dataset, info.permutation_seed.unwrap_or(0))?);
     let resume = match stored.epochs_completed {
         0 => None,
         after => {
@@ -328,19 +376,25 @@ fn resume(args: &TrainArgs, run_id: &str, quiet: bool) -> anyhow::Result<()> {
         intra_op_threads: args.threads.unwrap_or(info.intra_op_threads as usize).max(1),
         record: info.record_presentations,
     };
-    let train_ids = (0..stored.examples.in_training_set.len() as u32)
+    let train_ids: Vec<u32> = (0..stored.examples.in_training_set.len() as u32)
         .filter(|&id| stored.examples.in_training_set[id as usize])
         .collect();
+    let pixel_noise = PixelNoise {
+        percent: info.noise_percent_pixels,
+        std: info.noise_std_pixels,
+        mode: info.pixel_noise_mode.parse().unwrap_or_default(),
+    };
+    let (data, _) = with_pixel_noise(&data, &pixel_noise, &train_ids, info.seed)?;
     log::info!("resuming run {run_id} after epoch {}", stored.epochs_completed);
-    let run = PlannedRun { info, examples: stored.examples, config, train_ids, resume };
-    train_group(args, &data, &[run], quiet)
+    let run = PlannedRun { info, examples: stored.examples, data, config, train_ids, resume };
+    train_runs(args, &[run], quiet)
 }
 
 /// Plans and trains new runs, one per seed.
 fn train_new(args: &TrainArgs, quiet: bool) -> anyhow::Result<()> {
     let plan = TrainPlan::try_from(args)?;
     let dataset = args.dataset.expect("clap requires --dataset unless --resume is given");
-    let mut loaded: HashMap<u64, Splits> = HashMap::new();
+    let mut loaded: HashMap<u64, Arc<Splits>> = HashMap::new();
     let mut sorting_file: Option<SortingFile> = None;
     let mut runs = Vec::new();
     let command = std::env::args().collect::<Vec<_>>().join(" ");
@@ -352,7 +406,7 @@ fn train_new(args: &TrainArgs, quiet: bool) -> anyhow::Result<()> {
         let data = match loaded.entry(permutation_seed) {
             Entry::Occupied(entry) => entry.into_mut(),
             Entry::Vacant(entry) => {
-                entry.insert(mnist::load(&args.data_dir, dataset, permutation_seed)?)
+                entry.insert(Arc::new(mnist::load(&args.data_dir, dataset, permutation_seed)?))
             }
         };
         if let (None, Some(path)) = (&sorting_file, &args.sorting_file) {
@@ -364,10 +418,14 @@ fn train_new(args: &TrainArgs, quiet: bool) -> anyhow::Result<()> {
         for &id in &selection.kept {
             in_training_set[id as usize] = true;
         }
-        let run_id = new_run_id(dataset, seed);
+        let mut labels = data.train.labels.clone();
+        let classes = data.num_classes as u16;
+        flip_labels(&mut labels, &selection.kept, args.noise_percent_labels, classes, seed);
+        let (run_data, pixel_noisy) =
+            with_pixel_noise(data, &plan.pixel_noise, &selection.kept, seed)?;
         let config = TrainConfig { seed, ..plan.base.clone() };
         let info = RunInfo {
-            run_id,
+            run_id: new_run_id(dataset, seed),
             dataset: dataset.name().into(),
             model: args.model.name().into(),
             seed,
@@ -382,6 +440,10 @@ fn train_new(args: &TrainArgs, quiet: bool) -> anyhow::Result<()> {
             remove_n: selection.removed.len() as u32,
             keep_lowest_n: plan.removal_flags.keep_lowest_n,
             remove_subsample: plan.removal_flags.remove_subsample as u32,
+            noise_percent_labels: args.noise_percent_labels,
+            noise_percent_pixels: plan.pixel_noise.percent,
+            noise_std_pixels: plan.pixel_noise.std,
+            pixel_noise_mode: plan.pixel_noise.mode.name().into(),
             dataset_examples: data.train.len() as u32,
             train_examples: selection.kept.len() as u32,
             record_presentations: config.record,
@@ -394,31 +456,37 @@ fn train_new(args: &TrainArgs, quiet: bool) -> anyhow::Result<()> {
         };
         let examples = ExampleTable {
             original_labels: data.train.labels.clone(),
-            labels: data.train.labels.clone(),
+            labels,
             in_training_set,
+            pixel_noisy,
         };
-        runs.push((
-            permutation_seed,
-            PlannedRun { info, examples, config, train_ids: selection.kept, resume: None },
-        ));
+        let train_ids = selection.kept;
+        runs.push(PlannedRun { info, examples, data: run_data, config, train_ids, resume: None });
     }
-    // Runs sharing a dataset version train together; faithful permuted MNIST has one per seed.
-    let mut groups: Vec<u64> = runs.iter().map(|(p, _)| *p).collect();
-    groups.dedup();
-    for group in groups {
-        let group_runs: Vec<PlannedRun> =
-            runs.iter().filter(|(p, _)| *p == group).map(|(_, r)| r.clone()).collect();
-        train_group(args, &loaded[&group], &group_runs, quiet)?;
-    }
-    Ok(())
+    train_runs(args, &runs, quiet)
 }
 
-fn train_group(
-    args: &TrainArgs,
-    data: &Splits,
-    runs: &[PlannedRun],
-    quiet: bool,
-) -> anyhow::Result<()> {
+/// The run's data with its pixel noise applied to the training images `ids` (the shared data
+/// when there is no pixel noise), and which examples got noise.
+fn with_pixel_noise(
+    data: &Arc<Splits>,
+    noise: &PixelNoise,
+    ids: &[u32],
+    seed: u64,
+) -> Result<(Arc<Splits>, Vec<bool>), Error> {
+    let mut pixel_noisy = vec![false; data.train.len()];
+    if noise.percent == 0.0 {
+        return Ok((Arc::clone(data), pixel_noisy));
+    }
+    let mut noisy = Splits::clone(data);
+    add_pixel_noise(&mut noisy.train, ids, noise, seed)?;
+    for &id in ids {
+        pixel_noisy[id as usize] = true;
+    }
+    Ok((Arc::new(noisy), pixel_noisy))
+}
+
+fn train_runs(args: &TrainArgs, runs: &[PlannedRun], quiet: bool) -> anyhow::Result<()> {
     let layout = Layout::new(&args.output_dir);
     let _locks: Vec<File> =
         runs.iter().map(|r| lock_run(&layout, &r.info.run_id)).collect::<Result<_, _>>()?;
@@ -467,7 +535,7 @@ fn train_group(
             ),
         }
     };
-    let report = run_experiment(&args.output_dir, data, runs, &on_progress)
+    let report = run_experiment(&args.output_dir, runs, &on_progress)
         .with_context(|| format!("training into {}", args.output_dir.display()))?;
     drop(bars);
     log::info!(

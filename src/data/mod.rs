@@ -2,6 +2,7 @@
 //! examples a run trains on. Nothing here touches tensors; images stay raw bytes (0..=255) until
 //! the trainer turns them into batches.
 
+pub mod corrupt;
 pub mod download;
 pub mod idx;
 pub mod mnist;

@@ -48,6 +48,7 @@ pub struct RunStart {
 /// as one row of the `runs` table (see `schemas/runs.md`), so queries select runs by
 /// configuration instead of by file name (DESIGN.md §2, bug 7).
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct RunInfo {
     /// The run's id.
     pub run_id: RunId,
@@ -79,6 +80,14 @@ pub struct RunInfo {
     pub keep_lowest_n: i64,
     /// The reference's `--remove_subsample`.
     pub remove_subsample: u32,
+    /// Percentage of training examples given a wrong label.
+    pub noise_percent_labels: f64,
+    /// Percentage of each training image's pixel positions given Gaussian noise.
+    pub noise_percent_pixels: f64,
+    /// Standard deviation of the pixel noise, in pixel units.
+    pub noise_std_pixels: f64,
+    /// `corrected` or `faithful` (the reference's mean-120, wrap-around noise).
+    pub pixel_noise_mode: String,
     /// Examples in the dataset's training split.
     pub dataset_examples: u32,
     /// Examples the run trained on.
@@ -108,6 +117,8 @@ pub struct ExampleTable {
     pub labels: Vec<u16>,
     /// Whether the run trained on the example (false when removed).
     pub in_training_set: Vec<bool>,
+    /// Whether the run added pixel noise to the example's image.
+    pub pixel_noisy: Vec<bool>,
 }
 
 /// Per-example statistics of one batch, from the forward pass used for the update (train

@@ -53,11 +53,15 @@ pub fn read_run(layout: &Layout, run_id: &str) -> Result<StoredRun> {
     let labels = |name| -> Result<Vec<u16>> {
         Ok(column::<UInt16Array>(&examples, name, &examples_path)?.values().to_vec())
     };
-    let in_training_set = column::<BooleanArray>(&examples, col::IN_TRAINING_SET, &examples_path)?;
+    let flags = |name| -> Result<Vec<bool>> {
+        let column = column::<BooleanArray>(&examples, name, &examples_path)?;
+        Ok(column.iter().map(|v| v == Some(true)).collect())
+    };
     let examples = ExampleTable {
         original_labels: labels(col::ORIGINAL_LABEL)?,
         labels: labels(col::LABEL)?,
-        in_training_set: in_training_set.iter().map(|v| v == Some(true)).collect(),
+        in_training_set: flags(col::IN_TRAINING_SET)?,
+        pixel_noisy: flags(col::PIXEL_NOISY)?,
     };
     Ok(StoredRun { info, status, epochs_completed, examples })
 }

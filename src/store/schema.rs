@@ -41,6 +41,8 @@ pub mod col {
     pub const CONFIG: &str = "config";
     /// Whether a run trained on an example (`examples`).
     pub const IN_TRAINING_SET: &str = "in_training_set";
+    /// Whether a run added pixel noise to an example (`examples`).
+    pub const PIXEL_NOISY: &str = "pixel_noisy";
     /// Label in the dataset files (`examples`).
     pub const ORIGINAL_LABEL: &str = "original_label";
     /// Forgetting count of a sorting file.
@@ -184,6 +186,10 @@ pub fn runs_batch(run: &RunInfo, progress: &RunProgress) -> Result<RecordBatch> 
         ("remove_n", u32s(run.remove_n), false),
         ("keep_lowest_n", Arc::new(Int64Array::from(vec![run.keep_lowest_n])), false),
         ("remove_subsample", u32s(run.remove_subsample), false),
+        ("noise_percent_labels", f64s(run.noise_percent_labels), false),
+        ("noise_percent_pixels", f64s(run.noise_percent_pixels), false),
+        ("noise_std_pixels", f64s(run.noise_std_pixels), false),
+        ("pixel_noise_mode", text(&run.pixel_noise_mode), false),
         (col::DATASET_EXAMPLES, u32s(run.dataset_examples), false),
         ("train_examples", u32s(run.train_examples), false),
         (
@@ -257,7 +263,7 @@ pub fn examples_batch(run_id: &str, examples: &ExampleTable) -> Result<RecordBat
         (col::ORIGINAL_LABEL, Arc::new(UInt16Array::from(examples.original_labels.clone())), false),
         (col::LABEL, Arc::new(UInt16Array::from(examples.labels.clone())), false),
         ("label_noisy", Arc::new(BooleanArray::from(noisy)), false),
-        ("pixel_noisy", Arc::new(BooleanArray::from(vec![false; n])), false),
+        (col::PIXEL_NOISY, Arc::new(BooleanArray::from(examples.pixel_noisy.clone())), false),
         (
             col::IN_TRAINING_SET,
             Arc::new(BooleanArray::from(examples.in_training_set.clone())),
@@ -298,6 +304,7 @@ mod tests {
             original_labels: vec![1, 2],
             labels: vec![1, 3],
             in_training_set: vec![true, false],
+            pixel_noisy: vec![false, true],
         };
         let batch = examples_batch("r", &table).unwrap();
         let noisy = batch.column_by_name("label_noisy").unwrap();

@@ -36,3 +36,8 @@ got = con.execute(sql).fetchall()
 want = [tuple(int(v) for v in line.split(",")[:2]) for line in open(order_csv).read().splitlines()[1:]]
 assert [(int(a), int(b)) for a, b in got] == want, (got[:5], want[:5])
 print(f"duckdb: forgetting_counts.sql matches fstream order on {len(want)} examples")
+
+breakdown = con.execute(open(f"{queries}/label_noise_breakdown.sql").read()).fetchall()
+pairs = sum(row[2] for row in breakdown)
+assert pairs == len(want) * len(runs), (pairs, len(want), len(runs))
+print(f"duckdb: label_noise_breakdown.sql covers {pairs} (run, example) pairs")

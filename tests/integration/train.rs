@@ -146,3 +146,83 @@ fn sorting_file_of_another_dataset_is_rejected() {
         "sorting file is for dataset mnist with 40 examples, but --dataset permuted_mnist has 40",
     );
 }
+
+#[test]
+fn label_noise_is_recorded_and_broken_down_by_the_shipped_query() {
+    let ws = Workspace::new();
+    ws.write_tiny_mnist(90, 10);
+    ws.train(&[
+        "--seeds",
+        "1,2",
+        "--threads",
+        "2",
+        "--epochs",
+        "3",
+        "--noise_percent_labels",
+        "20",
+    ])
+    .assert_ok();
+    let sql = ws.path().join("noisy.sql");
+    std::fs::write(
+        &sql,
+        "SELECT run_id, SUM(CASE WHEN label_noisy THEN 1 ELSE 0 END) AS noisy, \
+         SUM(CASE WHEN label_noisy AND label = original_label THEN 1 ELSE 0 END) AS same \
+         FROM examples GROUP BY run_id ORDER BY run_id",
+    )
+    .unwrap();
+    let csv = ws.query_csv(&sql);
+    let rows: Vec<&str> = csv.lines().skip(1).collect();
+    assert_eq!(rows.len(), 2);
+    assert!(
+        rows.iter().all(|r| r.ends_with(",18,0")),
+        "floor(0.2 * 90) = 18 flips, none to the same class: {csv}"
+    );
+
+    let csv = ws.query_csv(&crate::util::repo_file("queries/label_noise_breakdown.sql"));
+    let mut totals = std::collections::BTreeMap::new();
+    for row in csv.lines().skip(1) {
+        let fields: Vec<&str> = row.split(',').collect();
+        *totals.entry(fields[0].to_string()).or_insert(0u32) += fields[2].parse::<u32>().unwrap();
+    }
+    assert_eq!(totals.get("noisy"), Some(&(2 * 18)), "{csv}");
+    assert_eq!(totals.get("clean"), Some(&(2 * 72)), "{csv}");
+}
+
+#[test]
+fn pixel_noise_is_recorded_per_example_and_run() {
+    let ws = Workspace::new();
+    ws.write_tiny_mnist(40, 10);
+    let run = ws.train(&[
+        "--epochs",
+        "1",
+        "--remove-n",
+        "10",
+        "--keep-lowest-n",
+        "-1",
+        "--noise-percent-pixels",
+        "50",
+        "--noise-std-pixels",
+        "30",
+        "--pixel-noise-mode",
+        "faithful",
+    ]);
+    run.assert_ok();
+    let sql = ws.path().join("pixels.sql");
+    std::fs::write(
+        &sql,
+        "SELECT SUM(CASE WHEN pixel_noisy THEN 1 ELSE 0 END) AS noisy, \
+         SUM(CASE WHEN pixel_noisy = in_training_set THEN 1 ELSE 0 END) AS agree FROM examples",
+    )
+    .unwrap();
+    assert_eq!(ws.query_csv(&sql), "noisy,agree\n30,40\n");
+    let sql = ws.path().join("runs.sql");
+    std::fs::write(
+        &sql,
+        "SELECT noise_percent_pixels, noise_std_pixels, pixel_noise_mode FROM runs",
+    )
+    .unwrap();
+    assert_eq!(
+        ws.query_csv(&sql),
+        "noise_percent_pixels,noise_std_pixels,pixel_noise_mode\n50.0,30.0,faithful\n"
+    );
+}
