@@ -22,6 +22,7 @@ pub mod data;
 pub mod error;
 pub mod experiment;
 pub mod model;
+mod names;
 pub mod query;
 pub mod record;
 pub mod store;

@@ -25,6 +25,9 @@ pub enum PixelNoiseMode {
 }
 
 impl PixelNoiseMode {
+    /// Every mode, in the order `--help` lists them.
+    pub const ALL: [PixelNoiseMode; 2] = [PixelNoiseMode::Corrected, PixelNoiseMode::Faithful];
+
     /// The name stored in the `runs` table.
     pub fn name(self) -> &'static str {
         match self {
@@ -49,12 +52,7 @@ impl std::str::FromStr for PixelNoiseMode {
     type Err = String;
 
     fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
-        [PixelNoiseMode::Corrected, PixelNoiseMode::Faithful]
-            .into_iter()
-            .find(|m| m.name() == s)
-            .ok_or_else(|| {
-                format!("unknown pixel noise mode '{s}': expected corrected or faithful")
-            })
+        crate::names::parse_name(s, &PixelNoiseMode::ALL, PixelNoiseMode::name, "pixel noise mode")
     }
 }
 

@@ -43,10 +43,7 @@ impl FromStr for DatasetKind {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        DatasetKind::ALL.into_iter().find(|d| d.name() == s).ok_or_else(|| {
-            let names: Vec<_> = DatasetKind::ALL.iter().map(|d| d.name()).collect();
-            format!("unknown dataset '{s}': expected one of {}", names.join(", "))
-        })
+        crate::names::parse_name(s, &DatasetKind::ALL, DatasetKind::name, "dataset")
     }
 }
 

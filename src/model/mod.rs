@@ -41,10 +41,7 @@ impl FromStr for ModelKind {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        ModelKind::ALL.into_iter().find(|m| m.name() == s).ok_or_else(|| {
-            let names: Vec<_> = ModelKind::ALL.iter().map(|m| m.name()).collect();
-            format!("unknown model '{s}': expected one of {}", names.join(", "))
-        })
+        crate::names::parse_name(s, &ModelKind::ALL, ModelKind::name, "model")
     }
 }
 
