@@ -65,6 +65,9 @@ pub enum Error {
     /// A polars query failed.
     #[error("polars: {}", first_line(&.0.to_string()))]
     Polars(#[from] polars::error::PolarsError),
+    /// The user stopped training (Ctrl-C); the run is marked failed and can be resumed.
+    #[error("interrupted")]
+    Interrupted,
     /// A worker thread (trainer or writer) failed or panicked.
     #[error("{thread} thread: {reason}")]
     Thread {
@@ -90,9 +93,10 @@ impl Error {
     }
 
     /// The process exit code for this error: 2 for bad usage or bad input (flags, input files,
-    /// SQL), 1 for failures at run time.
+    /// SQL), 130 for an interruption (as a shell reports SIGINT), 1 for failures at run time.
     pub fn exit_code(&self) -> u8 {
         match self {
+            Error::Interrupted => 130,
             Error::Input { .. } | Error::Format { .. } | Error::Config(_) | Error::Sql { .. } => 2,
             _ => 1,
         }

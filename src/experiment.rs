@@ -3,6 +3,7 @@
 //! `runs` table without stopping the others; a failing writer stops everything, and its error
 //! is the one reported.
 
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -30,14 +31,15 @@ pub struct PlannedRun {
     pub resume: Option<(u32, PathBuf)>,
 }
 
-/// Trains `runs`, storing everything under `root`.
+/// Trains `runs`, storing everything under `root`. `on_progress` reports progress and can stop
+/// every run (see [`train_run`]).
 ///
 /// # Errors
 /// The writer's error if it failed (storage problems), else the first run's error.
 pub fn run_experiment(
     root: &Path,
     runs: &[PlannedRun],
-    on_progress: &(dyn Fn(Progress<'_>) + Sync),
+    on_progress: &(dyn Fn(Progress<'_>) -> ControlFlow<()> + Sync),
 ) -> Result<WriterReport> {
     let (mut sender, records) = record::channel();
     let writer = spawn_writer(root.to_path_buf(), records);
@@ -95,7 +97,7 @@ fn train_and_report(
     root: &Path,
     run: &PlannedRun,
     sender: &mut RecordSender,
-    on_progress: &(dyn Fn(Progress<'_>) + Sync),
+    on_progress: &(dyn Fn(Progress<'_>) -> ControlFlow<()> + Sync),
 ) -> Result<()> {
     let layout = Layout::new(root);
     let temp_path = |epoch| layout.checkpoint_temp_file(&run.info.run_id, epoch);

@@ -13,7 +13,8 @@ use fstream::query::forgetting::Fidelity;
 
 /// Exit codes, shown at the end of `--help`.
 const EXIT_CODES: &str = "Exit codes: 0 success; 1 runtime failure (I/O, corrupt data, training or \
-query failure); 2 usage or input error (bad flags, bad input files, bad SQL).";
+query failure); 2 usage or input error (bad flags, bad input files, bad SQL); 130 interrupted \
+by Ctrl-C (the run can be resumed).";
 
 /// Record and analyse example forgetting during neural network training.
 #[derive(Debug, Parser)]

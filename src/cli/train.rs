@@ -4,7 +4,9 @@
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 use std::fs::{File, OpenOptions, TryLockError};
+use std::ops::ControlFlow;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
@@ -329,7 +331,25 @@ fn read_sorting_file(path: &PathBuf, data: &Splits) -> Result<SortingFile, Error
     Ok(sorting)
 }
 
+/// Set by the first Ctrl-C: every run stops after its current batch.
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+/// First Ctrl-C: stop the runs cleanly (marked failed, resumable). Second: exit at once, which
+/// is safe too, since every file is committed atomically. (A plain `libc` handler: the
+/// `ctrlc` crate would change shared dependency features and force a full polars rebuild.)
+fn install_interrupt_handler() {
+    extern "C" fn on_sigint(_: libc::c_int) {
+        if INTERRUPTED.swap(true, Ordering::SeqCst) {
+            // SAFETY: _exit is async-signal-safe.
+            unsafe { libc::_exit(130) };
+        }
+    }
+    // SAFETY: the handler only touches an atomic and calls _exit, both async-signal-safe.
+    unsafe { libc::signal(libc::SIGINT, on_sigint as *const () as libc::sighandler_t) };
+}
+
 pub fn run(args: TrainArgs, quiet: bool) -> anyhow::Result<()> {
+    install_interrupt_handler();
     if !args.no_download {
         download_missing(&args, quiet)?;
     }
@@ -515,6 +535,11 @@ fn train_runs(args: &TrainArgs, runs: &[PlannedRun], quiet: bool) -> anyhow::Res
     let epochs = runs.iter().map(|r| r.config.epochs).max().unwrap_or_default();
     let on_progress = |progress: Progress<'_>| {
         let bars = run_bars.lock().unwrap_or_else(|p| p.into_inner());
+        let flow = if INTERRUPTED.load(Ordering::Relaxed) {
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
+        };
         match progress {
             Progress::Batch { run_id, epoch, done, .. } => {
                 if let Some(bar) = bars.get(run_id) {
@@ -534,9 +559,19 @@ fn train_runs(args: &TrainArgs, runs: &[PlannedRun], quiet: bool) -> anyhow::Res
                 summary.channel_wait_seconds
             ),
         }
+        flow
     };
-    let report = run_experiment(&args.output_dir, runs, &on_progress)
-        .with_context(|| format!("training into {}", args.output_dir.display()))?;
+    let result = run_experiment(&args.output_dir, runs, &on_progress);
+    if matches!(result, Err(Error::Interrupted)) {
+        for run in runs {
+            log::warn!(
+                "run {0} stopped; continue it with: fstream train --resume {0} --output-dir {1}",
+                run.info.run_id,
+                args.output_dir.display()
+            );
+        }
+    }
+    let report = result.with_context(|| format!("training into {}", args.output_dir.display()))?;
     drop(bars);
     log::info!(
         "wrote {} presentations ({:.2} bytes each) in {} files under {}",

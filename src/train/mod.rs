@@ -5,6 +5,7 @@
 pub mod optim;
 pub mod stats;
 
+use std::ops::ControlFlow;
 use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::Instant;
@@ -126,6 +127,8 @@ pub enum Progress<'a> {
 /// model and optimizer state go to a checkpoint; with `checkpoints.resume` the run continues
 /// from one. On CPU with the same thread count, a resumed run computes exactly what an
 /// uninterrupted one does: an epoch's randomness depends only on seed and epoch.
+/// `on_progress` is called after every batch and epoch; when it breaks, the run stops with
+/// [`Error::Interrupted`] (its committed epochs stay, and it can be resumed).
 ///
 /// # Errors
 /// [`Error::Torch`] on libtorch failures; [`Error::Thread`] when the writer stopped (its own
@@ -137,7 +140,7 @@ pub fn train_run(
     train_set: TrainSet<'_>,
     checkpoints: &Checkpoints<'_>,
     sender: &mut RecordSender,
-    on_progress: &(dyn Fn(Progress<'_>) + Sync),
+    on_progress: &(dyn Fn(Progress<'_>) -> ControlFlow<()> + Sync),
 ) -> Result<()> {
     tch::set_num_threads(config.intra_op_threads as i32);
     let device = config.device;
@@ -208,7 +211,9 @@ pub fn train_run(
             optimizer.backward_step(&loss.f_mean(Kind::Float)?)?;
             step += 1;
             let done = (batch_index * config.batch_size + batch.len()).min(order.len());
-            on_progress(Progress::Batch { run_id, epoch, done, total: order.len() });
+            if on_progress(Progress::Batch { run_id, epoch, done, total: order.len() }).is_break() {
+                return Err(Error::Interrupted);
+            }
         }
         let train_seconds = started.elapsed().as_secs_f64();
         let (train_loss, train_acc) = totals.means(order.len())?;
@@ -225,10 +230,13 @@ pub fn train_run(
             channel_wait_seconds: (sender.waited() - waited_before).as_secs_f64(),
             examples: order.len() as u64,
         };
-        on_progress(Progress::Epoch(&summary));
+        let flow = on_progress(Progress::Epoch(&summary));
         let checkpoint = (checkpoints.temp_path)(epoch);
         save_checkpoint(&optimizer, &checkpoint)?;
         send(sender, Record::EpochEnded { summary, checkpoint: Some(checkpoint) })?;
+        if flow.is_break() {
+            return Err(Error::Interrupted);
+        }
     }
     Ok(())
 }

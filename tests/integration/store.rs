@@ -227,3 +227,52 @@ fn two_processes_train_into_one_root_at_once() {
     assert_eq!(runs.len(), 2);
     assert!(runs.values().all(|p| p.len() == 3 * 300));
 }
+
+#[test]
+fn ctrl_c_marks_the_run_failed_and_it_resumes_to_completion() {
+    let ws = Workspace::new();
+    ws.write_tiny_mnist(800, 20);
+    let log = ws.path().join("train.log");
+    let config = ["--dataset", "mnist", "--seed", "3", "--epochs", "40", "--batch-size", "20"];
+    let mut child = train_command(&ws, &ws.root(), &log).args(config).spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while parquet_files(&ws.root().join("presentations")).is_empty() {
+        assert!(Instant::now() < deadline, "no epoch committed in time");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // SAFETY: sending a signal to our own child process.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
+    let status = child.wait().unwrap();
+    let stderr = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(status.code(), Some(130), "{stderr}");
+    assert!(
+        stderr.contains("fstream: error: training into") && stderr.ends_with(": interrupted\n"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("continue it with: fstream train --resume"), "{stderr}");
+
+    let sql = ws.path().join("status.sql");
+    std::fs::write(&sql, "SELECT run_id, status, error, epochs_completed FROM runs").unwrap();
+    let csv = ws.query_csv(&sql);
+    let fields: Vec<&str> = csv.lines().nth(1).unwrap().split(',').collect();
+    assert_eq!(&fields[1..3], ["failed", "interrupted"], "{csv}");
+    let completed: u32 = fields[3].parse().unwrap();
+    assert!((1..40).contains(&completed), "{csv}");
+
+    let root = ws.root().display().to_string();
+    ws.fstream(&[
+        "train",
+        "--resume",
+        fields[0],
+        "--output-dir",
+        &root,
+        "--device",
+        "cpu",
+        "--no-download",
+        "--data-dir",
+        ws.data_dir().to_str().unwrap(),
+    ])
+    .assert_ok();
+    assert_eq!(ws.query_csv(&sql).lines().nth(1).unwrap(), format!("{},complete,,40", fields[0]));
+    assert_eq!(read_presentations(&ws.root()).values().next().unwrap().len(), 40 * 800);
+}
