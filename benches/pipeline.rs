@@ -83,6 +83,7 @@ fn bench_training() {
                 if let Progress::Epoch(s) = p {
                     summaries.lock().unwrap().push(s.clone());
                 }
+                std::ops::ControlFlow::Continue(())
             };
             run_experiment(dir.path(), &[run], &on_progress).unwrap();
             let s = &summaries.lock().unwrap()[0];
