@@ -105,7 +105,7 @@ impl Error {
 
 /// The first line of an engine message; polars appends multi-line plan dumps that do not belong
 /// in a one-line error.
-fn first_line(message: &str) -> &str {
+pub(crate) fn first_line(message: &str) -> &str {
     message.lines().find(|line| !line.trim().is_empty()).unwrap_or(message).trim()
 }
 

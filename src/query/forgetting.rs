@@ -16,7 +16,7 @@ use rand::rngs::ChaCha8Rng;
 use rand::seq::SliceRandom;
 
 use super::Catalog;
-use crate::error::{Error, IoContext, Result};
+use crate::error::{Error, IoContext, Result, first_line};
 use crate::store::layout::{Table, parse_epoch_dir};
 use crate::store::schema::col;
 use crate::store::sorting::SortingFile;
@@ -99,9 +99,8 @@ pub fn select_runs(
         col::RUN_ID,
     );
     let where_error = |e: PolarsError| {
-        let message = e.to_string();
-        let first = message.lines().next().unwrap_or_default().to_string();
-        Error::Config(format!("--where {:?}: {first}", options.where_sql.as_deref().unwrap_or("")))
+        let where_sql = options.where_sql.as_deref().unwrap_or("");
+        Error::Config(format!("--where {where_sql:?}: {}", first_line(&e.to_string())))
     };
     let mut context = catalog.sql_context()?;
     let frame = context.execute(&sql).and_then(LazyFrame::collect).map_err(where_error)?;

@@ -32,29 +32,39 @@ pub fn write_parquet_atomically(
     batch: &RecordBatch,
     metadata: Vec<KeyValue>,
 ) -> Result<u64> {
+    write_atomically(path, |file| {
+        let props = writer_properties(metadata);
+        let mut writer = ArrowWriter::try_new(file, batch.schema(), Some(props))?;
+        writer.write(batch)?;
+        writer.close()?;
+        Ok(())
+    })
+}
+
+/// The commit protocol of every file fstream writes: `write` fills a temporary file (named so
+/// that no `*.parquet` glob matches it), which is fsynced, renamed to `path`, and the directory
+/// fsynced. On error the temporary file is removed and `path` is untouched. Returns the size.
+pub(crate) fn write_atomically(
+    path: &Path,
+    write: impl FnOnce(&mut File) -> Result<()>,
+) -> Result<u64> {
     let dir = path.parent().ok_or_else(|| Error::format(path, "no parent directory"))?;
     std::fs::create_dir_all(dir).at(dir)?;
     let file_name = path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
     let tmp = dir.join(format!(".{file_name}.{}.tmp", std::process::id()));
-    let result = write_file(&tmp, batch, metadata).and_then(|bytes| {
+    let result = (|| {
+        let mut file = File::create(&tmp).at(&tmp)?;
+        write(&mut file)?;
+        file.sync_all().at(&tmp)?;
+        let bytes = file.metadata().at(&tmp)?.len();
         std::fs::rename(&tmp, path).at(path)?;
         File::open(dir).and_then(|d| d.sync_all()).at(dir)?;
         Ok(bytes)
-    });
+    })();
     if result.is_err() {
         let _ = std::fs::remove_file(&tmp);
     }
     result
-}
-
-fn write_file(tmp: &Path, batch: &RecordBatch, metadata: Vec<KeyValue>) -> Result<u64> {
-    let file = File::create(tmp).at(tmp)?;
-    let props = writer_properties(metadata);
-    let mut writer = ArrowWriter::try_new(file, batch.schema(), Some(props))?;
-    writer.write(batch)?;
-    let file = writer.into_inner()?;
-    file.sync_all().at(tmp)?;
-    Ok(file.metadata().at(tmp)?.len())
 }
 
 /// Parquet settings. zstd level 1 keeps the writer far ahead of training. For presentations,

@@ -13,7 +13,7 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::file::metadata::KeyValue;
 
 use super::schema::col;
-use super::write_parquet_atomically;
+use super::{write_atomically, write_parquet_atomically};
 use crate::error::{Error, IoContext, Result};
 
 const DATASET_KEY: &str = "fstream.dataset";
@@ -63,15 +63,19 @@ impl SortingFile {
         write_parquet_atomically(&out_dir.join(format!("{stem}.parquet")), &batch, metadata)?;
 
         let csv_path = out_dir.join(format!("{stem}.csv"));
-        let tmp = out_dir.join(format!(".{stem}.csv.{}.tmp", std::process::id()));
-        let mut out = BufWriter::new(File::create(&tmp).at(&tmp)?);
-        writeln!(out, "{},{},{}", col::EXAMPLE_ID, col::FORGETTING_COUNT, col::RANK).at(&tmp)?;
-        for (rank, (id, count)) in self.example_ids.iter().zip(&self.forgetting_counts).enumerate()
-        {
-            writeln!(out, "{id},{count},{rank}").at(&tmp)?;
-        }
-        out.into_inner().map_err(|e| Error::io(&tmp, e.into_error()))?.sync_all().at(&tmp)?;
-        std::fs::rename(&tmp, &csv_path).at(&csv_path)
+        write_atomically(&csv_path, |file| {
+            let write_rows = || -> std::io::Result<()> {
+                let mut out = BufWriter::new(file);
+                writeln!(out, "{},{},{}", col::EXAMPLE_ID, col::FORGETTING_COUNT, col::RANK)?;
+                let rows = self.example_ids.iter().zip(&self.forgetting_counts).enumerate();
+                for (rank, (id, count)) in rows {
+                    writeln!(out, "{id},{count},{rank}")?;
+                }
+                out.flush()
+            };
+            write_rows().at(&csv_path)
+        })?;
+        Ok(())
     }
 
     /// Reads a sorting file written by [`SortingFile::write`].
