@@ -1,11 +1,12 @@
 //! End-to-end figures of the pipeline, printed (targets are goals, not assertions):
-//! 1. MNIST CNN training examples/s with recording on and off (target overhead <= 3%);
+//! 1. MNIST CNN training examples/s with recording on and off (target overhead <= 3%), and
+//!    ResNet18-CIFAR images/s on 32x32 batches of 128 with and without recording;
 //! 2. writer throughput (rows/s) and bytes per presentation on disk (target <= 8);
 //! 3. `fstream order` wall time and peak memory on 5 runs x 200 epochs x 60,000 examples
 //!    (target <= 1.5 s and <= 1.5 GB), and DuckDB on the same files when FSTREAM_PYTHON is set.
 //!
 //! Run: `cargo bench --bench pipeline` (scripts/bench.sh sets up libtorch first). Sections can
-//! be chosen: `cargo bench --bench pipeline -- train writer order`.
+//! be chosen: `cargo bench --bench pipeline -- train resnet18 writer order`.
 
 use std::path::Path;
 use std::process::Command;
@@ -14,8 +15,10 @@ use std::time::Instant;
 
 use fstream::data::{DatasetKind, ImageSet, Splits, mnist};
 use fstream::experiment::{PlannedRun, run_experiment};
+use fstream::model::ModelKind;
 use fstream::record::{self, BatchStats, EpochSummary, ExampleTable, Record, RunInfo, RunStart};
 use fstream::store::writer::{WriterReport, spawn_writer};
+use fstream::train::optim::{LrSchedule, OptimizerConfig};
 use fstream::train::{Progress, TrainConfig};
 use rand::rngs::ChaCha8Rng;
 use rand::seq::SliceRandom;
@@ -27,7 +30,10 @@ fn main() {
     let sections: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
     let wants = |name: &str| sections.is_empty() || sections.iter().any(|s| s == name);
     if wants("train") {
-        bench_training();
+        bench_mnist_training();
+    }
+    if wants("resnet18") {
+        bench_resnet18_training();
     }
     if wants("writer") {
         bench_writer();
@@ -37,47 +43,80 @@ fn main() {
     }
 }
 
-/// MNIST from data/mnist when present, else random images of the same shape.
-fn mnist_or_synthetic() -> (Splits, &'static str) {
-    if let Ok(splits) = mnist::load(Path::new("data"), DatasetKind::Mnist, 0) {
-        return (splits, "real MNIST (data/mnist)");
-    }
+/// Random images of `shape` with labels below `classes`: `train` and `test` examples.
+fn synthetic(
+    kind: DatasetKind,
+    shape: [usize; 3],
+    classes: u16,
+    train: usize,
+    test: usize,
+) -> Splits {
     let mut rng = ChaCha8Rng::seed_from_u64(0);
     let mut set = |n: usize| ImageSet {
-        pixels: (0..n * 784).map(|_| rng.random::<u8>()).collect(),
-        labels: (0..n).map(|_| rng.random_range(0..10u16)).collect(),
-        image_shape: [1, 28, 28],
+        pixels: (0..n * shape.iter().product::<usize>()).map(|_| rng.random::<u8>()).collect(),
+        labels: (0..n).map(|_| rng.random_range(0..classes)).collect(),
+        coarse_labels: None,
+        image_shape: shape,
     };
-    let splits = Splits {
-        kind: DatasetKind::Mnist,
-        train: set(EXAMPLES),
-        test: set(10_000),
-        num_classes: 10,
-    };
-    (splits, "random 28x28 images (data/mnist not found)")
+    Splits { kind, train: set(train), test: set(test), num_classes: usize::from(classes) }
 }
 
-fn bench_training() {
+/// MNIST from data/mnist when present, else random images of the same shape.
+fn mnist_or_synthetic() -> (Splits, &'static str) {
+    match mnist::load(Path::new("data"), DatasetKind::Mnist, 0) {
+        Ok(splits) => (splits, "real MNIST (data/mnist)"),
+        Err(_) => (
+            synthetic(DatasetKind::Mnist, [1, 28, 28], 10, EXAMPLES, 10_000),
+            "random 28x28 images (data/mnist not found)",
+        ),
+    }
+}
+
+fn bench_mnist_training() {
     let (data, source) = mnist_or_synthetic();
-    let data = Arc::new(data);
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let per_epoch = 20_000;
     println!(
         "== training: MNIST CNN, batch 64, {per_epoch} examples/epoch, {threads} threads, {source}"
     );
+    let base = TrainConfig { intra_op_threads: threads, ..Default::default() };
+    bench_recording(&Arc::new(data), base, per_epoch, 4, "examples");
+}
+
+fn bench_resnet18_training() {
+    let data = synthetic(DatasetKind::Cifar10, [3, 32, 32], 10, 640, 128);
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    println!(
+        "== training: ResNet18-CIFAR, batches of 128 random 32x32 images (crop, flip, cutout), 5 batches/epoch, {threads} threads"
+    );
+    let base = TrainConfig {
+        model: ModelKind::ResNet18,
+        batch_size: 128,
+        optimizer: OptimizerConfig::CIFAR,
+        lr_schedule: LrSchedule::cifar(0),
+        augment: true,
+        cutout: Some(fstream::data::batch::Cutout { holes: 1, length: 16 }),
+        intra_op_threads: threads,
+        ..Default::default()
+    };
+    bench_recording(&Arc::new(data), base, 640, 3, "images");
+}
+
+/// Trains one epoch of `per_epoch` examples `repetitions` times with recording on and off
+/// (the first repetition warms up) and prints the median rates.
+fn bench_recording(
+    data: &Arc<Splits>,
+    base: TrainConfig,
+    per_epoch: usize,
+    repetitions: u64,
+    unit: &str,
+) {
     let dir = tempfile::tempdir().unwrap();
     let mut rates = [Vec::new(), Vec::new()];
-    for repetition in 0..4 {
+    for repetition in 0..repetitions {
         for (slot, record) in [(0, true), (1, false)] {
-            let config = TrainConfig {
-                epochs: 1,
-                intra_op_threads: threads,
-                record,
-                seed: repetition,
-                ..Default::default()
-            };
-            let run =
-                planned_run(&format!("bench-{repetition}-{record}"), &data, config, per_epoch);
+            let config = TrainConfig { epochs: 1, record, seed: repetition, ..base.clone() };
+            let run = planned_run(&format!("bench-{repetition}-{record}"), data, config, per_epoch);
             let summaries: Mutex<Vec<EpochSummary>> = Mutex::new(Vec::new());
             let on_progress = |p: Progress<'_>| {
                 if let Progress::Epoch(s) = p {
@@ -94,8 +133,9 @@ fn bench_training() {
     }
     let on = median(&mut rates[0]);
     let off = median(&mut rates[1]);
-    println!("recording on : {on:>8.0} examples/s (median of 3)");
-    println!("recording off: {off:>8.0} examples/s (median of 3)");
+    let n = repetitions - 1;
+    println!("recording on : {on:>8.1} {unit}/s (median of {n})");
+    println!("recording off: {off:>8.1} {unit}/s (median of {n})");
     println!("recording overhead: {:.1}% (target <= 3%)", 100.0 * (off - on) / off);
 }
 
@@ -108,7 +148,7 @@ fn planned_run(
     PlannedRun {
         info: RunInfo {
             run_id: run_id.into(),
-            dataset: "mnist".into(),
+            dataset: data.kind.name().into(),
             epochs: config.epochs,
             record_presentations: config.record,
             dataset_examples: data.train.len() as u32,
@@ -119,6 +159,7 @@ fn planned_run(
             labels: data.train.labels.clone(),
             in_training_set: vec![true; data.train.len()],
             pixel_noisy: vec![false; data.train.len()],
+            coarse_labels: None,
         },
         data: Arc::clone(data),
         config,
@@ -157,6 +198,7 @@ fn write_synthetic(root: &Path, runs: usize, epochs: u32) -> (WriterReport, f64)
             labels: labels.clone(),
             in_training_set: vec![true; EXAMPLES],
             pixel_noisy: vec![false; EXAMPLES],
+            coarse_labels: None,
         };
         sender
             .send(Record::RunStarted(Box::new(RunStart { run: info, examples, resume_after: 0 })))

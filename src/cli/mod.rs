@@ -33,7 +33,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Train one or more runs, recording every presentation of every example.
-    Train(train::TrainArgs),
+    Train(Box<train::TrainArgs>),
     /// Count forgetting events across runs and write the sorting file.
     Order(order::OrderArgs),
     /// Run an SQL file over the tables presentations, epochs, examples and runs.
@@ -82,7 +82,7 @@ pub fn run() -> anyhow::Result<()> {
     };
     logger::init(cli.verbose, cli.quiet);
     match cli.command {
-        Command::Train(args) => train::run(args, cli.quiet),
+        Command::Train(args) => train::run(*args, cli.quiet),
         Command::Order(args) => order::run(args),
         Command::Query(args) => query::run(args),
     }

@@ -12,11 +12,12 @@ use std::sync::{Arc, Mutex};
 use anyhow::Context;
 use clap::Args;
 use fstream::Error;
+use fstream::data::batch::Cutout;
 use fstream::data::corrupt::{
     PixelNoise, PixelNoiseMode, add_pixel_noise, check_percent, flip_labels,
 };
 use fstream::data::selection::{Removal, select};
-use fstream::data::{DatasetKind, Splits, mnist};
+use fstream::data::{self, DatasetKind, Splits, cifar, mnist};
 use fstream::experiment::{PlannedRun, run_experiment};
 use fstream::model::ModelKind;
 use fstream::query::forgetting::Fidelity;
@@ -25,6 +26,7 @@ use fstream::store::layout::Layout;
 use fstream::store::runs::read_run;
 use fstream::store::sorting::SortingFile;
 use fstream::store::writer::now_ms;
+use fstream::train::optim::{LrSchedule, OptimizerConfig, OptimizerKind};
 use fstream::train::{Progress, TrainConfig};
 use indicatif::ProgressBar;
 
@@ -33,14 +35,15 @@ use super::progress::{Bars, ProgressMode};
 
 #[derive(Debug, Args)]
 pub struct TrainArgs {
-    /// Dataset: mnist or permuted_mnist.
+    /// Dataset: mnist, permuted_mnist, cifar10 or cifar100.
     #[arg(long, value_name = "NAME", required_unless_present = "resume")]
     dataset: Option<DatasetKind>,
     /// Continue run RUN_ID of --output-dir after its last complete epoch, with the
     /// configuration it was started with.
     #[arg(long, value_name = "RUN_ID", conflicts_with_all = ["dataset", "seed", "seeds", "sorting_file"])]
     resume: Option<String>,
-    /// Directory holding the dataset files (MNIST: DIR/mnist/*-ubyte[.gz]).
+    /// Directory holding the dataset files (DIR/mnist/*-ubyte[.gz],
+    /// DIR/cifar-10-batches-bin/*.bin, DIR/cifar-100-binary/*.bin).
     #[arg(long, alias = "data_dir", value_name = "DIR", default_value = "data")]
     data_dir: PathBuf,
     /// Dataset root the tables are written to.
@@ -55,37 +58,65 @@ pub struct TrainArgs {
     /// Several seeds, as an inclusive range A..B or a list A,B,C; the runs train concurrently.
     #[arg(long, value_name = "SEEDS")]
     seeds: Option<String>,
-    /// Model.
-    #[arg(long, value_name = "NAME", default_value = "mnist_cnn")]
-    model: ModelKind,
-    /// Training batch size.
-    #[arg(long, alias = "batch_size", value_name = "N", default_value_t = 64)]
-    batch_size: usize,
-    /// SGD learning rate.
-    #[arg(
-        long,
-        alias = "learning_rate",
-        value_name = "LR",
-        default_value_t = 0.01,
-        allow_negative_numbers = true
-    )]
-    lr: f64,
-    /// SGD momentum.
-    #[arg(long, value_name = "M", default_value_t = 0.5, allow_negative_numbers = true)]
-    momentum: f64,
+    /// Model: mnist_cnn (MNIST default), resnet18 (CIFAR default) or wideresnet (WRN-28-10).
+    #[arg(long, value_name = "NAME")]
+    model: Option<ModelKind>,
+    /// Training batch size [default: 64 for MNIST, 128 for CIFAR].
+    #[arg(long, alias = "batch_size", value_name = "N")]
+    batch_size: Option<usize>,
+    /// Optimizer: sgd or adam.
+    #[arg(long, value_name = "NAME", default_value = "sgd")]
+    optimizer: OptimizerKind,
+    /// Base learning rate [default: 0.01 for MNIST, 0.1 for CIFAR, 0.001 with adam].
+    #[arg(long, alias = "learning_rate", value_name = "LR", allow_negative_numbers = true)]
+    lr: Option<f64>,
+    /// SGD momentum [default: 0.5 for MNIST, 0.9 for CIFAR].
+    #[arg(long, value_name = "M", allow_negative_numbers = true)]
+    momentum: Option<f64>,
+    /// Plain instead of Nesterov momentum for CIFAR's SGD.
+    #[arg(long)]
+    no_nesterov: bool,
+    /// SGD weight decay [default: 0 for MNIST, 5e-4 for CIFAR].
+    #[arg(long, value_name = "WD", allow_negative_numbers = true)]
+    weight_decay: Option<f64>,
+    /// Epochs after which the learning rate is multiplied by --lr-gamma, e.g. 60,120,160
+    /// [default: 60,120,160 for CIFAR with sgd, none otherwise; "none" for a constant rate].
+    #[arg(long, value_name = "EPOCHS")]
+    lr_milestones: Option<String>,
+    /// Learning-rate factor at each milestone.
+    #[arg(long, value_name = "G", default_value_t = 0.2)]
+    lr_gamma: f64,
+    /// Random 32x32 crop of the 4-pixel zero-padded image and horizontal flip.
+    #[arg(long, alias = "data_augmentation")]
+    data_augmentation: bool,
+    /// Cut --n-holes squares of side --length out of every training image (after
+    /// normalization).
+    #[arg(long)]
+    cutout: bool,
+    /// Squares per image for --cutout.
+    #[arg(long, alias = "n_holes", value_name = "N", default_value_t = 1)]
+    n_holes: usize,
+    /// Side of a --cutout square in pixels.
+    #[arg(long, value_name = "PIXELS", default_value_t = 16)]
+    length: u32,
     /// Turn the model's dropout off.
     #[arg(long, alias = "no_dropout")]
     no_dropout: bool,
     /// Seed of permuted MNIST's pixel permutation (one permutation for all training seeds).
     #[arg(long, value_name = "N", default_value_t = 0)]
     permutation_seed: u64,
-    /// faithful: permuted MNIST draws its permutation from each training seed, as the reference
-    /// did (DESIGN.md §2, bug 2).
+    /// faithful: permuted MNIST draws its permutation from each training seed, and CIFAR's
+    /// learning-rate drops come one epoch late, as in the reference (DESIGN.md §2, bugs 2 and 5).
     #[arg(long, value_enum, value_name = "MODE", default_value = "corrected")]
     fidelity: FidelityArg,
-    /// Sorting file written by `fstream order`, for removal experiments.
+    /// Sorting file written by `fstream order`, for removal experiments ("none": no file, as
+    /// in the reference's scripts).
     #[arg(long, alias = "sorting_file", value_name = "FILE")]
     sorting_file: Option<PathBuf>,
+    /// Directory of --sorting-file, as the reference's --input_dir: FILE is then looked up as
+    /// DIR/FILE, with ".parquet" added when it has no extension.
+    #[arg(long, alias = "input_dir", value_name = "DIR")]
+    input_dir: Option<PathBuf>,
     /// Number of examples to remove.
     #[arg(long, alias = "remove_n", value_name = "N", default_value_t = 0)]
     remove_n: usize,
@@ -145,7 +176,8 @@ pub struct TrainArgs {
     /// Do not record per-presentation statistics (epochs, examples and runs are still written).
     #[arg(long)]
     no_record: bool,
-    /// Mirror to download missing MNIST files from (repeatable; default: the standard mirrors).
+    /// Mirror to download missing dataset files from (repeatable; default: the standard MNIST
+    /// mirrors, or the CIFAR page).
     #[arg(long = "mirror", value_name = "URL")]
     mirrors: Vec<String>,
     /// Fail instead of downloading missing dataset files.
@@ -169,8 +201,10 @@ enum DeviceArg {
 /// Checked flags: everything but the data-dependent checks.
 #[derive(Debug)]
 struct TrainPlan {
+    dataset: DatasetKind,
     seeds: Vec<u64>,
     base: TrainConfig,
+    sorting_file: Option<PathBuf>,
     removal_flags: RemovalFlags,
     fidelity: Fidelity,
     pixel_noise: PixelNoise,
@@ -187,6 +221,7 @@ impl TryFrom<&TrainArgs> for TrainPlan {
     type Error = Error;
 
     fn try_from(args: &TrainArgs) -> Result<Self, Error> {
+        let dataset = args.dataset.ok_or_else(|| Error::Config("--dataset is required".into()))?;
         let seeds = match &args.seeds {
             Some(spec) => parse_seeds(spec)?,
             None if args.seed.is_empty() => vec![1],
@@ -197,32 +232,28 @@ impl TryFrom<&TrainArgs> for TrainPlan {
         {
             return Err(Error::Config(format!("seed {seed} is given twice")));
         }
-        for (flag, value) in [("--epochs", args.epochs as usize), ("--batch-size", args.batch_size)]
-        {
+        let model = model_for(dataset, args.model)?;
+        let batch_size = args.batch_size.unwrap_or(if dataset.is_cifar() { 128 } else { 64 });
+        for (flag, value) in [("--epochs", args.epochs as usize), ("--batch-size", batch_size)] {
             if value == 0 {
                 return Err(Error::Config(format!("{flag} must be at least 1")));
             }
         }
-        if !(args.lr > 0.0 && args.lr.is_finite()) {
-            return Err(Error::Config(format!("--lr must be a positive number, got {}", args.lr)));
-        }
+        let fidelity: Fidelity = args.fidelity.into();
+        let optimizer = optimizer_config(args, dataset)?;
+        let lr_schedule = lr_schedule(args, dataset, fidelity)?;
         check_percent("--noise-percent-labels", args.noise_percent_labels)?;
         check_percent("--noise-percent-pixels", args.noise_percent_pixels)?;
-        if !(args.noise_std_pixels >= 0.0 && args.noise_std_pixels.is_finite()) {
-            return Err(Error::Config(format!(
-                "--noise-std-pixels must be a number >= 0, got {}",
-                args.noise_std_pixels
-            )));
+        check_non_negative("--noise-std-pixels", args.noise_std_pixels)?;
+        if args.cutout && (args.n_holes == 0 || args.length == 0) {
+            return Err(Error::Config(
+                "--cutout needs --n-holes and --length of at least 1".into(),
+            ));
         }
-        if !(0.0..1.0).contains(&args.momentum) {
-            return Err(Error::Config(format!(
-                "--momentum must be in [0, 1), got {}",
-                args.momentum
-            )));
-        }
+        let sorting_file = sorting_file(args);
         let needs_sorting =
             args.remove_subsample > 0 || (args.remove_n > 0 && args.keep_lowest_n >= 0);
-        if needs_sorting && args.sorting_file.is_none() {
+        if needs_sorting && sorting_file.is_none() {
             return Err(Error::Config(
                 "--remove-n with --keep-lowest-n >= 0 (or --remove-subsample) needs --sorting-file FILE from `fstream order`; use --keep-lowest-n -1 for random removal".into(),
             ));
@@ -238,31 +269,146 @@ impl TryFrom<&TrainArgs> for TrainPlan {
         }
         let device = device(args)?;
         Ok(TrainPlan {
+            dataset,
             base: TrainConfig {
-                model: args.model,
+                model,
                 epochs: args.epochs,
-                batch_size: args.batch_size,
-                lr: args.lr,
-                momentum: args.momentum,
+                batch_size,
+                optimizer,
+                lr_schedule,
                 dropout: !args.no_dropout,
+                augment: args.data_augmentation,
+                cutout: args
+                    .cutout
+                    .then_some(Cutout { holes: args.n_holes, length: i64::from(args.length) }),
                 seed: seeds[0],
                 device,
                 intra_op_threads: (total_threads / seeds.len()).max(1),
                 record: !args.no_record,
             },
             seeds,
+            sorting_file,
             removal_flags: RemovalFlags {
                 remove_n: args.remove_n,
                 keep_lowest_n: args.keep_lowest_n,
                 remove_subsample: args.remove_subsample,
             },
-            fidelity: args.fidelity.into(),
+            fidelity,
             pixel_noise: PixelNoise {
                 percent: args.noise_percent_pixels,
                 std: args.noise_std_pixels,
                 mode: args.pixel_noise_mode,
             },
         })
+    }
+}
+
+/// `--model`, or the reference's default for the dataset; refuses a model whose input
+/// shape is not the dataset's.
+fn model_for(dataset: DatasetKind, model: Option<ModelKind>) -> Result<ModelKind, Error> {
+    let (default, image_shape) = if dataset.is_cifar() {
+        (ModelKind::ResNet18, [3, 32, 32])
+    } else {
+        (ModelKind::MnistCnn, [1, 28, 28])
+    };
+    let model = model.unwrap_or(default);
+    if model.input_shape() != image_shape {
+        let shape = |[c, h, w]: [usize; 3]| format!("{c}x{h}x{w}");
+        return Err(Error::Config(format!(
+            "--model {model} takes {} images, but --dataset {dataset} has {}",
+            shape(model.input_shape()),
+            shape(image_shape)
+        )));
+    }
+    Ok(model)
+}
+
+/// The optimizer: the reference's defaults for the dataset and `--optimizer`, with the
+/// flags given on top.
+fn optimizer_config(args: &TrainArgs, dataset: DatasetKind) -> Result<OptimizerConfig, Error> {
+    let defaults = match (args.optimizer, dataset.is_cifar()) {
+        (OptimizerKind::Adam, _) => OptimizerConfig::ADAM,
+        (OptimizerKind::Sgd, true) => OptimizerConfig::CIFAR,
+        (OptimizerKind::Sgd, false) => OptimizerConfig::MNIST,
+    };
+    let config = OptimizerConfig {
+        lr: args.lr.unwrap_or(defaults.lr),
+        momentum: args.momentum.unwrap_or(defaults.momentum),
+        nesterov: defaults.nesterov && !args.no_nesterov,
+        weight_decay: args.weight_decay.unwrap_or(defaults.weight_decay),
+        ..defaults
+    };
+    if !(config.lr > 0.0 && config.lr.is_finite()) {
+        return Err(Error::Config(format!("--lr must be a positive number, got {}", config.lr)));
+    }
+    if !(0.0..1.0).contains(&config.momentum) {
+        return Err(Error::Config(format!(
+            "--momentum must be in [0, 1), got {}",
+            config.momentum
+        )));
+    }
+    if config.nesterov && config.momentum == 0.0 {
+        return Err(Error::Config(
+            "Nesterov momentum needs --momentum > 0 (or --no-nesterov)".into(),
+        ));
+    }
+    check_non_negative("--weight-decay", config.weight_decay)?;
+    Ok(config)
+}
+
+/// The learning-rate schedule: `--lr-milestones`, or the reference's CIFAR schedule for SGD
+/// on CIFAR; drops come one epoch late with `--fidelity faithful`.
+fn lr_schedule(
+    args: &TrainArgs,
+    dataset: DatasetKind,
+    fidelity: Fidelity,
+) -> Result<LrSchedule, Error> {
+    let delay = match fidelity {
+        Fidelity::Corrected => 0,
+        Fidelity::Faithful => 1,
+    };
+    let milestones = match args.lr_milestones.as_deref() {
+        Some("none") => Vec::new(),
+        Some(spec) => {
+            spec.split(',').map(|m| m.trim().parse::<u32>()).collect::<Result<_, _>>().map_err(
+                |_| {
+                    Error::Config(format!(
+                        "--lr-milestones {spec:?}: expected epochs like 60,120,160, or none"
+                    ))
+                },
+            )?
+        }
+        None if dataset.is_cifar() && args.optimizer == OptimizerKind::Sgd => {
+            LrSchedule::cifar(delay).milestones
+        }
+        None => Vec::new(),
+    };
+    if !(args.lr_gamma > 0.0 && args.lr_gamma.is_finite()) {
+        return Err(Error::Config(format!(
+            "--lr-gamma must be a positive number, got {}",
+            args.lr_gamma
+        )));
+    }
+    Ok(LrSchedule { milestones, gamma: args.lr_gamma, delay })
+}
+
+fn check_non_negative(flag: &str, value: f64) -> Result<(), Error> {
+    if value >= 0.0 && value.is_finite() {
+        Ok(())
+    } else {
+        Err(Error::Config(format!("{flag} must be a number >= 0, got {value}")))
+    }
+}
+
+/// `--sorting-file`, looked up in `--input-dir` as the reference did; "none" is no file.
+fn sorting_file(args: &TrainArgs) -> Option<PathBuf> {
+    let file = args.sorting_file.as_ref().filter(|f| f.as_os_str() != "none")?;
+    match &args.input_dir {
+        Some(dir) if file.is_relative() => {
+            let path = dir.join(file);
+            Some(if path.extension().is_none() { path.with_extension("parquet") } else { path })
+        }
+        _ => Some(file.clone()),
     }
 }
 
@@ -350,9 +496,6 @@ fn install_interrupt_handler() {
 
 pub fn run(args: TrainArgs, quiet: bool) -> anyhow::Result<()> {
     install_interrupt_handler();
-    if !args.no_download {
-        download_missing(&args, quiet)?;
-    }
     match &args.resume {
         Some(run_id) => resume(&args, run_id, quiet),
         None => train_new(&args, quiet),
@@ -372,8 +515,8 @@ fn resume(args: &TrainArgs, run_id: &str, quiet: bool) -> anyhow::Result<()> {
     }
     let info = stored.info;
     let dataset: DatasetKind = info.dataset.parse().map_err(Error::Config)?;
-    let model: ModelKind = info.model.parse().map_err(Error::Config)?;
-    let data = Arc::new(mnist::load(&args.data_dir, dataset, info.permutation_seed.unwrap_or(0))?);
+    download_missing(args, dataset, quiet)?;
+    let data = Arc::new(data::load(&args.data_dir, dataset, info.permutation_seed.unwrap_or(0))?);
     let resume = match stored.epochs_completed {
         0 => None,
         after => {
@@ -384,18 +527,7 @@ fn resume(args: &TrainArgs, run_id: &str, quiet: bool) -> anyhow::Result<()> {
             Some((after, checkpoint))
         }
     };
-    let config = TrainConfig {
-        model,
-        epochs: info.epochs,
-        batch_size: info.batch_size as usize,
-        lr: info.lr,
-        momentum: info.momentum,
-        dropout: !info.no_dropout,
-        seed: info.seed,
-        device: device(args)?,
-        intra_op_threads: args.threads.unwrap_or(info.intra_op_threads as usize).max(1),
-        record: info.record_presentations,
-    };
+    let config = stored_config(&info, device(args)?, args.threads)?;
     let train_ids: Vec<u32> = (0..stored.examples.in_training_set.len() as u32)
         .filter(|&id| stored.examples.in_training_set[id as usize])
         .collect();
@@ -413,7 +545,8 @@ fn resume(args: &TrainArgs, run_id: &str, quiet: bool) -> anyhow::Result<()> {
 /// Plans and trains new runs, one per seed.
 fn train_new(args: &TrainArgs, quiet: bool) -> anyhow::Result<()> {
     let plan = TrainPlan::try_from(args)?;
-    let dataset = args.dataset.expect("clap requires --dataset unless --resume is given");
+    let dataset = plan.dataset;
+    download_missing(args, dataset, quiet)?;
     let mut loaded: HashMap<u64, Arc<Splits>> = HashMap::new();
     let mut sorting_file: Option<SortingFile> = None;
     let mut runs = Vec::new();
@@ -426,10 +559,10 @@ fn train_new(args: &TrainArgs, quiet: bool) -> anyhow::Result<()> {
         let data = match loaded.entry(permutation_seed) {
             Entry::Occupied(entry) => entry.into_mut(),
             Entry::Vacant(entry) => {
-                entry.insert(Arc::new(mnist::load(&args.data_dir, dataset, permutation_seed)?))
+                entry.insert(Arc::new(data::load(&args.data_dir, dataset, permutation_seed)?))
             }
         };
-        if let (None, Some(path)) = (&sorting_file, &args.sorting_file) {
+        if let (None, Some(path)) = (&sorting_file, &plan.sorting_file) {
             sorting_file = Some(read_sorting_file(path, data)?);
         }
         let selection =
@@ -447,16 +580,24 @@ fn train_new(args: &TrainArgs, quiet: bool) -> anyhow::Result<()> {
         let info = RunInfo {
             run_id: new_run_id(dataset, seed),
             dataset: dataset.name().into(),
-            model: args.model.name().into(),
+            model: config.model.name().into(),
             seed,
             epochs: config.epochs,
             batch_size: config.batch_size as u32,
-            optimizer: "sgd".into(),
-            lr: config.lr,
-            momentum: config.momentum,
+            optimizer: config.optimizer.kind.name().into(),
+            lr: config.optimizer.lr,
+            momentum: config.optimizer.momentum,
+            nesterov: config.optimizer.nesterov,
+            weight_decay: config.optimizer.weight_decay,
+            lr_milestones: config.lr_schedule.milestones.clone(),
+            lr_gamma: config.lr_schedule.gamma,
+            lr_schedule_delay: config.lr_schedule.delay,
+            data_augmentation: config.augment,
+            cutout_holes: config.cutout.map_or(0, |c| c.holes as u32),
+            cutout_length: config.cutout.map_or(0, |c| c.length as u32),
             no_dropout: !config.dropout,
             permutation_seed: (dataset == DatasetKind::PermutedMnist).then_some(permutation_seed),
-            sorting_file: args.sorting_file.as_ref().map(|p| p.display().to_string()),
+            sorting_file: plan.sorting_file.as_ref().map(|p| p.display().to_string()),
             remove_n: selection.removed.len() as u32,
             keep_lowest_n: plan.removal_flags.keep_lowest_n,
             remove_subsample: plan.removal_flags.remove_subsample as u32,
@@ -479,6 +620,7 @@ fn train_new(args: &TrainArgs, quiet: bool) -> anyhow::Result<()> {
             labels,
             in_training_set,
             pixel_noisy,
+            coarse_labels: data.train.coarse_labels.clone(),
         };
         let train_ids = selection.kept;
         runs.push(PlannedRun { info, examples, data: run_data, config, train_ids, resume: None });
@@ -609,15 +751,20 @@ fn lock_run(layout: &Layout, run_id: &str) -> Result<File, Error> {
     }
 }
 
-fn download_missing(args: &TrainArgs, quiet: bool) -> anyhow::Result<()> {
-    let mirrors: Vec<String> = if args.mirrors.is_empty() {
-        mnist::DEFAULT_MIRRORS.iter().map(|m| m.to_string()).collect()
-    } else {
-        args.mirrors.clone()
+/// Downloads `dataset`'s missing files (unless `--no-download`), with a progress bar.
+fn download_missing(args: &TrainArgs, dataset: DatasetKind, quiet: bool) -> anyhow::Result<()> {
+    if args.no_download {
+        return Ok(());
+    }
+    let format = cifar::format_of(dataset);
+    let mirrors: Vec<String> = match (args.mirrors.is_empty(), &format) {
+        (false, _) => args.mirrors.clone(),
+        (true, Some(_)) => vec![cifar::DEFAULT_MIRROR.to_string()],
+        (true, None) => mnist::DEFAULT_MIRRORS.iter().map(|m| m.to_string()).collect(),
     };
     let bars = Bars::new(args.progress, quiet);
     let mut current: Option<(String, ProgressBar)> = None;
-    mnist::download_missing(&args.data_dir, &mirrors, &mut |file, done, total| {
+    let mut on_progress = |file: &str, done, total: Option<u64>| {
         if current.as_ref().is_none_or(|(name, _)| name != file) {
             log::info!("downloading {file}");
             current =
@@ -626,8 +773,51 @@ fn download_missing(args: &TrainArgs, quiet: bool) -> anyhow::Result<()> {
         if let Some((_, bar)) = &current {
             bar.set_position(done);
         }
-    })?;
+    };
+    match format {
+        Some(format) => {
+            cifar::download_missing(&args.data_dir, &format, &mirrors, &mut |done, total| {
+                on_progress(format.archive, done, total)
+            })?
+        }
+        None => mnist::download_missing(&args.data_dir, &mirrors, &mut on_progress)?,
+    }
     Ok(())
+}
+
+/// The training configuration a stored run was started with (for `--resume`).
+fn stored_config(
+    info: &RunInfo,
+    device: tch::Device,
+    threads: Option<usize>,
+) -> Result<TrainConfig, Error> {
+    Ok(TrainConfig {
+        model: info.model.parse().map_err(Error::Config)?,
+        epochs: info.epochs,
+        batch_size: info.batch_size as usize,
+        optimizer: OptimizerConfig {
+            kind: info.optimizer.parse().map_err(Error::Config)?,
+            lr: info.lr,
+            momentum: info.momentum,
+            nesterov: info.nesterov,
+            weight_decay: info.weight_decay,
+        },
+        lr_schedule: LrSchedule {
+            milestones: info.lr_milestones.clone(),
+            gamma: info.lr_gamma,
+            delay: info.lr_schedule_delay,
+        },
+        dropout: !info.no_dropout,
+        augment: info.data_augmentation,
+        cutout: (info.cutout_holes > 0).then_some(Cutout {
+            holes: info.cutout_holes as usize,
+            length: i64::from(info.cutout_length),
+        }),
+        seed: info.seed,
+        device,
+        intra_op_threads: threads.unwrap_or(info.intra_op_threads as usize).max(1),
+        record: info.record_presentations,
+    })
 }
 
 /// A new run id: dataset, seed, UTC start time and a random suffix, e.g.
@@ -647,7 +837,7 @@ mod tests {
         let mut argv = vec!["fstream", "train"];
         argv.extend_from_slice(args);
         match super::super::Cli::parse_from(argv).command {
-            super::super::Command::Train(args) => args,
+            super::super::Command::Train(args) => *args,
             other => panic!("not train: {other:?}"),
         }
     }

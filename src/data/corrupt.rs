@@ -154,7 +154,12 @@ mod tests {
     }
 
     fn image_set(value: u8, n: usize) -> ImageSet {
-        ImageSet { pixels: vec![value; n * 3 * 4 * 4], labels: vec![0; n], image_shape: [3, 4, 4] }
+        ImageSet {
+            pixels: vec![value; n * 3 * 4 * 4],
+            labels: vec![0; n],
+            coarse_labels: None,
+            image_shape: [3, 4, 4],
+        }
     }
 
     #[test]

@@ -71,6 +71,31 @@ pub fn download_verified(
     Ok(())
 }
 
+/// Tries `fetch(url)` with `name` under each of `mirrors` in turn until one succeeds.
+///
+/// # Errors
+/// [`Error::Download`] naming `name`, every mirror's failure, and `hint` (what to do without
+/// internet) when all of them failed; any other error of `fetch` (a local I/O failure) at once.
+pub fn from_mirrors(
+    mirrors: &[String],
+    name: &str,
+    hint: &str,
+    fetch: &mut dyn FnMut(&str) -> Result<()>,
+) -> Result<()> {
+    let mut failures = Vec::new();
+    for mirror in mirrors {
+        match fetch(&format!("{}/{name}", mirror.trim_end_matches('/'))) {
+            Ok(()) => return Ok(()),
+            Err(Error::Download { url, reason }) => failures.push(format!("{url}: {reason}")),
+            Err(other) => return Err(other),
+        }
+    }
+    Err(Error::Download {
+        url: name.to_string(),
+        reason: format!("{}; {hint}", failures.join("; ")),
+    })
+}
+
 /// Computes the checksum of a file already on disk, in lower-case hex.
 ///
 /// # Errors

@@ -11,7 +11,7 @@ use rand::SeedableRng;
 use rand::rngs::ChaCha8Rng;
 use rand::seq::SliceRandom;
 
-use super::download::{Checksum, download_verified};
+use super::download::{Checksum, download_verified, from_mirrors};
 use super::idx::read_idx;
 use super::{DatasetKind, ImageSet, Splits};
 use crate::error::{Error, Result};
@@ -67,32 +67,17 @@ pub fn download_missing(
     on_progress: &mut dyn FnMut(&str, u64, Option<u64>),
 ) -> Result<()> {
     let dir = mnist_dir(data_dir);
+    let hint = format!(
+        "without internet, run scripts/fetch-mnist.sh to install the files into {}",
+        dir.display()
+    );
     for file in FILES.iter().filter(|f| existing(&dir, f).is_none()) {
         let gz_name = format!("{}.gz", file.name);
-        let mut failures = Vec::new();
-        for mirror in mirrors {
-            let url = format!("{}/{gz_name}", mirror.trim_end_matches('/'));
+        let dest = dir.join(&gz_name);
+        from_mirrors(mirrors, &gz_name, &hint, &mut |url| {
             let mut progress = |done, total| on_progress(&gz_name, done, total);
-            match download_verified(
-                &url,
-                &dir.join(&gz_name),
-                Checksum::Md5(file.gz_md5),
-                &mut progress,
-            ) {
-                Ok(()) => break,
-                Err(e) => failures.push(e.to_string()),
-            }
-        }
-        if failures.len() == mirrors.len() {
-            return Err(Error::Download {
-                url: gz_name,
-                reason: format!(
-                    "{} (without internet, run scripts/fetch-mnist.sh to install the files into {})",
-                    failures.join("; "),
-                    dir.display()
-                ),
-            });
-        }
+            download_verified(url, &dest, Checksum::Md5(file.gz_md5), &mut progress)
+        })?;
     }
     Ok(())
 }
@@ -157,6 +142,7 @@ fn read_split(images_path: &Path, labels_path: &Path) -> Result<ImageSet> {
     Ok(ImageSet {
         pixels: images.data,
         labels: labels.data.into_iter().map(u16::from).collect(),
+        coarse_labels: None,
         image_shape: [1, SIDE, SIDE],
     })
 }

@@ -3,14 +3,27 @@
 //! no run would be reproducible. Masks here come from the run's own seeded generator, which
 //! the trainer reseeds every epoch (so an epoch's masks depend only on seed and epoch).
 //!
-//! Masks are drawn on the host, one draw per element (or per channel), which is cheap for the
-//! MNIST network's dropout layers (a few thousand draws per batch).
+//! Each mask is drawn on the tensor's device by libtorch's generator, seeded for that one draw
+//! from the run's generator through [`seeded`]: masks cost one kernel whatever their size
+//! (WideResNet's are millions of elements per batch), and stay reproducible.
 
 use std::sync::{Arc, Mutex};
 
 use rand::rngs::ChaCha8Rng;
 use rand::{RngExt, SeedableRng};
-use tch::Tensor;
+use tch::{Kind, Tensor};
+
+/// Held while libtorch's global generator is seeded and drawn from.
+static LIBTORCH_RNG: Mutex<()> = Mutex::new(());
+
+/// Runs `draw` with libtorch's one global random generator seeded with `seed`, holding a lock
+/// so that concurrent runs (or tests) never interleave their draws. Every use of that
+/// generator in fstream — model initialization, dropout masks — goes through here.
+pub fn seeded<T>(seed: i64, draw: impl FnOnce() -> T) -> T {
+    let _lock = LIBTORCH_RNG.lock().unwrap_or_else(|p| p.into_inner());
+    tch::manual_seed(seed);
+    draw()
+}
 
 /// A run's dropout generator; clones share the same state.
 #[derive(Debug, Clone)]
@@ -41,14 +54,11 @@ impl DropoutRng {
         } else {
             size
         };
-        let draws = mask_shape.iter().product::<i64>() as usize;
-        let scale = (1.0 / (1.0 - p)) as f32;
-        let mask: Vec<f32> = {
-            let mut rng = self.0.lock().unwrap_or_else(|p| p.into_inner());
-            (0..draws).map(|_| if rng.random_bool(1.0 - p) { scale } else { 0.0 }).collect()
-        };
-        let mask = Tensor::from_slice(&mask).view(mask_shape.as_slice()).to_device(xs.device());
-        xs * mask.to_kind(xs.kind())
+        let seed = self.0.lock().unwrap_or_else(|p| p.into_inner()).random::<i64>();
+        let uniform =
+            seeded(seed, || Tensor::rand(mask_shape.as_slice(), (Kind::Float, xs.device())));
+        let mask = uniform.ge(p).to_kind(xs.kind()) * (1.0 / (1.0 - p));
+        xs * mask
     }
 }
 
@@ -63,10 +73,15 @@ mod tests {
         let a = DropoutRng::new(3).apply(&xs, 0.5, true, false);
         let b = DropoutRng::new(3).apply(&xs, 0.5, true, false);
         assert!(a.equal(&b));
+        assert!(!a.equal(&DropoutRng::new(4).apply(&xs, 0.5, true, false)));
         let values: Vec<f32> = Vec::try_from(&a.flatten(0, -1)).unwrap();
         assert!(values.iter().all(|&v| v == 0.0 || v == 2.0));
         let kept = values.iter().filter(|&&v| v == 2.0).count();
         assert!((800..1200).contains(&kept), "{kept} of 2000 kept at p = 0.5");
+        let sparse = DropoutRng::new(3).apply(&xs, 0.3, true, false);
+        let kept = Vec::<f32>::try_from(&sparse.flatten(0, -1)).unwrap();
+        let kept = kept.iter().filter(|&&v| v > 0.0).count();
+        assert!((1300..1500).contains(&kept), "{kept} of 2000 kept at p = 0.3");
     }
 
     #[test]
@@ -80,7 +95,7 @@ mod tests {
 
     #[test]
     fn eval_mode_is_the_identity() {
-        let xs = Tensor::randn([4, 5], tch::kind::FLOAT_CPU);
+        let xs = seeded(0, || Tensor::randn([4, 5], tch::kind::FLOAT_CPU));
         assert!(DropoutRng::new(0).apply(&xs, 0.5, false, false).equal(&xs));
     }
 }

@@ -52,9 +52,9 @@ pub struct RunStart {
 pub struct RunInfo {
     /// The run's id.
     pub run_id: RunId,
-    /// Dataset name (`mnist`, `permuted_mnist`).
+    /// Dataset name (`mnist`, `permuted_mnist`, `cifar10`, `cifar100`).
     pub dataset: String,
-    /// Model name (`mnist_cnn`).
+    /// Model name (`mnist_cnn`, `resnet18`, `wideresnet`).
     pub model: String,
     /// Training seed (model initialization, data order, random removal).
     pub seed: u64,
@@ -62,12 +62,28 @@ pub struct RunInfo {
     pub epochs: u32,
     /// Training batch size.
     pub batch_size: u32,
-    /// Optimizer name (`sgd`).
+    /// Optimizer name (`sgd`, `adam`).
     pub optimizer: String,
-    /// Learning rate.
+    /// Base learning rate.
     pub lr: f64,
     /// SGD momentum.
     pub momentum: f64,
+    /// Whether SGD used Nesterov momentum.
+    pub nesterov: bool,
+    /// SGD weight decay.
+    pub weight_decay: f64,
+    /// Epochs after which the learning rate was multiplied by `lr_gamma`.
+    pub lr_milestones: Vec<u32>,
+    /// Learning-rate factor at each milestone.
+    pub lr_gamma: f64,
+    /// Epochs each drop came late (1: the reference's off-by-one, DESIGN.md §2 bug 5).
+    pub lr_schedule_delay: u32,
+    /// Whether training images were randomly cropped and flipped.
+    pub data_augmentation: bool,
+    /// Cutout squares per training image (0: no cutout).
+    pub cutout_holes: u32,
+    /// Side of a cutout square in pixels.
+    pub cutout_length: u32,
     /// Whether dropout was off (the reference's `--no_dropout`).
     pub no_dropout: bool,
     /// Seed of permuted MNIST's pixel permutation, `None` for other datasets.
@@ -119,6 +135,8 @@ pub struct ExampleTable {
     pub in_training_set: Vec<bool>,
     /// Whether the run added pixel noise to the example's image.
     pub pixel_noisy: Vec<bool>,
+    /// CIFAR-100's coarse (superclass) labels; `None` for other datasets.
+    pub coarse_labels: Option<Vec<u16>>,
 }
 
 /// Per-example statistics of one batch, from the forward pass used for the update (train

@@ -62,6 +62,11 @@ pub fn read_run(layout: &Layout, run_id: &str) -> Result<StoredRun> {
         labels: labels(col::LABEL)?,
         in_training_set: flags(col::IN_TRAINING_SET)?,
         pixel_noisy: flags(col::PIXEL_NOISY)?,
+        coarse_labels: examples
+            .column_by_name(col::COARSE_LABEL)
+            .and_then(|c| c.as_any().downcast_ref::<UInt16Array>())
+            .filter(|c| c.null_count() == 0)
+            .map(|c| c.values().to_vec()),
     };
     Ok(StoredRun { info, status, epochs_completed, examples })
 }

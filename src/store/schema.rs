@@ -45,6 +45,8 @@ pub mod col {
     pub const PIXEL_NOISY: &str = "pixel_noisy";
     /// Label in the dataset files (`examples`).
     pub const ORIGINAL_LABEL: &str = "original_label";
+    /// CIFAR-100's coarse label, null for other datasets (`examples`).
+    pub const COARSE_LABEL: &str = "coarse_label";
     /// Forgetting count of a sorting file.
     pub const FORGETTING_COUNT: &str = "forgetting_count";
     /// 0-based position in a sorting file's order.
@@ -166,6 +168,9 @@ pub fn runs_batch(run: &RunInfo, progress: &RunProgress) -> Result<RecordBatch> 
     fn ms(value: Option<i64>) -> ArrayRef {
         Arc::new(TimestampMillisecondArray::from(vec![value]))
     }
+    fn join(values: &[u32]) -> String {
+        values.iter().map(u32::to_string).collect::<Vec<_>>().join(",")
+    }
     let error = match &progress.status {
         RunStatus::Failed(message) => Some(message.as_str()),
         _ => None,
@@ -180,6 +185,14 @@ pub fn runs_batch(run: &RunInfo, progress: &RunProgress) -> Result<RecordBatch> 
         ("optimizer", text(&run.optimizer), false),
         ("lr", f64s(run.lr), false),
         ("momentum", f64s(run.momentum), false),
+        ("nesterov", Arc::new(BooleanArray::from(vec![run.nesterov])), false),
+        ("weight_decay", f64s(run.weight_decay), false),
+        ("lr_milestones", text(&join(&run.lr_milestones)), false),
+        ("lr_gamma", f64s(run.lr_gamma), false),
+        ("lr_schedule_delay", u32s(run.lr_schedule_delay), false),
+        ("data_augmentation", Arc::new(BooleanArray::from(vec![run.data_augmentation])), false),
+        ("cutout_holes", u32s(run.cutout_holes), false),
+        ("cutout_length", u32s(run.cutout_length), false),
         ("no_dropout", Arc::new(BooleanArray::from(vec![run.no_dropout])), false),
         ("permutation_seed", Arc::new(UInt64Array::from(vec![run.permutation_seed])), true),
         ("sorting_file", opt_text(run.sorting_file.as_deref()), true),
@@ -269,6 +282,14 @@ pub fn examples_batch(run_id: &str, examples: &ExampleTable) -> Result<RecordBat
             Arc::new(BooleanArray::from(examples.in_training_set.clone())),
             false,
         ),
+        (
+            col::COARSE_LABEL,
+            Arc::new(match &examples.coarse_labels {
+                Some(coarse) => UInt16Array::from(coarse.clone()),
+                None => UInt16Array::new_null(n),
+            }),
+            true,
+        ),
     ])?)
 }
 
@@ -305,6 +326,7 @@ mod tests {
             labels: vec![1, 3],
             in_training_set: vec![true, false],
             pixel_noisy: vec![false, true],
+            coarse_labels: None,
         };
         let batch = examples_batch("r", &table).unwrap();
         let noisy = batch.column_by_name("label_noisy").unwrap();

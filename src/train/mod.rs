@@ -7,7 +7,6 @@ pub mod stats;
 
 use std::ops::ControlFlow;
 use std::path::PathBuf;
-use std::sync::Mutex;
 use std::time::Instant;
 
 use rand::SeedableRng;
@@ -16,30 +15,27 @@ use rand::seq::SliceRandom;
 use tch::nn::{self, ModuleT};
 use tch::{Device, Kind, Reduction, Tensor};
 
-use crate::data::{ImageSet, Splits};
+use crate::data::Splits;
+use crate::data::batch::{BatchMaker, Cutout, InputConfig, images_tensor};
 use crate::error::{Error, Result};
 use crate::model::{self, DropoutRng, ModelKind};
 use crate::record::{BatchStats, EpochSummary, Record, RecordSender, RunId};
-use optim::Sgd;
+use optim::{LrSchedule, Optimizer, OptimizerConfig};
 use stats::batch_stats;
-
-/// MNIST normalization constants (torchvision's `Normalize((0.1307,), (0.3081,))`).
-const MNIST_MEAN: f64 = 0.1307;
-const MNIST_STD: f64 = 0.3081;
 
 /// Batch size for test-set evaluation; it does not change the results, only the speed.
 const EVAL_BATCH_SIZE: i64 = 1000;
 
-/// libtorch has one global random generator: seeding it and building a model must not
-/// interleave between concurrent runs, or initializations would depend on thread timing.
-static MODEL_INIT: Mutex<()> = Mutex::new(());
+/// Batches prepared ahead of the one being trained.
+const PREFETCH_BATCHES: usize = 2;
 
 /// Random streams of an epoch, told apart by [`epoch_seed`].
 const DATA_ORDER_STREAM: u64 = 1;
 const DROPOUT_STREAM: u64 = 2;
+const AUGMENTATION_STREAM: u64 = 3;
 
-/// The seed of one epoch's random stream: an epoch's data order and dropout masks depend only
-/// on the run's seed and the epoch, never on what ran before or beside it.
+/// The seed of one epoch's random stream: an epoch's data order, augmentation and dropout
+/// masks depend only on the run's seed and the epoch, never on what ran before or beside it.
 fn epoch_seed(seed: u64, epoch: u32, stream: u64) -> u64 {
     seed ^ u64::from(epoch).wrapping_mul(0x9E37_79B9_7F4A_7C15)
         ^ stream.wrapping_mul(0xD1B5_4A32_D192_ED03)
@@ -54,13 +50,17 @@ pub struct TrainConfig {
     pub epochs: u32,
     /// Training batch size.
     pub batch_size: usize,
-    /// SGD learning rate.
-    pub lr: f64,
-    /// SGD momentum.
-    pub momentum: f64,
+    /// Optimizer and base learning rate.
+    pub optimizer: OptimizerConfig,
+    /// Learning rate per epoch.
+    pub lr_schedule: LrSchedule,
     /// Whether the model's dropout layers are on.
     pub dropout: bool,
-    /// Seed of model initialization and data order.
+    /// Random crop and horizontal flip of training images.
+    pub augment: bool,
+    /// Cutout of training images.
+    pub cutout: Option<Cutout>,
+    /// Seed of model initialization, data order, augmentation and dropout.
     pub seed: u64,
     /// Where tensors live.
     pub device: Device,
@@ -76,9 +76,11 @@ impl Default for TrainConfig {
             model: ModelKind::MnistCnn,
             epochs: 200,
             batch_size: 64,
-            lr: 0.01,
-            momentum: 0.5,
+            optimizer: OptimizerConfig::MNIST,
+            lr_schedule: LrSchedule::constant(),
             dropout: true,
+            augment: false,
+            cutout: None,
             seed: 1,
             device: Device::Cpu,
             intra_op_threads: 1,
@@ -146,13 +148,11 @@ pub fn train_run(
     let device = config.device;
     let vs = nn::VarStore::new(device);
     let dropout_rng = DropoutRng::new(config.seed);
-    let net = {
-        let _lock = MODEL_INIT.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        tch::manual_seed(config.seed as i64);
-        let classes = data.num_classes as i64;
+    let classes = data.num_classes as i64;
+    let net = model::seeded(config.seed as i64, || {
         model::build(&vs.root(), config.model, classes, config.dropout, dropout_rng.clone())
-    };
-    let mut optimizer = Sgd::new(&vs, config.lr, config.momentum);
+    });
+    let mut optimizer = Optimizer::new(&vs, config.optimizer);
     let first_epoch = match &checkpoints.resume {
         Some((after, path)) => {
             optimizer.restore(Tensor::load_multi(path)?)?;
@@ -160,9 +160,13 @@ pub fn train_run(
         }
         None => 1,
     };
-    let train_images = images_tensor(&data.train, device)?;
     let TrainSet { ids: train_ids, labels } = train_set;
-    let train_labels = Tensor::f_from_slice(&to_i64(labels))?.f_to_device(device)?;
+    let input = InputConfig {
+        normalization: data.kind.normalization(),
+        augment: config.augment,
+        cutout: config.cutout,
+    };
+    let batches = BatchMaker::new(&data.train, labels, input, device)?;
     let test_images = images_tensor(&data.test, device)?;
     let test_labels = Tensor::f_from_slice(&to_i64(&data.test.labels))?.f_to_device(device)?;
 
@@ -176,48 +180,60 @@ pub fn train_run(
             DATA_ORDER_STREAM,
         )));
         dropout_rng.reseed(epoch_seed(config.seed, epoch, DROPOUT_STREAM));
+        let lr = config.lr_schedule.lr_at(config.optimizer.lr, epoch);
+        optimizer.set_lr(lr);
         let started = Instant::now();
         let waited_before = sender.waited();
         let mut totals = EpochTotals::new(device);
-        for (batch_index, batch) in order.chunks(config.batch_size).enumerate() {
-            let index = Tensor::f_from_slice(&to_i64(batch))?.f_to_device(device)?;
-            let images = normalize(&train_images.f_index_select(0, &index)?)?;
-            let targets = train_labels.f_index_select(0, &index)?;
-            let logits = net.forward_t(&images, true);
-            let loss = logits.f_cross_entropy_loss::<Tensor>(
-                &targets,
-                None,
-                Reduction::None,
-                -100,
-                0.0,
-            )?;
-            if config.record {
-                let stats = batch_stats(&logits, &targets, &loss)?;
-                totals.add_host(&stats.loss, &stats.correct);
-                let record = BatchStats {
-                    run_id: run_id.clone(),
-                    epoch,
-                    step,
-                    example_ids: batch.to_vec(),
-                    labels: batch.iter().map(|&id| labels[id as usize]).collect(),
-                    loss: stats.loss,
-                    correct: stats.correct,
-                    margin: stats.margin,
-                };
-                send(sender, Record::Batch(record))?;
-            } else {
-                totals.add_device(&logits, &targets, &loss)?;
+        let augmentation_seed = epoch_seed(config.seed, epoch, AUGMENTATION_STREAM);
+        std::thread::scope(|scope| -> Result<()> {
+            let prepared = prefetch(
+                scope,
+                batches.shallow_clone(),
+                &order,
+                config.batch_size,
+                augmentation_seed,
+            );
+            for (batch_index, (batch, made)) in prepared.into_iter().enumerate() {
+                let (images, targets) = made?;
+                let logits = net.forward_t(&images, true);
+                let loss = logits.f_cross_entropy_loss::<Tensor>(
+                    &targets,
+                    None,
+                    Reduction::None,
+                    -100,
+                    0.0,
+                )?;
+                if config.record {
+                    let stats = batch_stats(&logits, &targets, &loss)?;
+                    totals.add_host(&stats.loss, &stats.correct);
+                    let record = BatchStats {
+                        run_id: run_id.clone(),
+                        epoch,
+                        step,
+                        example_ids: batch.to_vec(),
+                        labels: batch.iter().map(|&id| labels[id as usize]).collect(),
+                        loss: stats.loss,
+                        correct: stats.correct,
+                        margin: stats.margin,
+                    };
+                    send(sender, Record::Batch(record))?;
+                } else {
+                    totals.add_device(&logits, &targets, &loss)?;
+                }
+                optimizer.backward_step(&loss.f_mean(Kind::Float)?)?;
+                step += 1;
+                let done = (batch_index * config.batch_size + batch.len()).min(order.len());
+                let progress = Progress::Batch { run_id, epoch, done, total: order.len() };
+                if on_progress(progress).is_break() {
+                    return Err(Error::Interrupted);
+                }
             }
-            optimizer.backward_step(&loss.f_mean(Kind::Float)?)?;
-            step += 1;
-            let done = (batch_index * config.batch_size + batch.len()).min(order.len());
-            if on_progress(Progress::Batch { run_id, epoch, done, total: order.len() }).is_break() {
-                return Err(Error::Interrupted);
-            }
-        }
+            Ok(())
+        })?;
         let train_seconds = started.elapsed().as_secs_f64();
         let (train_loss, train_acc) = totals.means(order.len())?;
-        let (test_loss, test_acc) = evaluate(&net, &test_images, &test_labels)?;
+        let (test_loss, test_acc) = evaluate(net.as_ref(), &batches, &test_images, &test_labels)?;
         let summary = EpochSummary {
             run_id: run_id.clone(),
             epoch,
@@ -225,7 +241,7 @@ pub fn train_run(
             train_loss,
             test_acc,
             test_loss,
-            lr: config.lr,
+            lr,
             train_seconds,
             channel_wait_seconds: (sender.waited() - waited_before).as_secs_f64(),
             examples: order.len() as u64,
@@ -241,10 +257,37 @@ pub fn train_run(
     Ok(())
 }
 
+/// A prepared batch: its example ids and its input and targets (or the error making them).
+type PreparedBatch<'a> = (&'a [u32], Result<(Tensor, Tensor)>);
+
+/// Prepares the batches of `order` on a helper thread, [`PREFETCH_BATCHES`] ahead of the
+/// trainer, with augmentation drawn from `seed`. The thread stops early when the returned
+/// receiver is dropped.
+fn prefetch<'scope, 'env>(
+    scope: &'scope std::thread::Scope<'scope, 'env>,
+    maker: BatchMaker,
+    order: &'env [u32],
+    batch_size: usize,
+    seed: u64,
+) -> crossbeam_channel::Receiver<PreparedBatch<'env>> {
+    let (tx, rx) = crossbeam_channel::bounded(PREFETCH_BATCHES);
+    scope.spawn(move || {
+        // Batch preparation is a few cheap ops: one libtorch thread keeps it off the trainer's.
+        tch::set_num_threads(1);
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        for batch in order.chunks(batch_size) {
+            if tx.send((batch, maker.make(batch, &mut rng))).is_err() {
+                return;
+            }
+        }
+    });
+    rx
+}
+
 /// Writes the model and optimizer state to `path` and flushes it to disk. The state is
 /// serialized in memory first: libtorch's file writer aborts the process when a write fails
 /// (disk full, file-size limit), while a failed `std::fs` write is an ordinary error.
-fn save_checkpoint(optimizer: &Sgd, path: &std::path::Path) -> Result<()> {
+fn save_checkpoint(optimizer: &Optimizer, path: &std::path::Path) -> Result<()> {
     use crate::error::IoContext;
     use std::io::Write;
     let mut bytes = Vec::new();
@@ -264,23 +307,6 @@ fn send(sender: &mut RecordSender, record: Record) -> Result<()> {
 
 fn to_i64<T: Copy + Into<i64>>(values: &[T]) -> Vec<i64> {
     values.iter().map(|&v| v.into()).collect()
-}
-
-/// The images as a `[N, C, H, W]` uint8 tensor (0..=255) on `device`.
-fn images_tensor(set: &ImageSet, device: Device) -> Result<Tensor> {
-    let [c, h, w] = set.image_shape.map(|d| d as i64);
-    Ok(Tensor::f_from_slice(&set.pixels)?
-        .f_view([set.len() as i64, c, h, w])?
-        .f_to_device(device)?)
-}
-
-/// uint8 pixels (0..=255) to normalized float input of the same shape.
-fn normalize(images: &Tensor) -> Result<Tensor> {
-    Ok(images
-        .f_to_kind(Kind::Float)?
-        .f_div_scalar(255.0)?
-        .f_sub_scalar(MNIST_MEAN)?
-        .f_div_scalar(MNIST_STD)?)
 }
 
 /// Running sums of an epoch's loss and correct count, on the host (recording on) or on the
@@ -324,14 +350,20 @@ impl EpochTotals {
     }
 }
 
-/// (mean loss, accuracy) of `net` on a test set, in eval mode without gradients.
-fn evaluate(net: &impl ModuleT, images: &Tensor, labels: &Tensor) -> Result<(f64, f64)> {
+/// (mean loss, accuracy) of `net` on a test set (uint8 images, normalized as training input
+/// but never augmented), in eval mode without gradients.
+fn evaluate(
+    net: &dyn ModuleT,
+    batches: &BatchMaker,
+    images: &Tensor,
+    labels: &Tensor,
+) -> Result<(f64, f64)> {
     let _no_grad = tch::no_grad_guard();
     let n = images.size()[0];
     let mut totals = EpochTotals::new(images.device());
     for start in (0..n).step_by(EVAL_BATCH_SIZE as usize) {
         let len = EVAL_BATCH_SIZE.min(n - start);
-        let logits = net.forward_t(&normalize(&images.f_narrow(0, start, len)?)?, false);
+        let logits = net.forward_t(&batches.normalize(&images.f_narrow(0, start, len)?)?, false);
         let targets = labels.f_narrow(0, start, len)?;
         let loss =
             logits.f_cross_entropy_loss::<Tensor>(&targets, None, Reduction::None, -100, 0.0)?;

@@ -1,45 +1,174 @@
-//! SGD with momentum (PyTorch's update rule, no dampening or weight decay), written over the
-//! var store's tensors so that its whole state — the momentum buffers — can be checkpointed.
-//! tch's own optimizers keep that state inside libtorch, where a checkpoint cannot reach it.
+//! Optimizers and learning-rate schedules. SGD (momentum, Nesterov, weight decay) and Adam
+//! follow PyTorch's update rules, written over the var store's tensors so that their whole
+//! state — momentum buffers, Adam's moments and step count — can be checkpointed. tch's own
+//! optimizers keep that state inside libtorch, where a checkpoint cannot reach it.
 
 use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
 
 use tch::Tensor;
 use tch::nn::VarStore;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 
-/// Name prefixes of the two kinds of tensors in [`Sgd::state`].
+/// Name prefix of the model's variables in [`Optimizer::state`]; every other entry is
+/// optimizer state named `<slot>.<variable>`, or the step count.
 const PARAM_PREFIX: &str = "param.";
-const MOMENTUM_PREFIX: &str = "momentum.";
+const STEPS_KEY: &str = "steps";
+const MOMENTUM_SLOT: &str = "momentum";
+const EXP_AVG_SLOT: &str = "exp_avg";
+const EXP_AVG_SQ_SLOT: &str = "exp_avg_sq";
 
-/// SGD with momentum: `buf = momentum * buf + grad` (`buf = grad` at the first step), then
-/// `param -= lr * buf`.
-#[derive(Debug)]
-pub struct Sgd {
-    lr: f64,
-    momentum: f64,
-    /// Every variable of the var store by name (trainable or not: all belong in a checkpoint).
-    variables: BTreeMap<String, Tensor>,
-    /// Momentum buffers of the trainable variables, by name.
-    buffers: BTreeMap<String, Tensor>,
+/// Adam's fixed hyper-parameters (PyTorch's defaults, which the reference used).
+const ADAM_BETAS: (f64, f64) = (0.9, 0.999);
+const ADAM_EPS: f64 = 1e-8;
+
+/// The update rules fstream offers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OptimizerKind {
+    /// Stochastic gradient descent with momentum (optionally Nesterov) and weight decay.
+    Sgd,
+    /// Adam (Kingma & Ba 2015) with betas (0.9, 0.999) and eps 1e-8.
+    Adam,
 }
 
-impl Sgd {
-    /// An optimizer over every trainable variable of `vs`.
-    pub fn new(vs: &VarStore, lr: f64, momentum: f64) -> Self {
-        Sgd {
-            lr,
-            momentum,
-            variables: vs.variables().into_iter().collect(),
-            buffers: BTreeMap::new(),
+impl OptimizerKind {
+    /// Every optimizer, in the order `--help` lists them.
+    pub const ALL: [OptimizerKind; 2] = [OptimizerKind::Sgd, OptimizerKind::Adam];
+
+    /// The name used on the command line and in the `runs` table.
+    pub fn name(self) -> &'static str {
+        match self {
+            OptimizerKind::Sgd => "sgd",
+            OptimizerKind::Adam => "adam",
         }
+    }
+}
+
+impl fmt::Display for OptimizerKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for OptimizerKind {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        crate::names::parse_name(s, &OptimizerKind::ALL, OptimizerKind::name, "optimizer")
+    }
+}
+
+/// An optimizer's settings.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct OptimizerConfig {
+    /// The update rule.
+    pub kind: OptimizerKind,
+    /// Base learning rate (the schedule scales it per epoch).
+    pub lr: f64,
+    /// SGD momentum (ignored by Adam).
+    pub momentum: f64,
+    /// Nesterov momentum (SGD only).
+    pub nesterov: bool,
+    /// L2 weight decay added to the gradients (SGD only, as in the reference).
+    pub weight_decay: f64,
+}
+
+impl OptimizerConfig {
+    /// The reference's MNIST optimizer: SGD, lr 0.01, momentum 0.5.
+    pub const MNIST: OptimizerConfig = OptimizerConfig {
+        kind: OptimizerKind::Sgd,
+        lr: 0.01,
+        momentum: 0.5,
+        nesterov: false,
+        weight_decay: 0.0,
+    };
+
+    /// The reference's CIFAR optimizer: SGD, lr 0.1, Nesterov momentum 0.9, weight decay 5e-4.
+    pub const CIFAR: OptimizerConfig = OptimizerConfig {
+        kind: OptimizerKind::Sgd,
+        lr: 0.1,
+        momentum: 0.9,
+        nesterov: true,
+        weight_decay: 5e-4,
+    };
+
+    /// The reference's `--optimizer adam`: lr 1e-3.
+    pub const ADAM: OptimizerConfig = OptimizerConfig {
+        kind: OptimizerKind::Adam,
+        lr: 1e-3,
+        momentum: 0.0,
+        nesterov: false,
+        weight_decay: 0.0,
+    };
+}
+
+/// A step learning-rate schedule: the base rate times `gamma` for every milestone passed
+/// (PyTorch's `MultiStepLR` stepped once per epoch).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LrSchedule {
+    /// Epochs after which the rate drops (1-based: with milestone 60, epoch 61 is the first at
+    /// the lower rate).
+    pub milestones: Vec<u32>,
+    /// Factor applied at each milestone.
+    pub gamma: f64,
+    /// Extra epochs before each drop takes effect: 0 is the standard schedule; 1 reproduces
+    /// the reference's `scheduler.step(epoch)`, which drops one epoch late (DESIGN.md §2, bug 5).
+    pub delay: u32,
+}
+
+impl LrSchedule {
+    /// A constant learning rate.
+    pub fn constant() -> Self {
+        LrSchedule { milestones: Vec::new(), gamma: 1.0, delay: 0 }
+    }
+
+    /// The reference's CIFAR schedule: ×0.2 after epochs 60, 120 and 160.
+    pub fn cifar(delay: u32) -> Self {
+        LrSchedule { milestones: vec![60, 120, 160], gamma: 0.2, delay }
+    }
+
+    /// The learning rate of 1-based `epoch` for base rate `lr`.
+    pub fn lr_at(&self, lr: f64, epoch: u32) -> f64 {
+        let passed = self.milestones.iter().filter(|&&m| epoch > m + self.delay).count();
+        lr * self.gamma.powi(passed as i32)
+    }
+}
+
+/// An optimizer over every trainable variable of a var store, with checkpointable state.
+#[derive(Debug)]
+pub struct Optimizer {
+    config: OptimizerConfig,
+    lr: f64,
+    steps: i64,
+    /// Every variable of the var store by name (trainable or not: all belong in a checkpoint).
+    variables: BTreeMap<String, Tensor>,
+    /// Per-variable state by `<slot>.<variable>`.
+    slots: BTreeMap<String, Tensor>,
+}
+
+impl Optimizer {
+    /// An optimizer over every trainable variable of `vs`, at the config's base rate.
+    pub fn new(vs: &VarStore, config: OptimizerConfig) -> Self {
+        Optimizer {
+            config,
+            lr: config.lr,
+            steps: 0,
+            variables: vs.variables().into_iter().collect(),
+            slots: BTreeMap::new(),
+        }
+    }
+
+    /// Sets the learning rate of the next steps.
+    pub fn set_lr(&mut self, lr: f64) {
+        self.lr = lr;
     }
 
     /// Zeroes the gradients, back-propagates `loss` and applies one update.
     ///
     /// # Errors
-    /// [`crate::Error::Torch`] if a tensor operation fails.
+    /// [`Error::Torch`] if a tensor operation fails.
     pub fn backward_step(&mut self, loss: &Tensor) -> Result<()> {
         for variable in self.variables.values_mut() {
             if variable.requires_grad() {
@@ -48,20 +177,75 @@ impl Sgd {
         }
         loss.f_backward()?;
         let _no_grad = tch::no_grad_guard();
-        for (name, variable) in self.variables.iter_mut().filter(|(_, v)| v.requires_grad()) {
-            let grad = variable.grad();
-            if !grad.defined() {
-                continue;
+        self.steps += 1;
+        let with_grads: Vec<(String, Tensor, Tensor)> = self
+            .variables
+            .iter()
+            .filter(|(_, v)| v.requires_grad())
+            .map(|(name, v)| (name.clone(), v.shallow_clone(), v.grad()))
+            .filter(|(_, _, grad)| grad.defined())
+            .collect();
+        for (name, mut variable, grad) in with_grads {
+            match self.config.kind {
+                OptimizerKind::Sgd => self.sgd_update(&name, &mut variable, &grad)?,
+                OptimizerKind::Adam => self.adam_update(&name, &mut variable, &grad)?,
             }
-            let buffer = match self.buffers.get_mut(name) {
+        }
+        Ok(())
+    }
+
+    /// PyTorch's SGD: `d = grad + wd * p`; `buf = momentum * buf + d` (`buf = d` at first);
+    /// `d = d + momentum * buf` (Nesterov) or `d = buf`; `p -= lr * d`.
+    fn sgd_update(&mut self, name: &str, variable: &mut Tensor, grad: &Tensor) -> Result<()> {
+        let OptimizerConfig { momentum, nesterov, weight_decay, .. } = self.config;
+        let mut step = if weight_decay != 0.0 {
+            grad.f_add(&variable.f_mul_scalar(weight_decay)?)?
+        } else {
+            grad.shallow_clone()
+        };
+        if momentum != 0.0 {
+            let key = format!("{MOMENTUM_SLOT}.{name}");
+            let buffer = match self.slots.get_mut(&key) {
                 Some(buffer) => {
-                    let _ = buffer.f_mul_scalar_(self.momentum)?.f_add_(&grad)?;
+                    let _ = buffer.f_mul_scalar_(momentum)?.f_add_(&step)?;
                     buffer
                 }
-                None => self.buffers.entry(name.clone()).or_insert(grad.detach().copy()),
+                None => self.slots.entry(key).or_insert(step.detach().copy()),
             };
-            let _ = variable.f_sub_(&buffer.f_mul_scalar(self.lr)?)?;
+            step = if nesterov {
+                step.f_add(&buffer.f_mul_scalar(momentum)?)?
+            } else {
+                buffer.shallow_clone()
+            };
         }
+        let _ = variable.f_sub_(&step.f_mul_scalar(self.lr)?)?;
+        Ok(())
+    }
+
+    /// PyTorch's Adam: `m = b1 m + (1 - b1) g`, `v = b2 v + (1 - b2) g²`,
+    /// `p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)`.
+    fn adam_update(&mut self, name: &str, variable: &mut Tensor, grad: &Tensor) -> Result<()> {
+        let (beta1, beta2) = ADAM_BETAS;
+        let mut moment = |slot: &str| -> Result<Tensor> {
+            let key = format!("{slot}.{name}");
+            match self.slots.get(&key) {
+                Some(t) => Ok(t.shallow_clone()),
+                None => Ok(self.slots.entry(key).or_insert(grad.f_zeros_like()?).shallow_clone()),
+            }
+        };
+        let mut exp_avg = moment(EXP_AVG_SLOT)?;
+        let mut exp_avg_sq = moment(EXP_AVG_SQ_SLOT)?;
+        let _ = exp_avg.f_mul_scalar_(beta1)?.f_add_(&grad.f_mul_scalar(1.0 - beta1)?)?;
+        let _ = exp_avg_sq
+            .f_mul_scalar_(beta2)?
+            .f_add_(&grad.f_square()?.f_mul_scalar(1.0 - beta2)?)?;
+        let t = self.steps as i32;
+        let bias_correction1 = 1.0 - beta1.powi(t);
+        let bias_correction2 = 1.0 - beta2.powi(t);
+        let denom =
+            exp_avg_sq.f_sqrt()?.f_div_scalar(bias_correction2.sqrt())?.f_add_scalar(ADAM_EPS)?;
+        let update = exp_avg.f_div(&denom)?.f_mul_scalar(self.lr / bias_correction1)?;
+        let _ = variable.f_sub_(&update)?;
         Ok(())
     }
 
@@ -69,15 +253,15 @@ impl Sgd {
     pub fn state(&self) -> Vec<(String, Tensor)> {
         let params =
             self.variables.iter().map(|(n, t)| (format!("{PARAM_PREFIX}{n}"), t.shallow_clone()));
-        let buffers =
-            self.buffers.iter().map(|(n, t)| (format!("{MOMENTUM_PREFIX}{n}"), t.shallow_clone()));
-        params.chain(buffers).collect()
+        let slots = self.slots.iter().map(|(n, t)| (n.clone(), t.shallow_clone()));
+        let steps = (STEPS_KEY.to_string(), Tensor::from(self.steps));
+        params.chain(slots).chain([steps]).collect()
     }
 
-    /// Restores a state saved by [`Sgd::state`].
+    /// Restores a state saved by [`Optimizer::state`].
     ///
     /// # Errors
-    /// [`crate::Error::Config`] when the state belongs to a different model.
+    /// [`Error::Config`] when the state belongs to a different model.
     pub fn restore(&mut self, state: Vec<(String, Tensor)>) -> Result<()> {
         let _no_grad = tch::no_grad_guard();
         let mut restored = 0;
@@ -86,20 +270,23 @@ impl Sgd {
             let name = name.replace('|', ".");
             if let Some(variable_name) = name.strip_prefix(PARAM_PREFIX) {
                 let variable = self.variables.get_mut(variable_name).ok_or_else(|| {
-                    crate::Error::Config(format!(
+                    Error::Config(format!(
                         "checkpoint variable {variable_name} is not in the model"
                     ))
                 })?;
                 variable.f_copy_(&tensor)?;
                 restored += 1;
-            } else if let Some(variable_name) = name.strip_prefix(MOMENTUM_PREFIX) {
+            } else if name == STEPS_KEY {
+                self.steps = i64::try_from(&tensor)?;
+            } else {
+                let variable_name = name.split_once('.').map_or("", |(_, v)| v);
                 let device =
                     self.variables.get(variable_name).map_or(tch::Device::Cpu, |v| v.device());
-                self.buffers.insert(variable_name.to_string(), tensor.f_to_device(device)?.copy());
+                self.slots.insert(name, tensor.f_to_device(device)?.copy());
             }
         }
         if restored != self.variables.len() {
-            return Err(crate::Error::Config(format!(
+            return Err(Error::Config(format!(
                 "checkpoint holds {restored} of the model's {} variables",
                 self.variables.len()
             )));
@@ -111,44 +298,132 @@ impl Sgd {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::seeded;
     use tch::nn::{self, Module};
 
-    #[test]
-    fn matches_the_momentum_update_rule() {
+    /// A 2-input linear layer with weights (w0, w1) and bias b, and x = (1, 2).
+    fn setup() -> (VarStore, nn::Linear, Tensor) {
         let vs = VarStore::new(tch::Device::Cpu);
-        let linear = nn::linear(vs.root() / "l", 2, 1, Default::default());
-        let mut sgd = Sgd::new(&vs, 0.1, 0.5);
-        let xs = Tensor::from_slice(&[1.0f32, 2.0]).view([1, 2]);
-        let w0: Vec<f32> = Vec::try_from(&linear.ws.flatten(0, -1)).unwrap();
-        // loss = w.x + b, so grad w = x every step; after two steps the buffer is 1.5 x.
-        sgd.backward_step(&linear.forward(&xs).sum(tch::Kind::Float)).unwrap();
-        sgd.backward_step(&linear.forward(&xs).sum(tch::Kind::Float)).unwrap();
-        let w2: Vec<f32> = Vec::try_from(&linear.ws.flatten(0, -1)).unwrap();
-        for (i, x) in [1.0f32, 2.0].iter().enumerate() {
-            let expected = w0[i] - 0.1 * x - 0.1 * 1.5 * x;
-            assert!((w2[i] - expected).abs() < 1e-6, "{} vs {expected}", w2[i]);
+        let linear = seeded(0, || nn::linear(vs.root() / "l", 2, 1, Default::default()));
+        (vs, linear, Tensor::from_slice(&[1.0f32, 2.0]).view([1, 2]))
+    }
+
+    fn weights(linear: &nn::Linear) -> Vec<f64> {
+        Vec::<f32>::try_from(&linear.ws.flatten(0, -1))
+            .unwrap()
+            .into_iter()
+            .map(f64::from)
+            .collect()
+    }
+
+    fn assert_close(actual: &[f64], expected: &[f64]) {
+        for (a, e) in actual.iter().zip(expected) {
+            assert!((a - e).abs() < 1e-5, "{actual:?} vs {expected:?}");
         }
     }
 
     #[test]
-    fn state_round_trips_into_a_fresh_optimizer() {
-        let make = || {
-            let vs = VarStore::new(tch::Device::Cpu);
-            let linear = nn::linear(vs.root() / "l", 3, 2, Default::default());
-            (vs, linear)
-        };
-        let (vs_a, a) = make();
-        let mut sgd_a = Sgd::new(&vs_a, 0.05, 0.9);
-        let xs = Tensor::randn([4, 3], tch::kind::FLOAT_CPU);
-        sgd_a.backward_step(&a.forward(&xs).square().sum(tch::Kind::Float)).unwrap();
+    fn sgd_matches_the_momentum_update_rule() {
+        let (vs, linear, xs) = setup();
+        let mut sgd = Optimizer::new(
+            &vs,
+            OptimizerConfig { lr: 0.1, momentum: 0.5, ..OptimizerConfig::MNIST },
+        );
+        let w0 = weights(&linear);
+        // loss = w.x + b, so grad w = x every step; after two steps the buffer is 1.5 x.
+        sgd.backward_step(&linear.forward(&xs).sum(tch::Kind::Float)).unwrap();
+        sgd.backward_step(&linear.forward(&xs).sum(tch::Kind::Float)).unwrap();
+        let expected: Vec<f64> =
+            [1.0, 2.0].iter().enumerate().map(|(i, x)| w0[i] - 0.1 * x - 0.1 * 1.5 * x).collect();
+        assert_close(&weights(&linear), &expected);
+    }
 
-        let (vs_b, b) = make();
-        let mut sgd_b = Sgd::new(&vs_b, 0.05, 0.9);
-        sgd_b.restore(sgd_a.state()).unwrap();
-        for _ in 0..3 {
-            sgd_a.backward_step(&a.forward(&xs).square().sum(tch::Kind::Float)).unwrap();
-            sgd_b.backward_step(&b.forward(&xs).square().sum(tch::Kind::Float)).unwrap();
+    #[test]
+    fn sgd_with_nesterov_and_weight_decay_matches_pytorch() {
+        let (vs, linear, xs) = setup();
+        let config = OptimizerConfig {
+            lr: 0.1,
+            momentum: 0.9,
+            nesterov: true,
+            weight_decay: 0.01,
+            kind: OptimizerKind::Sgd,
+        };
+        let mut sgd = Optimizer::new(&vs, config);
+        let mut w = weights(&linear);
+        let mut buf = [0.0; 2];
+        for step in 0..3 {
+            sgd.backward_step(&linear.forward(&xs).sum(tch::Kind::Float)).unwrap();
+            for (i, x) in [1.0, 2.0].iter().enumerate() {
+                let d = x + 0.01 * w[i];
+                buf[i] = if step == 0 { d } else { 0.9 * buf[i] + d };
+                w[i] -= 0.1 * (d + 0.9 * buf[i]);
+            }
+            assert_close(&weights(&linear), &w);
         }
-        assert!(a.ws.equal(&b.ws) && a.bs.as_ref().unwrap().equal(b.bs.as_ref().unwrap()));
+    }
+
+    #[test]
+    fn adam_matches_pytorch() {
+        let (vs, linear, xs) = setup();
+        let mut adam = Optimizer::new(&vs, OptimizerConfig::ADAM);
+        let mut w = weights(&linear);
+        let (mut m, mut v) = ([0.0; 2], [0.0; 2]);
+        for t in 1..=3 {
+            // loss = (w.x + b)², so grad w = 2 (w.x + b) x.
+            let out = f64::try_from(&linear.forward(&xs).sum(tch::Kind::Double)).unwrap();
+            adam.backward_step(&linear.forward(&xs).square().sum(tch::Kind::Float)).unwrap();
+            for (i, x) in [1.0, 2.0].iter().enumerate() {
+                let g = 2.0 * out * x;
+                m[i] = 0.9 * m[i] + 0.1 * g;
+                v[i] = 0.999 * v[i] + 0.001 * g * g;
+                let denom = (v[i] / (1.0 - 0.999f64.powi(t))).sqrt() + 1e-8;
+                w[i] -= 1e-3 / (1.0 - 0.9f64.powi(t)) * m[i] / denom;
+            }
+            assert_close(&weights(&linear), &w);
+        }
+    }
+
+    #[test]
+    fn cifar_schedule_drops_after_the_milestones() {
+        let standard = LrSchedule::cifar(0);
+        let lrs: Vec<f64> =
+            [1, 60, 61, 120, 121, 160, 161, 200].map(|e| standard.lr_at(0.1, e)).to_vec();
+        assert_close(&lrs, &[0.1, 0.1, 0.02, 0.02, 0.004, 0.004, 0.0008, 0.0008]);
+        // The reference's off-by-one: each drop one epoch later.
+        let faithful = LrSchedule::cifar(1);
+        assert_close(&[faithful.lr_at(0.1, 61), faithful.lr_at(0.1, 62)], &[0.1, 0.02]);
+        assert_eq!(LrSchedule::constant().lr_at(0.01, 500), 0.01);
+    }
+
+    #[test]
+    fn state_round_trips_into_a_fresh_optimizer() {
+        for config in [OptimizerConfig::CIFAR, OptimizerConfig::ADAM] {
+            let make = || {
+                let vs = VarStore::new(tch::Device::Cpu);
+                let linear = seeded(0, || nn::linear(vs.root() / "l", 3, 2, Default::default()));
+                (vs, linear)
+            };
+            let (vs_a, a) = make();
+            let mut opt_a = Optimizer::new(&vs_a, config);
+            let xs = seeded(1, || Tensor::randn([4, 3], tch::kind::FLOAT_CPU));
+            opt_a.backward_step(&a.forward(&xs).square().sum(tch::Kind::Float)).unwrap();
+
+            let (vs_b, b) = make();
+            let mut opt_b = Optimizer::new(&vs_b, config);
+            // Through the checkpoint format, which renames '.' to '|'.
+            let mut bytes = Vec::new();
+            Tensor::save_multi_to_stream(&opt_a.state(), &mut bytes).unwrap();
+            opt_b
+                .restore(Tensor::load_multi_from_stream(std::io::Cursor::new(bytes)).unwrap())
+                .unwrap();
+            for _ in 0..3 {
+                opt_a.backward_step(&a.forward(&xs).square().sum(tch::Kind::Float)).unwrap();
+                opt_b.backward_step(&b.forward(&xs).square().sum(tch::Kind::Float)).unwrap();
+            }
+            assert!(
+                a.ws.equal(&b.ws) && a.bs.as_ref().unwrap().equal(b.bs.as_ref().unwrap()),
+                "{config:?}"
+            );
+        }
     }
 }

@@ -69,10 +69,11 @@ mod tests {
 
     #[test]
     fn batch_stats_equal_a_per_example_computation() {
-        tch::manual_seed(0);
         let (batch, classes) = (37, 10);
-        let logits = Tensor::randn([batch, classes], tch::kind::FLOAT_CPU) * 3.0;
-        let targets = Tensor::randint(classes, [batch], tch::kind::INT64_CPU);
+        let (logits, targets) = crate::model::seeded(0, || {
+            let logits = Tensor::randn([batch, classes], tch::kind::FLOAT_CPU) * 3.0;
+            (logits, Tensor::randint(classes, [batch], tch::kind::INT64_CPU))
+        });
         let loss = logits.cross_entropy_loss::<Tensor>(&targets, None, Reduction::None, -100, 0.0);
         let stats = batch_stats(&logits, &targets, &loss).unwrap();
 

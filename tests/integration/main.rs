@@ -1,7 +1,8 @@
 //! fstream's integration tests, one binary (each test binary links all of polars).
-//! Tests write tiny MNIST-format datasets, train for real with one libtorch thread per run,
+//! Tests write tiny MNIST- and CIFAR-format datasets, train for real with one libtorch thread per run,
 //! and check the tables against independent computations.
 
+mod cifar;
 mod cli;
 mod interop;
 mod query;

@@ -115,6 +115,51 @@ impl Workspace {
         write("t10k-labels-idx1-ubyte", encode_idx(&[n_test], &test_labels));
     }
 
+    /// Writes a tiny CIFAR-format dataset under the data directory, in exactly the binary
+    /// format of `cifar-10-binary.tar.gz` (`classes` 10: five training batch files, the
+    /// examples split evenly) or `cifar-100-binary.tar.gz` (`classes` 100: coarse label
+    /// `fine % 20`). Class `c` is a bright band in channel `c % 3` at rows `3 * (c % 10)..`.
+    pub fn write_tiny_cifar(&self, classes: u8, n_train: usize, n_test: usize) {
+        let record = |i: usize| {
+            let class = (i % usize::from(classes)) as u8;
+            let mut bytes = if classes == 100 { vec![class % 20, class] } else { vec![class] };
+            for channel in 0..3 {
+                for row in 0..32 {
+                    for col in 0..32 {
+                        let band =
+                            channel == usize::from(class % 3) && row / 3 == usize::from(class % 10);
+                        bytes.push(if band { 220 } else { ((i * 7 + row * 3 + col) % 60) as u8 });
+                    }
+                }
+            }
+            bytes
+        };
+        let (dir, train_files, test_file): (&str, &[&str], &str) = if classes == 100 {
+            ("cifar-100-binary", &["train.bin"], "test.bin")
+        } else {
+            (
+                "cifar-10-batches-bin",
+                &[
+                    "data_batch_1.bin",
+                    "data_batch_2.bin",
+                    "data_batch_3.bin",
+                    "data_batch_4.bin",
+                    "data_batch_5.bin",
+                ],
+                "test_batch.bin",
+            )
+        };
+        let dir = self.data_dir().join(dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let per_file = n_train / train_files.len();
+        for (f, name) in train_files.iter().enumerate() {
+            let bytes: Vec<u8> = (f * per_file..(f + 1) * per_file).flat_map(record).collect();
+            std::fs::write(dir.join(name), bytes).unwrap();
+        }
+        let test: Vec<u8> = (0..n_test).flat_map(record).collect();
+        std::fs::write(dir.join(test_file), test).unwrap();
+    }
+
     /// Runs `fstream ARGS` in the workspace.
     pub fn fstream(&self, args: &[&str]) -> Run {
         let output = Command::new(env!("CARGO_BIN_EXE_fstream"))
