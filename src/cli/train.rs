@@ -389,6 +389,9 @@ fn lr_schedule(
             args.lr_gamma
         )));
     }
+    if milestones.is_empty() {
+        return Ok(LrSchedule::constant());
+    }
     Ok(LrSchedule { milestones, gamma: args.lr_gamma, delay })
 }
 
@@ -916,6 +919,91 @@ mod tests {
         assert_eq!(
             removal(flags(1, 2, 0), Some(&sorting)),
             Removal::ByOrder { ordered: vec![2, 0, 1], remove_n: 1, keep_lowest_n: 2 }
+        );
+    }
+
+    #[test]
+    fn cifar_defaults_follow_the_reference() {
+        let plan =
+            TrainPlan::try_from(&parse(&["--dataset", "cifar10", "--device", "cpu"])).unwrap();
+        assert_eq!(plan.base.model, ModelKind::ResNet18);
+        assert_eq!(plan.base.batch_size, 128);
+        assert_eq!(plan.base.optimizer, OptimizerConfig::CIFAR);
+        assert_eq!(plan.base.lr_schedule, LrSchedule::cifar(0));
+        assert!(!plan.base.augment && plan.base.cutout.is_none());
+
+        let args = parse(&[
+            "--dataset",
+            "cifar100",
+            "--model",
+            "wideresnet",
+            "--data_augmentation",
+            "--cutout",
+            "--n_holes",
+            "2",
+            "--fidelity",
+            "faithful",
+        ]);
+        let plan = TrainPlan::try_from(&args).unwrap();
+        assert_eq!(plan.base.model, ModelKind::WideResNet);
+        assert_eq!(plan.base.lr_schedule, LrSchedule::cifar(1), "bug 5: drops one epoch late");
+        assert!(plan.base.augment);
+        assert_eq!(plan.base.cutout, Some(Cutout { holes: 2, length: 16 }));
+
+        let adam =
+            TrainPlan::try_from(&parse(&["--dataset", "cifar10", "--optimizer", "adam"])).unwrap();
+        assert_eq!(adam.base.optimizer, OptimizerConfig::ADAM);
+        assert_eq!(adam.base.lr_schedule.milestones, Vec::<u32>::new());
+        let mnist = TrainPlan::try_from(&parse(&["--dataset", "mnist"])).unwrap();
+        assert_eq!((mnist.base.optimizer, mnist.base.batch_size), (OptimizerConfig::MNIST, 64));
+        assert_eq!(mnist.base.lr_schedule, LrSchedule::constant());
+    }
+
+    #[test]
+    fn schedule_and_optimizer_flags_are_checked() {
+        let err = |args: &[&str]| TrainPlan::try_from(&parse(args)).unwrap_err().to_string();
+        let custom =
+            parse(&["--dataset", "cifar10", "--lr-milestones", "5, 9", "--lr-gamma", "0.5"]);
+        let plan = TrainPlan::try_from(&custom).unwrap();
+        assert_eq!(
+            plan.base.lr_schedule,
+            LrSchedule { milestones: vec![5, 9], gamma: 0.5, delay: 0 }
+        );
+        assert!(
+            err(&["--dataset", "cifar10", "--lr-milestones", "6O"])
+                .contains("--lr-milestones \"6O\"")
+        );
+        assert!(
+            err(&["--dataset", "cifar10", "--momentum", "0"]).contains("Nesterov momentum needs")
+        );
+        assert!(
+            err(&["--dataset", "cifar10", "--weight-decay", "-1"])
+                .contains("--weight-decay must be")
+        );
+        assert!(
+            err(&["--dataset", "cifar10", "--cutout", "--length", "0"]).contains("--cutout needs")
+        );
+    }
+
+    #[test]
+    fn sorting_file_is_looked_up_in_the_input_dir_as_the_reference_did() {
+        let with = |extra: &[&str]| {
+            let mut args = vec!["--dataset", "cifar10", "--remove_n", "5", "--keep_lowest_n", "0"];
+            args.extend_from_slice(extra);
+            TrainPlan::try_from(&parse(&args)).map(|p| p.sorting_file)
+        };
+        let found = with(&["--sorting_file", "cifar10_sorted", "--input_dir", "res"]).unwrap();
+        assert_eq!(found, Some(PathBuf::from("res/cifar10_sorted.parquet")));
+        assert_eq!(
+            with(&["--sorting_file", "/a/b.parquet", "--input_dir", "res"]).unwrap(),
+            Some(PathBuf::from("/a/b.parquet"))
+        );
+        // "none" is the reference scripts' spelling of no sorting file.
+        assert!(
+            with(&["--sorting_file", "none"])
+                .unwrap_err()
+                .to_string()
+                .contains("needs --sorting-file")
         );
     }
 }

@@ -187,13 +187,8 @@ pub fn train_run(
         let mut totals = EpochTotals::new(device);
         let augmentation_seed = epoch_seed(config.seed, epoch, AUGMENTATION_STREAM);
         std::thread::scope(|scope| -> Result<()> {
-            let prepared = prefetch(
-                scope,
-                batches.shallow_clone(),
-                &order,
-                config.batch_size,
-                augmentation_seed,
-            );
+            let prepared =
+                prefetch(scope, batches.shallow_clone(), &order, config, augmentation_seed);
             for (batch_index, (batch, made)) in prepared.into_iter().enumerate() {
                 let (images, targets) = made?;
                 let logits = net.forward_t(&images, true);
@@ -267,13 +262,14 @@ fn prefetch<'scope, 'env>(
     scope: &'scope std::thread::Scope<'scope, 'env>,
     maker: BatchMaker,
     order: &'env [u32],
-    batch_size: usize,
+    config: &TrainConfig,
     seed: u64,
 ) -> crossbeam_channel::Receiver<PreparedBatch<'env>> {
     let (tx, rx) = crossbeam_channel::bounded(PREFETCH_BATCHES);
+    let (batch_size, threads) = (config.batch_size, config.intra_op_threads);
     scope.spawn(move || {
-        // Batch preparation is a few cheap ops: one libtorch thread keeps it off the trainer's.
-        tch::set_num_threads(1);
+        // The run's thread budget, as in the trainer (some of libtorch's settings are global).
+        tch::set_num_threads(threads as i32);
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         for batch in order.chunks(batch_size) {
             if tx.send((batch, maker.make(batch, &mut rng))).is_err() {

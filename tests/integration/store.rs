@@ -100,12 +100,50 @@ fn killed_and_resumed_run_is_bit_identical_to_an_uninterrupted_one() {
     let ws = Workspace::new();
     ws.write_tiny_mnist(800, 20);
     let config = ["--dataset", "mnist", "--seed", "5", "--epochs", "6", "--batch-size", "20"];
+    assert_kills_and_resumes_bit_identically(&ws, &config, |_| (300, 1200));
+}
+
+#[test]
+fn killed_and_resumed_cifar_run_with_augmentation_adam_and_schedule_is_bit_identical() {
+    let ws = Workspace::new();
+    ws.write_tiny_cifar(10, 25, 5);
+    let config = [
+        "--dataset",
+        "cifar10",
+        "--epochs",
+        "3",
+        "--batch-size",
+        "8",
+        "--data-augmentation",
+        "--cutout",
+        "--optimizer",
+        "adam",
+        "--lr-milestones",
+        "1,2",
+    ];
+    // ResNet18 epochs take seconds: kill after a quarter to a half of an uninterrupted run's
+    // time, so that every process gets past its start-up and most complete an epoch.
+    assert_kills_and_resumes_bit_identically(&ws, &config, |straight_ms| {
+        (straight_ms / 4, straight_ms / 2)
+    });
+}
+
+/// Trains `config` once straight through and once killed at pseudo-random points and resumed
+/// until complete; every presentation must be identical. `kill_window(straight_ms)` gives the
+/// range of milliseconds after which a process is killed.
+fn assert_kills_and_resumes_bit_identically(
+    ws: &Workspace,
+    config: &[&str],
+    kill_window: impl Fn(u64) -> (u64, u64),
+) {
     let straight = ws.path().join("straight");
     let log = ws.path().join("train.log");
-    assert!(train_command(&ws, &straight, &log).args(config).status().unwrap().success());
+    let started = Instant::now();
+    assert!(train_command(ws, &straight, &log).args(config).status().unwrap().success());
+    let (kill_min_ms, kill_max_ms) = kill_window(started.elapsed().as_millis() as u64);
 
     let killed = ws.path().join("killed");
-    let mut child = train_command(&ws, &killed, &log).args(config).spawn().unwrap();
+    let mut child = train_command(ws, &killed, &log).args(config).spawn().unwrap();
     let deadline = Instant::now() + Duration::from_secs(120);
     while !killed.join("runs").is_dir() || parquet_files(&killed.join("runs")).is_empty() {
         assert!(Instant::now() < deadline);
@@ -137,7 +175,8 @@ fn killed_and_resumed_run_is_bit_identical_to_an_uninterrupted_one() {
     let mut kills = Vec::new();
     loop {
         state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-        let delay = Duration::from_millis(300 + (state >> 33) % 900);
+        let delay =
+            Duration::from_millis(kill_min_ms + (state >> 33) % (kill_max_ms - kill_min_ms));
         let started = Instant::now();
         let finished = loop {
             if let Some(status) = child.try_wait().unwrap() {
@@ -163,11 +202,11 @@ fn killed_and_resumed_run_is_bit_identical_to_an_uninterrupted_one() {
         child.wait().unwrap();
         kills.push(delay.as_millis());
         assert!(kills.len() < 40, "the run never completed");
-        child = train_command(&ws, &killed, &log).args(["--resume", &run_id]).spawn().unwrap();
+        child = train_command(ws, &killed, &log).args(["--resume", &run_id]).spawn().unwrap();
     }
     eprintln!("killed after {kills:?} ms, then resumed");
     assert!(!kills.is_empty(), "the run was never interrupted");
-    assert_eq!(all_presentations_csv(&ws, &killed), all_presentations_csv(&ws, &straight));
+    assert_eq!(all_presentations_csv(ws, &killed), all_presentations_csv(ws, &straight));
 }
 
 #[test]
