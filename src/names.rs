@@ -1,5 +1,5 @@
-//! Parsing of the enums that have command-line names (datasets, models, modes), with one error
-//! format that lists the accepted names.
+//! The enums that have command-line names (datasets, models, optimizers, modes): parsing with
+//! one error format that lists the accepted names, and display by name.
 
 /// The element of `all` whose `name` is `s`; otherwise an error naming `what` and listing the
 /// accepted names.
@@ -14,3 +14,24 @@ pub(crate) fn parse_name<T: Copy>(
         format!("unknown {what} '{s}': expected one of {}", names.join(", "))
     })
 }
+
+/// Implements `Display` (the name) and `FromStr` (by name, with [`parse_name`]'s error) for an
+/// enum with an `ALL` constant and a `name()` method; `$what` names the kind in errors.
+macro_rules! named_enum {
+    ($type:ty, $what:literal) => {
+        impl std::fmt::Display for $type {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.name())
+            }
+        }
+
+        impl std::str::FromStr for $type {
+            type Err = String;
+
+            fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
+                $crate::names::parse_name(s, &<$type>::ALL, <$type>::name, $what)
+            }
+        }
+    };
+}
+pub(crate) use named_enum;

@@ -48,13 +48,7 @@ pub struct PixelNoise {
     pub mode: PixelNoiseMode,
 }
 
-impl std::str::FromStr for PixelNoiseMode {
-    type Err = String;
-
-    fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
-        crate::names::parse_name(s, &PixelNoiseMode::ALL, PixelNoiseMode::name, "pixel noise mode")
-    }
-}
+crate::names::named_enum!(PixelNoiseMode, "pixel noise mode");
 
 /// Checks that a percentage flag lies in 0..=100.
 ///

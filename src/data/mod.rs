@@ -10,9 +10,7 @@ pub mod idx;
 pub mod mnist;
 pub mod selection;
 
-use std::fmt;
 use std::path::Path;
-use std::str::FromStr;
 
 use crate::error::Result;
 
@@ -91,19 +89,7 @@ pub fn load(data_dir: &Path, kind: DatasetKind, permutation_seed: u64) -> Result
     }
 }
 
-impl fmt::Display for DatasetKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-impl FromStr for DatasetKind {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        crate::names::parse_name(s, &DatasetKind::ALL, DatasetKind::name, "dataset")
-    }
-}
+crate::names::named_enum!(DatasetKind, "dataset");
 
 /// A set of same-sized images with their labels, as read from disk.
 #[derive(Debug, Clone, PartialEq, Eq)]

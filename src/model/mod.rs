@@ -6,9 +6,6 @@ mod mnist_cnn;
 mod resnet;
 mod wide_resnet;
 
-use std::fmt;
-use std::str::FromStr;
-
 use tch::nn;
 
 pub use dropout::{DropoutRng, seeded};
@@ -50,19 +47,7 @@ impl ModelKind {
     }
 }
 
-impl fmt::Display for ModelKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-impl FromStr for ModelKind {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        crate::names::parse_name(s, &ModelKind::ALL, ModelKind::name, "model")
-    }
-}
+crate::names::named_enum!(ModelKind, "model");
 
 /// Builds `kind` with `num_classes` outputs under `p`; `dropout` switches the model's dropout
 /// layers on or off (ResNet18 has none), and their masks come from `rng`.

@@ -4,8 +4,6 @@
 //! optimizers keep that state inside libtorch, where a checkpoint cannot reach it.
 
 use std::collections::BTreeMap;
-use std::fmt;
-use std::str::FromStr;
 
 use tch::Tensor;
 use tch::nn::VarStore;
@@ -46,19 +44,7 @@ impl OptimizerKind {
     }
 }
 
-impl fmt::Display for OptimizerKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-impl FromStr for OptimizerKind {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        crate::names::parse_name(s, &OptimizerKind::ALL, OptimizerKind::name, "optimizer")
-    }
-}
+crate::names::named_enum!(OptimizerKind, "optimizer");
 
 /// An optimizer's settings.
 #[derive(Debug, Clone, Copy, PartialEq)]

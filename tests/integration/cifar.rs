@@ -1,27 +1,7 @@
 //! CIFAR end to end on tiny files in the real binary format: ResNet18 and WideResNet train on
 //! CPU with augmentation, cutout and label noise, and the label-noise breakdown query runs.
 
-use crate::util::{Run, Workspace, read_presentations, repo_file};
-
-/// `fstream train` on the workspace's tiny CIFAR data (CPU, 1 thread, no download).
-fn train_cifar(ws: &Workspace, extra: &[&str]) -> Run {
-    let data = ws.data_dir().display().to_string();
-    let root = ws.root().display().to_string();
-    let mut args = vec![
-        "train",
-        "--data-dir",
-        &data,
-        "--output-dir",
-        &root,
-        "--device",
-        "cpu",
-        "--threads",
-        "1",
-    ];
-    args.extend_from_slice(&["--no-download"]);
-    args.extend_from_slice(extra);
-    ws.fstream(&args)
-}
+use crate::util::{Workspace, read_presentations, repo_file};
 
 fn query(ws: &Workspace, sql: &str) -> Vec<Vec<String>> {
     let file = ws.path().join("q.sql");
@@ -35,25 +15,22 @@ fn cifar10_resnet18_trains_with_augmentation_cutout_and_label_noise() {
     let ws = Workspace::new();
     ws.write_tiny_cifar(10, 40, 10);
     // The reference's run_cifar.py spellings.
-    let run = train_cifar(
-        &ws,
-        &[
-            "--dataset",
-            "cifar10",
-            "--epochs",
-            "2",
-            "--batch_size",
-            "16",
-            "--data_augmentation",
-            "--cutout",
-            "--length",
-            "8",
-            "--noise_percent_labels",
-            "25",
-            "--sorting_file",
-            "none",
-        ],
-    );
+    let run = ws.train_any(&[
+        "--dataset",
+        "cifar10",
+        "--epochs",
+        "2",
+        "--batch_size",
+        "16",
+        "--data_augmentation",
+        "--cutout",
+        "--length",
+        "8",
+        "--noise_percent_labels",
+        "25",
+        "--sorting_file",
+        "none",
+    ]);
     run.assert_ok();
     let presentations = read_presentations(&ws.root());
     let (run_id, rows) = presentations.iter().next().unwrap();
@@ -92,10 +69,16 @@ fn cifar10_resnet18_trains_with_augmentation_cutout_and_label_noise() {
 fn cifar100_keeps_coarse_labels_and_wideresnet_trains() {
     let ws = Workspace::new();
     ws.write_tiny_cifar(100, 8, 4);
-    train_cifar(
-        &ws,
-        &["--dataset", "cifar100", "--model", "wideresnet", "--epochs", "1", "--batch-size", "4"],
-    )
+    ws.train_any(&[
+        "--dataset",
+        "cifar100",
+        "--model",
+        "wideresnet",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "4",
+    ])
     .assert_ok();
     let examples =
         query(&ws, "SELECT example_id, label, coarse_label FROM examples ORDER BY example_id");
@@ -113,17 +96,17 @@ fn bad_cifar_input_is_one_clear_error() {
     ws.write_tiny_cifar(10, 10, 2);
     let batch = ws.data_dir().join("cifar-10-batches-bin/data_batch_2.bin");
     std::fs::write(&batch, vec![0u8; 3000]).unwrap();
-    train_cifar(&ws, &["--dataset", "cifar10", "--epochs", "1"])
+    ws.train_any(&["--dataset", "cifar10", "--epochs", "1"])
         .assert_exit_code(2)
         .assert_error_contains(
             "data_batch_2.bin: size 3000 bytes is not a whole number of 3073-byte records",
         );
-    train_cifar(&ws, &["--dataset", "cifar10", "--model", "mnist_cnn"])
+    ws.train_any(&["--dataset", "cifar10", "--model", "mnist_cnn"])
         .assert_exit_code(2)
         .assert_error_contains(
             "--model mnist_cnn takes 1x28x28 images, but --dataset cifar10 has 3x32x32",
         );
-    train_cifar(&ws, &["--dataset", "cifar100", "--epochs", "1"])
+    ws.train_any(&["--dataset", "cifar100", "--epochs", "1"])
         .assert_exit_code(2)
         .assert_error_contains("cifar-100-binary: missing train.bin");
 }

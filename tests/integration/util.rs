@@ -171,25 +171,27 @@ impl Workspace {
         Run { output }
     }
 
-    /// `fstream train` on the tiny dataset with test-friendly defaults (CPU, 1 thread per run,
-    /// batch 16, no download); `extra` adds or overrides flags.
+    /// `fstream train` on the tiny MNIST dataset with test-friendly defaults (batch 16, lr
+    /// 0.05, see [`Workspace::train_any`]); `extra` adds or overrides flags.
     pub fn train(&self, extra: &[&str]) -> Run {
+        let mut args = vec!["--dataset", "mnist", "--batch-size", "16", "--lr", "0.05"];
+        args.extend_from_slice(extra);
+        self.train_any(&args)
+    }
+
+    /// `fstream train` on the workspace's data into its root, on CPU with one thread per run
+    /// and no download; `extra` adds or overrides flags (and names the dataset).
+    pub fn train_any(&self, extra: &[&str]) -> Run {
         let data = self.data_dir().display().to_string();
         let root = self.root().display().to_string();
         let mut args = vec![
             "train",
-            "--dataset",
-            "mnist",
             "--data-dir",
             &data,
             "--output-dir",
             &root,
             "--device",
             "cpu",
-            "--batch-size",
-            "16",
-            "--lr",
-            "0.05",
             "--no-download",
         ];
         args.extend_from_slice(extra);
