@@ -5,9 +5,10 @@
 //! The pipeline, one module per box:
 //!
 //! ```text
-//! data (IDX readers, download + verify, removal selection)
-//!   → train (one thread per run: tch model + optimizer; per-batch stats as tensor ops,
-//!            one host copy per batch)
+//! data (MNIST IDX and CIFAR binary readers, download + verify, removal selection,
+//!       label and pixel noise, batches with augmentation and cutout on tensors)
+//!   → train (one thread per run: tch model + optimizer + LR schedule; per-batch stats as
+//!            tensor ops, one host copy per batch)
 //!   → record (bounded crossbeam channel, send-wait metering)
 //!   → store (writer thread: Arrow RecordBatch → zstd Parquet, hive partitions,
 //!            atomic commit per epoch)

@@ -86,7 +86,8 @@ pub struct TrainArgs {
     /// Learning-rate factor at each milestone.
     #[arg(long, value_name = "G", default_value_t = 0.2)]
     lr_gamma: f64,
-    /// Random 32x32 crop of the 4-pixel zero-padded image and horizontal flip.
+    /// Random crop of the 4-pixel zero-padded image back to its size (32x32 for CIFAR), then a
+    /// horizontal flip with probability 1/2.
     #[arg(long, alias = "data_augmentation")]
     data_augmentation: bool,
     /// Cut --n-holes squares of side --length out of every training image (after

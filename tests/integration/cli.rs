@@ -35,11 +35,11 @@ fn missing_data_names_the_directory_and_the_fix() {
         .assert_error_contains("mnist: missing train-images-idx3-ubyte (or train-images-idx3-ubyte.gz); run scripts/fetch-mnist.sh");
 }
 
-#[test]
-fn download_with_a_wrong_checksum_fails_and_leaves_nothing() {
+/// Serves `body` once on 127.0.0.1 for any path; returns the base URL.
+fn serve_once(body: &'static [u8]) -> String {
     use std::io::{BufRead, BufReader, Write};
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}/mnist", listener.local_addr().unwrap());
+    let url = format!("http://{}/mirror", listener.local_addr().unwrap());
     std::thread::spawn(move || {
         let mut stream = listener.incoming().next().unwrap().unwrap();
         let mut reader = BufReader::new(stream.try_clone().unwrap());
@@ -47,7 +47,6 @@ fn download_with_a_wrong_checksum_fails_and_leaves_nothing() {
         while reader.read_line(&mut line).unwrap() > 2 {
             line.clear();
         }
-        let body = b"not mnist";
         let head = format!(
             "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
             body.len()
@@ -55,23 +54,35 @@ fn download_with_a_wrong_checksum_fails_and_leaves_nothing() {
         stream.write_all(head.as_bytes()).unwrap();
         stream.write_all(body).unwrap();
     });
-    let ws = Workspace::new();
-    let data = ws.data_dir().display().to_string();
-    let run = ws.fstream(&[
-        "train",
-        "--dataset",
-        "mnist",
-        "--data-dir",
-        &data,
-        "--mirror",
-        &url,
-        "--epochs",
-        "1",
-    ]);
-    run.assert_exit_code(1)
-        .assert_error_contains("checksum mismatch: expected f68b3c2dcbeaaa9fbdd348bbdeb94873");
-    let left: Vec<_> = std::fs::read_dir(ws.data_dir().join("mnist")).unwrap().collect();
-    assert!(left.is_empty(), "{left:?}");
+    url
+}
+
+#[test]
+fn download_with_a_wrong_checksum_fails_and_leaves_nothing() {
+    for (dataset, expected_md5, files_dir) in [
+        ("mnist", "f68b3c2dcbeaaa9fbdd348bbdeb94873", "mnist"),
+        ("cifar10", "c32a1d4ab5d03f1284b67883e8d87530", ""),
+        ("cifar100", "03b5dce01913d631647c71ecec9e9cb8", ""),
+    ] {
+        let ws = Workspace::new();
+        let data = ws.data_dir().display().to_string();
+        let url = serve_once(b"not the dataset");
+        let run = ws.fstream(&[
+            "train",
+            "--dataset",
+            dataset,
+            "--data-dir",
+            &data,
+            "--mirror",
+            &url,
+            "--epochs",
+            "1",
+        ]);
+        run.assert_exit_code(1)
+            .assert_error_contains(&format!("checksum mismatch: expected {expected_md5}"));
+        let left: Vec<_> = std::fs::read_dir(ws.data_dir().join(files_dir)).unwrap().collect();
+        assert!(left.is_empty(), "{dataset}: {left:?}");
+    }
 }
 
 #[test]
