@@ -694,9 +694,10 @@ fn train_runs(args: &TrainArgs, runs: &[PlannedRun], quiet: bool) -> anyhow::Res
                 }
             }
             Progress::Epoch(summary) => log::info!(
-                "run {} epoch {}/{epochs}: train acc {:.4} loss {:.4}, test acc {:.4} loss {:.4}, {:.0} examples/s, {:.2} s waiting on the writer",
+                "run {} epoch {}/{epochs} (lr {}): train acc {:.4} loss {:.4}, test acc {:.4} loss {:.4}, {:.0} examples/s, {:.2} s waiting on the writer",
                 summary.run_id,
                 summary.epoch,
+                summary.lr,
                 summary.train_acc,
                 summary.train_loss,
                 summary.test_acc,

@@ -30,6 +30,8 @@ fn cifar10_resnet18_trains_with_augmentation_cutout_and_label_noise() {
         "25",
         "--sorting_file",
         "none",
+        "--lr-milestones",
+        "1",
     ]);
     run.assert_ok();
     let presentations = read_presentations(&ws.root());
@@ -46,8 +48,14 @@ fn cifar10_resnet18_trains_with_augmentation_cutout_and_label_noise() {
     .unwrap();
     assert_eq!(
         ws.query_csv(&file).lines().nth(1).unwrap(),
-        "resnet18,sgd,0.1,0.9,true,0.0005,0.2,true,1,8,16,\"60,120,160\""
+        "resnet18,sgd,0.1,0.9,true,0.0005,0.2,true,1,8,16,1"
     );
+    // --lr-milestones 1: epoch 2 trains at 0.1 * 0.2.
+    let lrs: Vec<f64> = query(&ws, "SELECT lr FROM epochs ORDER BY epoch")
+        .iter()
+        .map(|row| row[0].parse().unwrap())
+        .collect();
+    assert!((lrs[0] - 0.1).abs() < 1e-12 && (lrs[1] - 0.02).abs() < 1e-12, "{lrs:?}");
     // floor(25 * 40 / 100) = 10 flipped labels, none to its own class.
     let noisy = query(
         &ws,
