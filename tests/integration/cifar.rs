@@ -93,6 +93,17 @@ fn cifar100_keeps_coarse_labels_and_wideresnet_trains() {
     let expected: Vec<Vec<String>> =
         (0..8).map(|i| vec![i.to_string(), i.to_string(), (i % 20).to_string()]).collect();
     assert_eq!(examples, expected);
+    let by_class = ws.query_csv(&repo_file("queries/forgetting_by_class.sql"));
+    let classes: Vec<(&str, &str, &str)> = by_class
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            (f[0], f[1], f[2])
+        })
+        .collect();
+    let ids: Vec<String> = (0..8).map(|i| i.to_string()).collect();
+    assert_eq!(classes, ids.iter().map(|i| (i.as_str(), i.as_str(), "1")).collect::<Vec<_>>());
     let epochs =
         query(&ws, "SELECT r.model, e.epoch, e.examples FROM epochs e JOIN runs r USING (run_id)");
     assert_eq!(epochs, vec![vec!["wideresnet".to_string(), "1".into(), "8".into()]]);

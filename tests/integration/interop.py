@@ -41,3 +41,9 @@ breakdown = con.execute(open(f"{queries}/label_noise_breakdown.sql").read()).fet
 pairs = sum(row[2] for row in breakdown)
 assert pairs == len(want) * len(runs), (pairs, len(want), len(runs))
 print(f"duckdb: label_noise_breakdown.sql covers {pairs} (run, example) pairs")
+
+by_class = con.execute(open(f"{queries}/forgetting_by_class.sql").read()).fetchall()
+counts = dict(want)
+assert sum(row[2] for row in by_class) == len(want), by_class
+assert sum(row[3] for row in by_class) == sum(1 for c in counts.values() if c == 0), by_class
+print(f"duckdb: forgetting_by_class.sql covers {len(by_class)} classes")

@@ -55,6 +55,50 @@ fn shipped_sql_gives_the_same_numbers_as_order() {
     let unforgettable = order.iter().filter(|l| l.ends_with(",0")).count();
     let csv = ws.query_csv(&repo_file("queries/unforgettable_count.sql"));
     assert_eq!(csv, format!("unforgettable,examples\n{unforgettable},150\n"));
+
+    // Per class: the independent counts grouped by the labels of the examples table.
+    let labels_sql = ws.path().join("labels.sql");
+    std::fs::write(&labels_sql, "SELECT DISTINCT example_id, original_label FROM examples")
+        .unwrap();
+    let labels: BTreeMap<u32, u32> = ws
+        .query_csv(&labels_sql)
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let (id, label) = l.split_once(',').unwrap();
+            (id.parse().unwrap(), label.parse().unwrap())
+        })
+        .collect();
+    let counts = expected_counts(&read_presentations(&ws.root()), None);
+    let mut by_class: BTreeMap<u32, Vec<u32>> = BTreeMap::new();
+    for (id, count) in &counts {
+        by_class.entry(labels[id]).or_default().push(*count);
+    }
+    let expected: Vec<String> = by_class
+        .iter()
+        .map(|(class, counts)| {
+            let zero = counts.iter().filter(|&&c| c == 0).count();
+            let mean = f64::from(counts.iter().sum::<u32>()) / counts.len() as f64;
+            let max = counts.iter().max().unwrap();
+            format!("{class},,{},{zero},{mean:.6},{max}", counts.len())
+        })
+        .collect();
+    let csv = ws.query_csv(&repo_file("queries/forgetting_by_class.sql"));
+    let mut lines = csv.lines();
+    assert_eq!(
+        lines.next(),
+        Some(
+            "class,coarse_class,examples,unforgettable,mean_forgetting_count,max_forgetting_count"
+        )
+    );
+    let got: Vec<String> = lines
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            let mean: f64 = f[4].parse().unwrap();
+            format!("{},{},{},{},{mean:.6},{}", f[0], f[1], f[2], f[3], f[5])
+        })
+        .collect();
+    assert_eq!(got, expected);
 }
 
 #[test]
