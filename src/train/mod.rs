@@ -173,18 +173,20 @@ pub fn train_run(
     let batches_per_epoch = train_ids.len().div_ceil(config.batch_size) as u32;
     let mut step = (first_epoch - 1) * batches_per_epoch;
     for epoch in first_epoch..=config.epochs {
-        let mut order = train_ids.to_vec();
-        order.shuffle(&mut ChaCha8Rng::seed_from_u64(epoch_seed(
-            config.seed,
-            epoch,
-            DATA_ORDER_STREAM,
-        )));
+        let order = epoch_order(train_ids, config.seed, epoch);
         dropout_rng.reseed(epoch_seed(config.seed, epoch, DROPOUT_STREAM));
         let lr = config.lr_schedule.lr_at(config.optimizer.lr, epoch);
         optimizer.set_lr(lr);
         let started = Instant::now();
         let waited_before = sender.waited();
-        let mut totals = EpochTotals::new(device);
+        let mut sink = BatchSink {
+            run_id,
+            epoch,
+            labels,
+            sender: &mut *sender,
+            record: config.record,
+            totals: EpochTotals::new(device),
+        };
         let augmentation_seed = epoch_seed(config.seed, epoch, AUGMENTATION_STREAM);
         std::thread::scope(|scope| -> Result<()> {
             let prepared =
@@ -192,30 +194,8 @@ pub fn train_run(
             for (batch_index, (batch, made)) in prepared.into_iter().enumerate() {
                 let (images, targets) = made?;
                 let logits = net.forward_t(&images, true);
-                let loss = logits.f_cross_entropy_loss::<Tensor>(
-                    &targets,
-                    None,
-                    Reduction::None,
-                    -100,
-                    0.0,
-                )?;
-                if config.record {
-                    let stats = batch_stats(&logits, &targets, &loss)?;
-                    totals.add_host(&stats.loss, &stats.correct);
-                    let record = BatchStats {
-                        run_id: run_id.clone(),
-                        epoch,
-                        step,
-                        example_ids: batch.to_vec(),
-                        labels: batch.iter().map(|&id| labels[id as usize]).collect(),
-                        loss: stats.loss,
-                        correct: stats.correct,
-                        margin: stats.margin,
-                    };
-                    send(sender, Record::Batch(record))?;
-                } else {
-                    totals.add_device(&logits, &targets, &loss)?;
-                }
+                let loss = cross_entropy(&logits, &targets)?;
+                sink.add(step, batch, &logits, &targets, &loss)?;
                 optimizer.backward_step(&loss.f_mean(Kind::Float)?)?;
                 step += 1;
                 let done = (batch_index * config.batch_size + batch.len()).min(order.len());
@@ -226,6 +206,7 @@ pub fn train_run(
             }
             Ok(())
         })?;
+        let totals = sink.totals;
         let train_seconds = started.elapsed().as_secs_f64();
         let (train_loss, train_acc) = totals.means(order.len())?;
         let (test_loss, test_acc) = evaluate(net.as_ref(), &batches, &test_images, &test_labels)?;
@@ -250,6 +231,60 @@ pub fn train_run(
         }
     }
     Ok(())
+}
+
+/// The order in which `train_ids` are presented in `epoch`: a shuffle that depends only on
+/// the run's seed and the epoch.
+fn epoch_order(train_ids: &[u32], seed: u64, epoch: u32) -> Vec<u32> {
+    let mut order = train_ids.to_vec();
+    order.shuffle(&mut ChaCha8Rng::seed_from_u64(epoch_seed(seed, epoch, DATA_ORDER_STREAM)));
+    order
+}
+
+/// Per-example cross-entropy of `[N, classes]` logits against `[N]` int64 targets: `[N]`.
+fn cross_entropy(logits: &Tensor, targets: &Tensor) -> Result<Tensor> {
+    Ok(logits.f_cross_entropy_loss::<Tensor>(targets, None, Reduction::None, -100, 0.0)?)
+}
+
+/// Where one epoch's batch statistics go: with recording on, to the record channel (one host
+/// copy per batch) and the host totals; with recording off, only to totals on the device.
+struct BatchSink<'a> {
+    run_id: &'a RunId,
+    epoch: u32,
+    /// Label trained on, by example id.
+    labels: &'a [u16],
+    sender: &'a mut RecordSender,
+    record: bool,
+    totals: EpochTotals,
+}
+
+impl BatchSink<'_> {
+    /// Takes the statistics of the batch of examples `batch` (global batch index `step`).
+    fn add(
+        &mut self,
+        step: u32,
+        batch: &[u32],
+        logits: &Tensor,
+        targets: &Tensor,
+        loss: &Tensor,
+    ) -> Result<()> {
+        if !self.record {
+            return self.totals.add_device(logits, targets, loss);
+        }
+        let stats = batch_stats(logits, targets, loss)?;
+        self.totals.add_host(&stats.loss, &stats.correct);
+        let record = BatchStats {
+            run_id: self.run_id.clone(),
+            epoch: self.epoch,
+            step,
+            example_ids: batch.to_vec(),
+            labels: batch.iter().map(|&id| self.labels[id as usize]).collect(),
+            loss: stats.loss,
+            correct: stats.correct,
+            margin: stats.margin,
+        };
+        send(self.sender, Record::Batch(record))
+    }
 }
 
 /// A prepared batch: its example ids and its input and targets (or the error making them).
@@ -361,8 +396,7 @@ fn evaluate(
         let len = EVAL_BATCH_SIZE.min(n - start);
         let logits = net.forward_t(&batches.normalize(&images.f_narrow(0, start, len)?)?, false);
         let targets = labels.f_narrow(0, start, len)?;
-        let loss =
-            logits.f_cross_entropy_loss::<Tensor>(&targets, None, Reduction::None, -100, 0.0)?;
+        let loss = cross_entropy(&logits, &targets)?;
         totals.add_device(&logits, &targets, &loss)?;
     }
     totals.means(n as usize)
