@@ -99,7 +99,36 @@ fn bench_resnet18_training() {
         intra_op_threads: threads,
         ..Default::default()
     };
+    bench_batch_preparation(&data, &base);
     bench_recording(&Arc::new(data), base, 640, 3, "images");
+}
+
+/// Images/s of batch preparation alone (gather, crop, flip, normalize, cutout) on one thread:
+/// what the prefetch thread must sustain for the trainer never to wait.
+fn bench_batch_preparation(data: &Splits, config: &TrainConfig) {
+    use fstream::data::batch::{BatchMaker, InputConfig};
+    tch::set_num_threads(1);
+    let input = InputConfig {
+        normalization: data.kind.normalization(),
+        augment: config.augment,
+        cutout: config.cutout,
+    };
+    let maker = BatchMaker::new(&data.train, &data.train.labels, input, tch::Device::Cpu).unwrap();
+    let mut rng = ChaCha8Rng::seed_from_u64(0);
+    let ids: Vec<u32> = (0..data.train.len() as u32).collect();
+    let started = Instant::now();
+    let mut images = 0;
+    while started.elapsed().as_secs_f64() < 2.0 {
+        for batch in ids.chunks(128) {
+            let (input, _) = maker.make(batch, &mut rng).unwrap();
+            assert_eq!(input.size()[0], batch.len() as i64);
+            images += batch.len();
+        }
+    }
+    let rate = images as f64 / started.elapsed().as_secs_f64();
+    println!(
+        "batch preparation (1 thread, crop + flip + normalize + cutout): {rate:>8.0} images/s"
+    );
 }
 
 /// Trains one epoch of `per_epoch` examples `repetitions` times with recording on and off
