@@ -192,29 +192,34 @@ pub fn load(data_dir: &Path, kind: DatasetKind, format: &CifarFormat) -> Result<
     Ok(Splits { kind, train: concat(train), test, num_classes: usize::from(format.num_classes) })
 }
 
-/// Whether every batch file of `format` is present under `data_dir`.
-pub fn is_present(data_dir: &Path, format: &CifarFormat) -> bool {
-    format.files().all(|name| cifar_dir(data_dir, format).join(name).is_file())
-}
-
-/// Downloads `format.archive` from the first of `mirrors` that has it when the batch files
-/// are missing, checks its md5,
-/// and unpacks it into `data_dir`. The archive is extracted into a temporary directory first
-/// and the dataset directory is renamed into place only when every batch file came out whole,
-/// so a truncated or corrupt archive leaves nothing behind. `on_progress(done, total)` reports
-/// downloaded bytes.
+/// Downloads `format.archive` from the first of `mirrors` that has it when the dataset
+/// directory is missing, checks its md5 and unpacks it into `data_dir`. The archive is
+/// extracted into a temporary directory first and the dataset directory is renamed into place
+/// only when every batch file came out whole, so a truncated or corrupt archive leaves nothing
+/// behind. `on_progress(done, total)` reports downloaded bytes.
 ///
 /// # Errors
 /// [`Error::Download`] when the download fails or its checksum differs; [`Error::Format`]
-/// naming the archive when it cannot be unpacked or lacks a batch file.
+/// naming the archive when it cannot be unpacked or lacks a batch file, or naming the dataset
+/// directory when it exists without every batch file (fstream never deletes it).
 pub fn download_missing(
     data_dir: &Path,
     format: &CifarFormat,
     mirrors: &[String],
     on_progress: &mut dyn FnMut(u64, Option<u64>),
 ) -> Result<()> {
-    if is_present(data_dir, format) {
-        return Ok(());
+    let dest = cifar_dir(data_dir, format);
+    if dest.exists() {
+        return match format.files().find(|name| !dest.join(name).is_file()) {
+            None => Ok(()),
+            Some(name) => Err(Error::format(
+                &dest,
+                format!(
+                    "has no {name}; remove the directory to download {} again, or copy the missing files",
+                    format.archive
+                ),
+            )),
+        };
     }
     std::fs::create_dir_all(data_dir).at(data_dir)?;
     let staging = tempfile::Builder::new().prefix(".cifar-").tempdir_in(data_dir).at(data_dir)?;
@@ -232,12 +237,6 @@ pub fn download_missing(
     let extracted_dir = unpacked.join(format.dir);
     if let Some(name) = format.files().find(|name| !extracted_dir.join(name).is_file()) {
         return Err(Error::format(&archive, format!("the archive has no {}/{name}", format.dir)));
-    }
-    let dest = cifar_dir(data_dir, format);
-    if dest.exists() {
-        // An incomplete directory from an older, manual copy: keep it out of the way.
-        let aside = staging.path().join("replaced");
-        std::fs::rename(&dest, &aside).at(&dest)?;
     }
     std::fs::rename(&extracted_dir, &dest).at(&dest)?;
     File::open(data_dir).and_then(|d| d.sync_all()).at(data_dir)?;
@@ -396,6 +395,27 @@ pub(crate) mod tests {
         // Present files are not fetched again (the server would refuse a second request).
         download_missing(data.path(), &format, &["http://127.0.0.1:9/".into()], &mut |_, _| {})
             .unwrap();
+    }
+
+    #[test]
+    fn an_incomplete_dataset_directory_is_reported_not_replaced() {
+        let data = tempfile::tempdir().unwrap();
+        let dir = cifar_dir(data.path(), &CIFAR10);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("data_batch_1.bin"), record(&[1], 0)).unwrap();
+        let err = download_missing(
+            data.path(),
+            &CIFAR10,
+            &["http://127.0.0.1:9/".into()],
+            &mut |_, _| {},
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("cifar-10-batches-bin: has no data_batch_2.bin; remove the directory"),
+            "{err}"
+        );
+        assert_eq!(entries(&dir), vec!["data_batch_1.bin"]);
     }
 
     #[test]
