@@ -307,12 +307,9 @@ impl TryFrom<&TrainArgs> for TrainPlan {
 /// `--model`, or the reference's default for the dataset; refuses a model whose input
 /// shape is not the dataset's.
 fn model_for(dataset: DatasetKind, model: Option<ModelKind>) -> Result<ModelKind, Error> {
-    let (default, image_shape) = if dataset.is_cifar() {
-        (ModelKind::ResNet18, [3, 32, 32])
-    } else {
-        (ModelKind::MnistCnn, [1, 28, 28])
-    };
+    let default = if dataset.is_cifar() { ModelKind::ResNet18 } else { ModelKind::MnistCnn };
     let model = model.unwrap_or(default);
+    let image_shape = dataset.image_shape();
     if model.input_shape() != image_shape {
         let shape = |[c, h, w]: [usize; 3]| format!("{c}x{h}x{w}");
         return Err(Error::Config(format!(
@@ -339,9 +336,7 @@ fn optimizer_config(args: &TrainArgs, dataset: DatasetKind) -> Result<OptimizerC
         weight_decay: args.weight_decay.unwrap_or(defaults.weight_decay),
         ..defaults
     };
-    if !(config.lr > 0.0 && config.lr.is_finite()) {
-        return Err(Error::Config(format!("--lr must be a positive number, got {}", config.lr)));
-    }
+    check_positive("--lr", config.lr)?;
     if !(0.0..1.0).contains(&config.momentum) {
         return Err(Error::Config(format!(
             "--momentum must be in [0, 1), got {}",
@@ -384,16 +379,19 @@ fn lr_schedule(
         }
         None => Vec::new(),
     };
-    if !(args.lr_gamma > 0.0 && args.lr_gamma.is_finite()) {
-        return Err(Error::Config(format!(
-            "--lr-gamma must be a positive number, got {}",
-            args.lr_gamma
-        )));
-    }
+    check_positive("--lr-gamma", args.lr_gamma)?;
     if milestones.is_empty() {
         return Ok(LrSchedule::constant());
     }
     Ok(LrSchedule { milestones, gamma: args.lr_gamma, delay })
+}
+
+fn check_positive(flag: &str, value: f64) -> Result<(), Error> {
+    if value > 0.0 && value.is_finite() {
+        Ok(())
+    } else {
+        Err(Error::Config(format!("{flag} must be a positive number, got {value}")))
+    }
 }
 
 fn check_non_negative(flag: &str, value: f64) -> Result<(), Error> {

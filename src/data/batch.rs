@@ -109,10 +109,7 @@ impl BatchMaker {
         };
         Ok(BatchMaker {
             images: images_tensor(set, device)?,
-            labels: Tensor::f_from_slice(
-                &labels.iter().map(|&l| i64::from(l)).collect::<Vec<_>>(),
-            )?
-            .f_to_device(device)?,
+            labels: int64_tensor(labels, device)?,
             mean: per_channel(&config.normalization.mean)?,
             std: per_channel(&config.normalization.std)?,
             config,
@@ -138,8 +135,7 @@ impl BatchMaker {
     /// [`crate::Error::Torch`] on libtorch failures.
     pub fn make(&self, ids: &[u32], rng: &mut ChaCha8Rng) -> Result<(Tensor, Tensor)> {
         let device = self.images.device();
-        let index = Tensor::f_from_slice(&ids.iter().map(|&i| i64::from(i)).collect::<Vec<_>>())?
-            .f_to_device(device)?;
+        let index = int64_tensor(ids, device)?;
         let size = self.images.size();
         let draws = Augmentation::draw(rng, ids.len(), [size[2], size[3]], &self.config);
         let images = self.images.f_index_select(0, &index)?;
@@ -185,6 +181,16 @@ pub fn images_tensor(set: &ImageSet, device: Device) -> Result<Tensor> {
     Ok(Tensor::f_from_slice(&set.pixels)?
         .f_view([set.len() as i64, c, h, w])?
         .f_to_device(device)?)
+}
+
+/// Labels or example ids as a `[N]` int64 tensor on `device` (what `index_select` and the
+/// loss take).
+///
+/// # Errors
+/// [`crate::Error::Torch`] when the tensor cannot be built or moved.
+pub fn int64_tensor<T: Copy + Into<i64>>(values: &[T], device: Device) -> Result<Tensor> {
+    let values: Vec<i64> = values.iter().map(|&v| v.into()).collect();
+    Ok(Tensor::f_from_slice(&values)?.f_to_device(device)?)
 }
 
 /// Random crop and flip of `[B, C, H, W]` float images: each image is zero-padded by `padding`

@@ -51,6 +51,14 @@ impl DatasetKind {
         cifar::format_of(self).is_some()
     }
 
+    /// The shape of one image, `[C, H, W]`.
+    pub fn image_shape(self) -> [usize; 3] {
+        match self {
+            DatasetKind::Mnist | DatasetKind::PermutedMnist => [1, mnist::SIDE, mnist::SIDE],
+            DatasetKind::Cifar10 | DatasetKind::Cifar100 => [3, cifar::SIDE, cifar::SIDE],
+        }
+    }
+
     /// The per-channel input normalization of the reference (DESIGN.md §1).
     pub fn normalization(self) -> Normalization {
         match self {

@@ -16,7 +16,7 @@ use tch::nn::{self, ModuleT};
 use tch::{Device, Kind, Reduction, Tensor};
 
 use crate::data::Splits;
-use crate::data::batch::{BatchMaker, Cutout, InputConfig, images_tensor};
+use crate::data::batch::{BatchMaker, Cutout, InputConfig, images_tensor, int64_tensor};
 use crate::error::{Error, Result};
 use crate::model::{self, DropoutRng, ModelKind};
 use crate::record::{BatchStats, EpochSummary, Record, RecordSender, RunId};
@@ -168,7 +168,7 @@ pub fn train_run(
     };
     let batches = BatchMaker::new(&data.train, labels, input, device)?;
     let test_images = images_tensor(&data.test, device)?;
-    let test_labels = Tensor::f_from_slice(&to_i64(&data.test.labels))?.f_to_device(device)?;
+    let test_labels = int64_tensor(&data.test.labels, device)?;
 
     let batches_per_epoch = train_ids.len().div_ceil(config.batch_size) as u32;
     let mut step = (first_epoch - 1) * batches_per_epoch;
@@ -334,10 +334,6 @@ fn send(sender: &mut RecordSender, record: Record) -> Result<()> {
         thread: "writer".into(),
         reason: "stopped before the run finished".into(),
     })
-}
-
-fn to_i64<T: Copy + Into<i64>>(values: &[T]) -> Vec<i64> {
-    values.iter().map(|&v| v.into()).collect()
 }
 
 /// Running sums of an epoch's loss and correct count, on the host (recording on) or on the
