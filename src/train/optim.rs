@@ -4,6 +4,7 @@
 //! optimizers keep that state inside libtorch, where a checkpoint cannot reach it.
 
 use std::collections::BTreeMap;
+use std::collections::btree_map::Entry;
 
 use tch::Tensor;
 use tch::nn::VarStore;
@@ -190,13 +191,13 @@ impl Optimizer {
             grad.shallow_clone()
         };
         if momentum != 0.0 {
-            let key = format!("{MOMENTUM_SLOT}.{name}");
-            let buffer = match self.slots.get_mut(&key) {
-                Some(buffer) => {
+            let buffer = match self.slots.entry(format!("{MOMENTUM_SLOT}.{name}")) {
+                Entry::Occupied(entry) => {
+                    let buffer = entry.into_mut();
                     let _ = buffer.f_mul_scalar_(momentum)?.f_add_(&step)?;
                     buffer
                 }
-                None => self.slots.entry(key).or_insert(step.detach().copy()),
+                Entry::Vacant(entry) => entry.insert(step.detach().copy()),
             };
             step = if nesterov {
                 step.f_add(&buffer.f_mul_scalar(momentum)?)?
@@ -213,11 +214,11 @@ impl Optimizer {
     fn adam_update(&mut self, name: &str, variable: &mut Tensor, grad: &Tensor) -> Result<()> {
         let (beta1, beta2) = ADAM_BETAS;
         let mut moment = |slot: &str| -> Result<Tensor> {
-            let key = format!("{slot}.{name}");
-            match self.slots.get(&key) {
-                Some(t) => Ok(t.shallow_clone()),
-                None => Ok(self.slots.entry(key).or_insert(grad.f_zeros_like()?).shallow_clone()),
-            }
+            let moment = match self.slots.entry(format!("{slot}.{name}")) {
+                Entry::Occupied(entry) => entry.into_mut(),
+                Entry::Vacant(entry) => entry.insert(grad.f_zeros_like()?),
+            };
+            Ok(moment.shallow_clone())
         };
         let mut exp_avg = moment(EXP_AVG_SLOT)?;
         let mut exp_avg_sq = moment(EXP_AVG_SQ_SLOT)?;
