@@ -1,7 +1,8 @@
 //! Crash safety of the tables: a run killed mid-training leaves only complete files, and the
 //! readers treat it as incomplete.
 
-use std::process::{Command, Stdio};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::util::{Workspace, parquet_files, read_presentations};
@@ -25,7 +26,7 @@ fn killed_run_leaves_only_complete_epochs_visible() {
     let deadline = Instant::now() + Duration::from_secs(120);
     while parquet_files(&presentations).len() < 2 {
         assert!(Instant::now() < deadline, "training produced no epochs in time");
-        std::thread::sleep(Duration::from_millis(20));
+        std::thread::sleep(Duration::from_millis(1));
     }
     child.kill().unwrap();
     child.wait().unwrap();
@@ -100,7 +101,7 @@ fn killed_and_resumed_run_is_bit_identical_to_an_uninterrupted_one() {
     let ws = Workspace::new();
     ws.write_tiny_mnist(800, 20);
     let config = ["--dataset", "mnist", "--seed", "5", "--epochs", "6", "--batch-size", "20"];
-    assert_kills_and_resumes_bit_identically(&ws, &config, |_| (300, 1200));
+    assert_kills_and_resumes_bit_identically(&ws, &config);
 }
 
 #[test]
@@ -121,40 +122,62 @@ fn killed_and_resumed_cifar_run_with_augmentation_adam_and_schedule_is_bit_ident
         "--lr-milestones",
         "1,2",
     ];
-    // ResNet18 epochs take seconds: kill after a quarter to a half of an uninterrupted run's
-    // time, so that every process gets past its start-up and most complete an epoch.
-    assert_kills_and_resumes_bit_identically(&ws, &config, |straight_ms| {
-        (straight_ms / 4, straight_ms / 2)
-    });
+    assert_kills_and_resumes_bit_identically(&ws, &config);
 }
 
-/// Trains `config` once straight through and once killed at pseudo-random points and resumed
-/// until complete; every presentation must be identical. `kill_window(straight_ms)` gives the
-/// range of milliseconds after which a process is killed.
-fn assert_kills_and_resumes_bit_identically(
-    ws: &Workspace,
-    config: &[&str],
-    kill_window: impl Fn(u64) -> (u64, u64),
-) {
+/// Polls until `root` holds more committed presentation files than `committed` or `child`
+/// exits; returns the new count, or `None` when the child exited first.
+fn wait_for_commit(child: &mut Child, root: &Path, committed: usize) -> Option<usize> {
+    let deadline = Instant::now() + Duration::from_secs(300);
+    loop {
+        let now = parquet_files(&root.join("presentations")).len();
+        if now > committed {
+            return Some(now);
+        }
+        if child.try_wait().unwrap().is_some() {
+            return None;
+        }
+        assert!(Instant::now() < deadline, "no epoch committed in 300 s");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// Trains `config` once straight through, timing its epoch commits, and once killed and
+/// resumed until complete; every presentation must be identical. Kills follow observed
+/// progress, never a fixed clock: each process is killed at a pseudo-random moment within
+/// one measured epoch time after it commits its first new epoch, so every process makes
+/// progress and the first one (of a run of several epochs) is always interrupted, however
+/// fast or slow the machine.
+fn assert_kills_and_resumes_bit_identically(ws: &Workspace, config: &[&str]) {
     let straight = ws.path().join("straight");
     let log = ws.path().join("train.log");
-    let started = Instant::now();
-    assert!(train_command(ws, &straight, &log).args(config).status().unwrap().success());
-    let (kill_min_ms, kill_max_ms) = kill_window(started.elapsed().as_millis() as u64);
+    let mut child = train_command(ws, &straight, &log).args(config).spawn().unwrap();
+    let mut commits = Vec::new();
+    while let Some(count) = wait_for_commit(&mut child, &straight, commits.len()) {
+        commits.resize(count, Instant::now());
+    }
+    assert!(child.wait().unwrap().success(), "{}", std::fs::read_to_string(&log).unwrap());
+    let epochs = parquet_files(&straight.join("presentations")).len();
+    assert!(epochs >= 3, "the test needs several epochs, got {epochs}");
+    // The shortest gap between two observed commits: one epoch at this machine's speed.
+    let epoch_time = commits.windows(2).map(|w| w[1] - w[0]).filter(|d| !d.is_zero()).min();
+    let epoch_micros = epoch_time.map_or(1000, |d| d.as_micros().max(1) as u64);
 
     let killed = ws.path().join("killed");
     let mut child = train_command(ws, &killed, &log).args(config).spawn().unwrap();
     let deadline = Instant::now() + Duration::from_secs(120);
     while !killed.join("runs").is_dir() || parquet_files(&killed.join("runs")).is_empty() {
         assert!(Instant::now() < deadline);
-        std::thread::sleep(Duration::from_millis(5));
+        std::thread::sleep(Duration::from_millis(1));
     }
     let run_file = parquet_files(&killed.join("runs")).remove(0);
     let run_id = run_file.file_stem().unwrap().to_str().unwrap().to_string();
 
-    // While the first process trains, a second one may not resume the same run.
+    // While the first process trains, a second one may not resume the same run. The first is
+    // stopped meanwhile (it keeps its lock), so that the check costs it no progress.
     let root = killed.display().to_string();
-    ws.fstream(&[
+    signal(&child, libc::SIGSTOP);
+    let second = ws.fstream(&[
         "train",
         "--resume",
         &run_id,
@@ -163,9 +186,11 @@ fn assert_kills_and_resumes_bit_identically(
         "--no-download",
         "--device",
         "cpu",
-    ])
-    .assert_exit_code(2)
-    .assert_error_contains(&format!("run {run_id} is being trained by another process"));
+    ]);
+    signal(&child, libc::SIGCONT);
+    second
+        .assert_exit_code(2)
+        .assert_error_contains(&format!("run {run_id} is being trained by another process"));
 
     // Kill at pseudo-random points (different every test run, printed for reproduction),
     // resume, repeat until the run completes.
@@ -175,38 +200,44 @@ fn assert_kills_and_resumes_bit_identically(
     let mut kills = Vec::new();
     loop {
         state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-        let delay =
-            Duration::from_millis(kill_min_ms + (state >> 33) % (kill_max_ms - kill_min_ms));
+        let delay = Duration::from_micros((state >> 33) % epoch_micros);
+        let committed = parquet_files(&killed.join("presentations")).len();
+        let progressed = wait_for_commit(&mut child, &killed, committed).is_some();
         let started = Instant::now();
-        let finished = loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                let stderr = std::fs::read_to_string(&log).unwrap();
-                // A kill between the final commit and the exit leaves a complete run, whose
-                // resume is refused.
-                let already_complete = stderr.contains("the run is already complete");
-                assert!(
-                    status.success() || already_complete,
-                    "after kills at {kills:?} ms:\n{stderr}"
-                );
-                break true;
-            }
-            if started.elapsed() >= delay {
-                break false;
-            }
-            std::thread::sleep(Duration::from_millis(1));
-        };
+        let finished = !progressed
+            || loop {
+                if child.try_wait().unwrap().is_some() {
+                    break true;
+                }
+                if started.elapsed() >= delay {
+                    break false;
+                }
+                std::thread::sleep(Duration::from_micros(200));
+            };
         if finished {
+            let status = child.wait().unwrap();
+            let stderr = std::fs::read_to_string(&log).unwrap();
+            // A kill between the final commit and the exit leaves a complete run, whose
+            // resume is refused.
+            let already_complete = stderr.contains("the run is already complete");
+            assert!(status.success() || already_complete, "after kills {kills:?}:\n{stderr}");
             break;
         }
         child.kill().unwrap();
         child.wait().unwrap();
-        kills.push(delay.as_millis());
-        assert!(kills.len() < 40, "the run never completed");
+        kills.push(format!("{} us after commit {}", delay.as_micros(), committed + 1));
+        assert!(kills.len() <= epochs, "the run never completed");
         child = train_command(ws, &killed, &log).args(["--resume", &run_id]).spawn().unwrap();
     }
-    eprintln!("killed after {kills:?} ms, then resumed");
+    eprintln!("killed {kills:?} (epoch time {epoch_micros} us), then resumed");
     assert!(!kills.is_empty(), "the run was never interrupted");
     assert_eq!(all_presentations_csv(ws, &killed), all_presentations_csv(ws, &straight));
+}
+
+/// Sends `signal` to the child process.
+fn signal(child: &Child, signal: libc::c_int) {
+    // SAFETY: sending a signal to our own child process.
+    assert_eq!(unsafe { libc::kill(child.id() as libc::pid_t, signal) }, 0);
 }
 
 #[test]
@@ -277,10 +308,9 @@ fn ctrl_c_marks_the_run_failed_and_it_resumes_to_completion() {
     let deadline = Instant::now() + Duration::from_secs(120);
     while parquet_files(&ws.root().join("presentations")).is_empty() {
         assert!(Instant::now() < deadline, "no epoch committed in time");
-        std::thread::sleep(Duration::from_millis(10));
+        std::thread::sleep(Duration::from_millis(1));
     }
-    // SAFETY: sending a signal to our own child process.
-    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
+    signal(&child, libc::SIGINT);
     let status = child.wait().unwrap();
     let stderr = std::fs::read_to_string(&log).unwrap();
     assert_eq!(status.code(), Some(130), "{stderr}");
