@@ -207,7 +207,7 @@ fn median(values: &mut [f64]) -> f64 {
 /// correctness pattern and the float distributions resemble a real run.
 fn write_synthetic(root: &Path, runs: usize, epochs: u32) -> (WriterReport, f64) {
     let (mut sender, receiver) = record::channel();
-    let writer = spawn_writer(root.to_path_buf(), receiver);
+    let writer = spawn_writer(root.to_path_buf(), receiver).expect("the writer starts");
     let started = Instant::now();
     for run in 0..runs {
         let mut rng = ChaCha8Rng::seed_from_u64(run as u64);

@@ -65,6 +65,18 @@ pub enum Error {
     /// A polars query failed.
     #[error("polars: {}", first_line(&.0.to_string()))]
     Polars(#[from] polars::error::PolarsError),
+    /// A run's loss became NaN or infinite; the run is marked failed, its earlier epochs stay.
+    #[error(
+        "run {run_id} diverged: non-finite loss at epoch {epoch}, step {step} (try a smaller --lr)"
+    )]
+    Diverged {
+        /// The run.
+        run_id: String,
+        /// The epoch of the batch.
+        epoch: u32,
+        /// The global batch index.
+        step: u32,
+    },
     /// The user stopped training (Ctrl-C); the run is marked failed and can be resumed.
     #[error("interrupted")]
     Interrupted,
@@ -90,6 +102,22 @@ impl Error {
     /// A format error for `path`.
     pub fn format(path: impl Into<PathBuf>, reason: impl Into<String>) -> Self {
         Error::Format { path: path.into(), reason: reason.into() }
+    }
+
+    /// Names `path` in an I/O failure that the Parquet or Arrow writer reports without a
+    /// file (disk full, file-size limit); other errors are returned unchanged.
+    pub(crate) fn with_io_path(self, path: &std::path::Path) -> Self {
+        let io = match self {
+            Error::Parquet(parquet::errors::ParquetError::External(e)) => {
+                e.downcast::<std::io::Error>()
+            }
+            Error::Arrow(arrow::error::ArrowError::IoError(_, e)) => Ok(Box::new(e)),
+            other => return other,
+        };
+        match io {
+            Ok(io) => Error::io(path, *io),
+            Err(e) => Error::Parquet(parquet::errors::ParquetError::External(e)),
+        }
     }
 
     /// The process exit code for this error: 2 for bad usage or bad input (flags, input files,

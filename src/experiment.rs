@@ -11,7 +11,7 @@ use crate::data::Splits;
 use crate::error::{Error, Result};
 use crate::record::{self, ExampleTable, Record, RecordSender, RunInfo, RunStart};
 use crate::store::layout::Layout;
-use crate::store::writer::{WriterReport, spawn_writer};
+use crate::store::writer::{WriterReport, remove_stale_temporaries, spawn_writer};
 use crate::train::{Checkpoints, Progress, TrainConfig, TrainSet, train_run};
 
 /// One run to train.
@@ -41,8 +41,11 @@ pub fn run_experiment(
     runs: &[PlannedRun],
     on_progress: &(dyn Fn(Progress<'_>) -> ControlFlow<()> + Sync),
 ) -> Result<WriterReport> {
+    for run in runs {
+        remove_stale_temporaries(&Layout::new(root), &run.info)?;
+    }
     let (mut sender, records) = record::channel();
-    let writer = spawn_writer(root.to_path_buf(), records);
+    let writer = spawn_writer(root.to_path_buf(), records)?;
     let mut started = true;
     for run in runs {
         let start = RunStart {
@@ -63,21 +66,26 @@ pub fn run_experiment(
                         .spawn_scoped(scope, move || {
                             train_and_report(root, run, &mut sender, on_progress)
                         })
-                        .expect("spawning a thread only fails when the OS is out of resources")
+                        .map_err(|e| format!("cannot start its thread: {e}"))
                 })
                 .collect();
             handles
                 .into_iter()
                 .zip(runs)
                 .map(|(handle, run)| {
-                    handle.join().unwrap_or_else(|_| {
-                        let reason = "panicked".to_string();
-                        let ended = Record::RunEnded {
-                            run_id: run.info.run_id.clone(),
-                            error: Some(reason.clone()),
-                        };
-                        let _ = sender.clone().send(ended);
-                        Err(Error::Thread { thread: format!("train-{}", run.info.run_id), reason })
+                    let failure = match handle {
+                        Ok(handle) => match handle.join() {
+                            Ok(result) => return result,
+                            Err(_) => "panicked".to_string(),
+                        },
+                        Err(cannot_start) => cannot_start,
+                    };
+                    let run_id = run.info.run_id.clone();
+                    let ended = Record::RunEnded { run_id, error: Some(failure.clone()) };
+                    let _ = sender.clone().send(ended);
+                    Err(Error::Thread {
+                        thread: format!("train-{}", run.info.run_id),
+                        reason: failure,
                     })
                 })
                 .collect()

@@ -19,6 +19,7 @@
 //! flags and dispatches.
 #![warn(missing_docs)]
 
+mod crash;
 pub mod data;
 pub mod error;
 pub mod experiment;

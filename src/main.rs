@@ -19,10 +19,11 @@ fn main() -> ExitCode {
     if broken_pipe {
         return ExitCode::SUCCESS;
     }
-    let code = error
-        .chain()
-        .find_map(|cause| cause.downcast_ref::<fstream::Error>())
-        .map_or(1, fstream::Error::exit_code);
+    let code = match error.chain().find_map(|cause| cause.downcast_ref::<fstream::Error>()) {
+        Some(fstream::Error::Interrupted) => cli::interrupted_exit_code().unwrap_or(130),
+        Some(error) => error.exit_code(),
+        None => 1,
+    };
     eprintln!("fstream: error: {}", one_line(&error));
     ExitCode::from(code)
 }

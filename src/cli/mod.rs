@@ -5,16 +5,19 @@ mod logger;
 mod order;
 mod progress;
 mod query;
+mod runs;
 mod train;
+mod verify;
 
-use clap::{Parser, Subcommand};
+use clap::parser::ValueSource;
+use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use fstream::query::forgetting::Fidelity;
 
 /// Exit codes, shown at the end of `--help`.
 const EXIT_CODES: &str = "Exit codes: 0 success; 1 runtime failure (I/O, corrupt data, training or \
 query failure); 2 usage or input error (bad flags, bad input files, bad SQL); 130 interrupted \
-by Ctrl-C (the run can be resumed).";
+by Ctrl-C, 143 by SIGTERM (the run can be resumed).";
 
 /// Record and analyse example forgetting during neural network training.
 #[derive(Debug, Parser)]
@@ -38,6 +41,12 @@ enum Command {
     Order(order::OrderArgs),
     /// Run an SQL file over the tables presentations, epochs, examples and runs.
     Query(query::QueryArgs),
+    /// List the runs of a root: status, progress, last test accuracy, live process.
+    Runs(runs::RunsArgs),
+    /// Check every file of a root against its runs rows; exit 1 on damage.
+    Verify(verify::VerifyArgs),
+    /// Delete runs and all their files (refused while a process trains them).
+    Rm(verify::RmArgs),
 }
 
 /// Corrected or faithful semantics where the reference has a bug (DESIGN.md §2).
@@ -69,21 +78,53 @@ fn usage_error(error: &clap::Error) -> fstream::Error {
     fstream::Error::Config(format!("{message} (see --help)"))
 }
 
+/// The ids of the flags of `subcommand` given on the command line (not defaults, and not the
+/// argument groups clap's derive adds).
+fn given_flags(matches: &ArgMatches, subcommand: &str) -> Vec<String> {
+    let (Some(matches), Some(command)) = (
+        matches.subcommand_matches(subcommand),
+        Cli::command().find_subcommand(subcommand).cloned(),
+    ) else {
+        return Vec::new();
+    };
+    command
+        .get_arguments()
+        .map(|arg| arg.get_id().as_str())
+        .filter(|id| matches.value_source(id) == Some(ValueSource::CommandLine))
+        .map(String::from)
+        .collect()
+}
+
+/// The exit code of a training run stopped by a signal (128 + the signal, as a shell
+/// reports it), if one was.
+pub fn interrupted_exit_code() -> Option<u8> {
+    train::stop_signal().and_then(|signal| u8::try_from(128 + signal).ok())
+}
+
 /// Parses the command line and runs the chosen subcommand.
 ///
 /// # Errors
 /// Whatever the subcommand fails with; `main` prints it and picks the exit code.
 pub fn run() -> anyhow::Result<()> {
-    let cli = match Cli::try_parse() {
-        Ok(cli) => cli,
+    let parsed = Cli::command()
+        .try_get_matches()
+        .and_then(|matches| Ok((Cli::from_arg_matches(&matches)?, matches)));
+    let (cli, matches) = match parsed {
+        Ok(parsed) => parsed,
         // --help and --version print and exit 0 as usual.
         Err(error) if !error.use_stderr() => error.exit(),
         Err(error) => return Err(usage_error(&error).into()),
     };
     logger::init(cli.verbose, cli.quiet);
     match cli.command {
-        Command::Train(args) => train::run(*args, cli.quiet),
+        Command::Train(args) => {
+            let explicit = given_flags(&matches, "train");
+            train::run(*args, &explicit, cli.quiet)
+        }
         Command::Order(args) => order::run(args),
         Command::Query(args) => query::run(args),
+        Command::Runs(args) => runs::run(args),
+        Command::Verify(args) => verify::run_verify(args),
+        Command::Rm(args) => verify::run_rm(args),
     }
 }

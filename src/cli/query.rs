@@ -26,7 +26,7 @@ pub struct QueryArgs {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-enum Format {
+pub enum Format {
     /// Aligned text table.
     Table,
     /// CSV with a header.
@@ -55,7 +55,11 @@ pub fn run(args: QueryArgs) -> anyhow::Result<()> {
     }
 }
 
-fn write_frame(frame: &mut DataFrame, format: Format, mut out: impl Write) -> anyhow::Result<()> {
+pub fn write_frame(
+    frame: &mut DataFrame,
+    format: Format,
+    mut out: impl Write,
+) -> anyhow::Result<()> {
     match format {
         // polars shortens long tables (POLARS_FMT_MAX_ROWS sets how far); csv shows every row.
         Format::Table => writeln!(out, "{frame}")?,

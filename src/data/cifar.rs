@@ -248,7 +248,12 @@ fn unpack(archive: &Path, dest: &Path) -> Result<()> {
     let bad = |e: std::io::Error| Error::format(archive, format!("cannot unpack: {e}"));
     let file = File::open(archive).at(archive)?;
     let mut decoder = GzDecoder::new(file);
-    tar::Archive::new(&mut decoder).unpack(dest).map_err(bad)?;
+    std::fs::create_dir_all(dest).at(dest)?;
+    let mut tarball = tar::Archive::new(&mut decoder);
+    for entry in tarball.entries().map_err(bad)? {
+        entry.and_then(|mut entry| entry.unpack_in(dest)).map_err(bad)?;
+        crate::crash::point("extract-partial", Some(archive));
+    }
     // The tar end marker can come before the end of the gzip stream; a truncated stream
     // fails here at the latest.
     std::io::copy(&mut decoder, &mut std::io::sink()).map_err(bad)?;
@@ -372,6 +377,51 @@ pub(crate) mod tests {
             .collect();
         names.sort();
         names
+    }
+
+    /// Run in a child process by the test below: downloads the archive described by its
+    /// environment, where a crash point is armed.
+    #[test]
+    #[ignore = "a child of crash_mid_download_or_extraction_leaves_no_dataset_behind"]
+    fn download_child() {
+        let (Ok(dir), Ok(url), Ok(md5)) = (
+            std::env::var("CHILD_DATA_DIR"),
+            std::env::var("CHILD_URL"),
+            std::env::var("CHILD_MD5"),
+        ) else {
+            return;
+        };
+        let format = CifarFormat { archive_md5: Box::leak(md5.into_boxed_str()), ..CIFAR100 };
+        download_missing(Path::new(&dir), &format, &[url], &mut |_, _| {}).unwrap();
+        panic!("the crash point was not reached");
+    }
+
+    #[test]
+    fn crash_mid_download_or_extraction_leaves_no_dataset_behind() {
+        use std::os::unix::process::ExitStatusExt;
+        let bytes = archive(&CIFAR100);
+        let format = CifarFormat { archive_md5: md5_hex(&bytes), ..CIFAR100 };
+        for point in ["download-partial", "extract-partial"] {
+            let data = tempfile::tempdir().unwrap();
+            let status = std::process::Command::new(std::env::current_exe().unwrap())
+                .args(["--exact", "data::cifar::tests::download_child", "--ignored"])
+                .env(crate::crash::ENV, point)
+                .env("CHILD_DATA_DIR", data.path())
+                .env("CHILD_URL", &serve(&bytes, bytes.len())[0])
+                .env("CHILD_MD5", format.archive_md5)
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .status()
+                .unwrap();
+            assert_eq!(status.signal(), Some(libc::SIGKILL), "{point}: {status:?}");
+            let visible: Vec<String> =
+                entries(data.path()).into_iter().filter(|n| !n.starts_with('.')).collect();
+            assert!(visible.is_empty(), "{point}: {visible:?} visible after the crash");
+            download_missing(data.path(), &format, &serve(&bytes, bytes.len()), &mut |_, _| {})
+                .unwrap();
+            let splits = load(data.path(), DatasetKind::Cifar100, &format).unwrap();
+            assert_eq!(splits.train.len(), 2, "{point}: the rerun downloads the whole dataset");
+        }
     }
 
     #[test]

@@ -56,6 +56,7 @@ pub fn download_verified(
         }
         hasher.update(&buf[..n]);
         tmp.write_all(&buf[..n]).at(tmp.path())?;
+        crate::crash::point("download-partial", Some(dest));
         done += n as u64;
         on_progress(done, total);
     }
@@ -68,7 +69,7 @@ pub fn download_verified(
     }
     tmp.as_file().sync_all().at(tmp.path())?;
     tmp.persist(dest).map_err(|e| Error::io(dest, e.error))?;
-    Ok(())
+    File::open(dir).and_then(|d| d.sync_all()).at(dir)
 }
 
 /// Tries `fetch(url)` with `name` under each of `mirrors` in turn until one succeeds.

@@ -142,9 +142,57 @@ pub struct Splits {
     pub num_classes: usize,
 }
 
+impl Splits {
+    /// Hex SHA-256 of the dataset as loaded: its name, then each split's image shape, pixels
+    /// and labels (and coarse labels). Two loads agree exactly when a run would train and be
+    /// tested on the same data.
+    pub fn fingerprint(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let mut hasher = Sha256::new();
+        hasher.update(self.kind.name().as_bytes());
+        for set in [&self.train, &self.test] {
+            for dim in set.image_shape {
+                hasher.update((dim as u64).to_le_bytes());
+            }
+            hasher.update((set.len() as u64).to_le_bytes());
+            hasher.update(&set.pixels);
+            for labels in std::iter::once(&set.labels).chain(&set.coarse_labels) {
+                for label in labels {
+                    hasher.update(label.to_le_bytes());
+                }
+            }
+        }
+        hasher.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn tiny(labels: Vec<u16>) -> Splits {
+        let set = |labels: Vec<u16>| ImageSet {
+            pixels: (0..labels.len() as u8 * 4).collect(),
+            labels,
+            coarse_labels: None,
+            image_shape: [1, 2, 2],
+        };
+        Splits { kind: DatasetKind::Mnist, train: set(labels), test: set(vec![1]), num_classes: 10 }
+    }
+
+    #[test]
+    fn fingerprint_changes_with_any_pixel_label_or_order() {
+        let base = tiny(vec![3, 4]);
+        assert_eq!(base.fingerprint(), tiny(vec![3, 4]).fingerprint());
+        assert_eq!(base.fingerprint().len(), 64);
+        assert_ne!(base.fingerprint(), tiny(vec![4, 3]).fingerprint());
+        let mut pixel = tiny(vec![3, 4]);
+        pixel.train.pixels[7] ^= 1;
+        assert_ne!(base.fingerprint(), pixel.fingerprint());
+        let mut kind = tiny(vec![3, 4]);
+        kind.kind = DatasetKind::PermutedMnist;
+        assert_ne!(base.fingerprint(), kind.fingerprint());
+    }
 
     #[test]
     fn dataset_names_round_trip() {

@@ -87,13 +87,17 @@ pub fn select_runs(
     catalog: &Catalog,
     options: &OrderOptions,
 ) -> Result<(Vec<SelectedRun>, Vec<SelectedRun>)> {
-    let predicate = options.where_sql.as_deref().map_or(String::new(), |w| format!(" AND ({w})"));
+    let predicate = match options.where_sql.as_deref() {
+        Some(w) => format!(" AND ({})", super::check_predicate(w)?),
+        None => String::new(),
+    };
     let sql = format!(
-        "SELECT {}, {}, {}, {} FROM runs WHERE {} = '{}'{predicate} ORDER BY {}",
+        "SELECT {}, {}, {}, {}, {} FROM runs WHERE {} = '{}'{predicate} ORDER BY {}",
         col::RUN_ID,
         col::STATUS,
         col::EPOCHS_COMPLETED,
         col::DATASET_EXAMPLES,
+        col::RECORD_PRESENTATIONS,
         col::DATASET,
         options.dataset.replace('\'', "''"),
         col::RUN_ID,
@@ -108,6 +112,13 @@ pub fn select_runs(
     let statuses = frame.column(col::STATUS)?.str()?;
     let epochs = frame.column(col::EPOCHS_COMPLETED)?.u32()?;
     let sizes = frame.column(col::DATASET_EXAMPLES)?.u32()?;
+    let recorded = frame.column(col::RECORD_PRESENTATIONS)?.bool()?;
+    if let Some(i) = (0..frame.height()).find(|&i| recorded.get(i) == Some(false)) {
+        return Err(Error::Config(format!(
+            "run {} was trained with --no-record: it has no presentations to count (leave it out with --where \"record_presentations\")",
+            ids.get(i).unwrap_or_default()
+        )));
+    }
     let runs: Vec<SelectedRun> = (0..frame.height())
         .map(|i| SelectedRun {
             run_id: ids.get(i).unwrap_or_default().to_string(),
@@ -199,6 +210,17 @@ pub fn count_forgetting(
         return Err(Error::Config(format!(
             "runs {} and {} have datasets of different sizes ({num_examples} and {})",
             runs[0].run_id, other.run_id, other.dataset_examples
+        )));
+    }
+    if options.epochs == Some(0) {
+        return Err(Error::Config("--epochs must be at least 1".into()));
+    }
+    if let (Fidelity::Corrected, Some(epochs)) = (options.fidelity, options.epochs)
+        && let Some(short) = runs.iter().find(|r| r.epochs_completed < epochs)
+    {
+        return Err(Error::Config(format!(
+            "--epochs {epochs}: run {} has only {} committed epochs",
+            short.run_id, short.epochs_completed
         )));
     }
     let limit = match options.fidelity {

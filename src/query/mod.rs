@@ -9,14 +9,26 @@ use std::path::Path;
 use polars::prelude::*;
 use polars::sql::SQLContext;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, first_line};
 use crate::store::layout::{Layout, Table};
-use crate::store::schema::col;
+use crate::store::schema::{RunStatus, col};
 
-/// A dataset root opened for reading.
+/// A dataset root opened for reading. Its tables show only what the `runs` rows declare
+/// committed (the visibility rule, `docs/crash-safety.md`): epochs of a run after its
+/// `epochs_completed`, which a crash between two commit steps can leave on disk until the run
+/// is resumed, are hidden, and so are the files of run ids that have no `runs` row.
 #[derive(Debug, Clone)]
 pub struct Catalog {
     layout: Layout,
+    hidden: Vec<Hidden>,
+}
+
+/// Files of one run that readers must not see.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Hidden {
+    run_id: String,
+    /// Epochs after this one are hidden; `None`: the run has no `runs` row, all is hidden.
+    after_epoch: Option<u32>,
 }
 
 impl Catalog {
@@ -33,7 +45,8 @@ impl Catalog {
                 layout.table_glob(Table::Runs)
             )));
         }
-        Ok(Catalog { layout })
+        let hidden = hidden_files(&layout)?;
+        Ok(Catalog { layout, hidden })
     }
 
     /// The root's layout.
@@ -65,7 +78,28 @@ impl Catalog {
         };
         let args = ScanArgsParquet { hive_options, ..Default::default() };
         let glob = self.layout.table_glob(table);
-        Ok(Some(LazyFrame::scan_parquet(PlRefPath::new(glob.as_str()), args)?))
+        let frame = LazyFrame::scan_parquet(PlRefPath::new(glob.as_str()), args)?;
+        Ok(Some(match self.uncommitted(table) {
+            Some(uncommitted) => frame.filter(uncommitted.not()),
+            None => frame,
+        }))
+    }
+
+    /// The rows of `table` that the visibility rule hides, as a predicate (`None`: none, the
+    /// usual case, which costs nothing). On hive columns, it prunes whole files.
+    fn uncommitted(&self, table: Table) -> Option<Expr> {
+        self.hidden
+            .iter()
+            .filter_map(|hidden| {
+                let run = col(col::RUN_ID).eq(lit(hidden.run_id.as_str()));
+                match (table, hidden.after_epoch) {
+                    (Table::Runs, _) => None,
+                    (_, None) => Some(run),
+                    (Table::Examples, Some(_)) => None,
+                    (_, Some(epoch)) => Some(run.and(col(col::EPOCH).gt(lit(epoch)))),
+                }
+            })
+            .reduce(Expr::or)
     }
 
     /// An SQL context with every table that has files registered under its name.
@@ -87,14 +121,43 @@ impl Catalog {
         Ok(context)
     }
 
+    /// Runs one SQL statement of fstream's own (a command's query) over the tables.
+    ///
+    /// # Errors
+    /// [`Error::Polars`] when it cannot be planned or run.
+    pub fn execute(&self, sql: &str) -> Result<DataFrame> {
+        Ok(self.sql_context()?.execute(sql)?.collect()?)
+    }
+
     /// Runs the SQL statement `sql` (read from `source`, named in errors).
     ///
     /// # Errors
     /// [`Error::Sql`] naming `source` when the statement is invalid or names unknown tables or
     /// columns; [`Error::Polars`] when reading the data fails.
     pub fn run_sql(&self, sql: &str, source: &Path) -> Result<DataFrame> {
-        let sql_error =
-            |source_error| Error::Sql { path: source.to_path_buf(), source: source_error };
+        let keyword = first_keyword(sql);
+        if !["SELECT", "WITH"].contains(&keyword.as_str()) {
+            return Err(Error::format(
+                source,
+                format!(
+                    "expected one SELECT or WITH statement, got {}",
+                    if keyword.is_empty() { "nothing" } else { &keyword }
+                ),
+            ));
+        }
+        // Planning reads the files' schemas, so a damaged file can fail here already.
+        let sql_error = |source_error: PolarsError| {
+            if let Some(damaged) = self.unreadable_file() {
+                return damaged;
+            }
+            match self.unregistered_table_in(&source_error.to_string()) {
+                Some(table) => Error::Config(format!(
+                    "{}: table {table} has no files yet (no epoch committed, or every run trained with --no-record)",
+                    self.layout.root().display()
+                )),
+                None => Error::Sql { path: source.to_path_buf(), source: source_error },
+            }
+        };
         let mut context = self.sql_context()?;
         let frame = context.execute(sql.trim().trim_end_matches(';')).map_err(sql_error)?;
         frame.collect().map_err(|e| match e {
@@ -104,8 +167,107 @@ impl Catalog {
             | PolarsError::InvalidOperation(_)
             | PolarsError::SQLSyntax(_)
             | PolarsError::SQLInterface(_) => sql_error(e),
-            other => Error::Polars(other),
+            other => self.unreadable_file().unwrap_or(Error::Polars(other)),
         })
+    }
+
+    /// A table the engine's message says is missing and that has no files under the root.
+    fn unregistered_table_in(&self, message: &str) -> Option<&'static str> {
+        Table::ALL
+            .into_iter()
+            .find(|t| message.contains(&format!("'{}'", t.name())) && !has_files(&self.layout, *t))
+            .map(Table::name)
+    }
+
+    /// The first committed file of the root that is not a complete Parquet file, as an error
+    /// naming it (what a failed read most often means: a file damaged after its commit).
+    fn unreadable_file(&self) -> Option<Error> {
+        let mut files = Vec::new();
+        for table in Table::ALL {
+            collect_parquet_files(&self.layout.table_dir(table), &mut files);
+        }
+        files.into_iter().find_map(|path| {
+            let reader = std::fs::File::open(&path).map_err(|e| e.to_string()).and_then(|f| {
+                ParquetReader::new(f).num_rows().map_err(|e| first_line(&e.to_string()).into())
+            });
+            reader.err().map(|reason| {
+                Error::format(
+                    &path,
+                    format!(
+                        "not a readable Parquet file ({reason}); `fstream verify` lists the damage"
+                    ),
+                )
+            })
+        })
+    }
+}
+
+/// What the `runs` rows do not declare: epochs after `epochs_completed` of runs that are not
+/// complete, and runs that have files but no `runs` row.
+fn hidden_files(layout: &Layout) -> Result<Vec<Hidden>> {
+    let glob = layout.table_glob(Table::Runs);
+    let runs = LazyFrame::scan_parquet(PlRefPath::new(glob.as_str()), ScanArgsParquet::default())?
+        .select([col(col::RUN_ID), col(col::STATUS), col(col::EPOCHS_COMPLETED)])
+        .collect()?;
+    let ids = runs.column(col::RUN_ID)?.str()?;
+    let statuses = runs.column(col::STATUS)?.str()?;
+    let completed = runs.column(col::EPOCHS_COMPLETED)?.u32()?;
+    let mut hidden = Vec::new();
+    let mut known = std::collections::HashSet::new();
+    for i in 0..runs.height() {
+        let Some(run_id) = ids.get(i) else { continue };
+        known.insert(run_id.to_string());
+        if statuses.get(i) != Some(RunStatus::Complete.name()) {
+            let after_epoch = Some(completed.get(i).unwrap_or(0));
+            hidden.push(Hidden { run_id: run_id.to_string(), after_epoch });
+        }
+    }
+    for run_id in layout.run_ids_with_files() {
+        if !known.contains(&run_id) {
+            hidden.push(Hidden { run_id, after_epoch: None });
+        }
+    }
+    Ok(hidden)
+}
+
+/// Checks an SQL predicate that fstream inserts into its own query (`--where`).
+///
+/// # Errors
+/// [`Error::Config`] when it could end the statement (a `;`).
+pub fn check_predicate(predicate: &str) -> Result<&str> {
+    if predicate.contains(';') {
+        return Err(Error::Config(format!(
+            "--where {predicate:?}: expected one SQL predicate over the runs table, without ';'"
+        )));
+    }
+    Ok(predicate)
+}
+
+/// The first keyword of an SQL text, upper-cased, after comments and opening parentheses.
+fn first_keyword(sql: &str) -> String {
+    let mut rest = sql;
+    loop {
+        rest = rest.trim_start().trim_start_matches('(');
+        if let Some(comment) = rest.strip_prefix("--") {
+            rest = comment.split_once('\n').map_or("", |(_, after)| after);
+        } else if let Some(comment) = rest.strip_prefix("/*") {
+            rest = comment.split_once("*/").map_or("", |(_, after)| after);
+        } else {
+            break;
+        }
+    }
+    rest.chars().take_while(|c| c.is_ascii_alphabetic()).collect::<String>().to_uppercase()
+}
+
+/// Every `*.parquet` file under `dir`.
+fn collect_parquet_files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            collect_parquet_files(&path, out);
+        } else if path.extension().is_some_and(|e| e == "parquet") {
+            out.push(path);
+        }
     }
 }
 
@@ -122,4 +284,24 @@ fn has_files(layout: &Layout, table: Table) -> bool {
         })
     }
     any_parquet(&layout.table_dir(table), table == Table::Presentations)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statements_are_told_by_their_first_keyword() {
+        assert_eq!(first_keyword("  -- a comment\n/* more */ (select 1)"), "SELECT");
+        assert_eq!(first_keyword("with x as (select 1) select * from x"), "WITH");
+        assert_eq!(first_keyword("COPY runs TO 'x.csv'"), "COPY");
+        assert_eq!(first_keyword("-- only a comment"), "");
+    }
+
+    #[test]
+    fn predicates_cannot_end_the_statement() {
+        assert!(check_predicate("seed < 3").is_ok());
+        let err = check_predicate("1=1; DROP TABLE runs").unwrap_err().to_string();
+        assert!(err.contains("without ';'"), "{err}");
+    }
 }

@@ -104,6 +104,11 @@ pub struct RunInfo {
     pub noise_std_pixels: f64,
     /// `corrected` or `faithful` (the reference's mean-120, wrap-around noise).
     pub pixel_noise_mode: String,
+    /// The data directory the run was trained from (absolute).
+    pub data_dir: String,
+    /// SHA-256 of the loaded train and test sets (see `Splits::fingerprint`); `--resume`
+    /// refuses data that differ.
+    pub data_sha256: String,
     /// Examples in the dataset's training split.
     pub dataset_examples: u32,
     /// Examples the run trained on.
@@ -122,6 +127,39 @@ pub struct RunInfo {
     pub command: String,
     /// Start time, milliseconds since the Unix epoch (UTC).
     pub started_at_ms: i64,
+}
+
+impl RunInfo {
+    /// Fields that say how and where a run was executed, not what it computes: two runs that
+    /// differ only in these (or in `epochs`, which `--resume` may extend) are the same run of
+    /// an experiment.
+    const EXECUTION_FIELDS: [&str; 9] = [
+        "run_id",
+        "command",
+        "started_at_ms",
+        "device",
+        "intra_op_threads",
+        "fstream_version",
+        "libtorch_version",
+        "data_dir",
+        "epochs",
+    ];
+
+    /// Whether `self` and `other` are the same run of an experiment: equal in every field but
+    /// the execution fields (id, command line, start time, device, threads, versions, data
+    /// directory) and the number of epochs asked for.
+    pub fn same_experiment(&self, other: &RunInfo) -> bool {
+        let key = |info: &RunInfo| {
+            let mut value = serde_json::to_value(info).expect("RunInfo has only plain fields");
+            if let Some(fields) = value.as_object_mut() {
+                for field in Self::EXECUTION_FIELDS {
+                    fields.remove(field);
+                }
+            }
+            value
+        };
+        key(self) == key(other)
+    }
 }
 
 /// Per-example facts of one run, indexed by `example_id`.
@@ -233,6 +271,23 @@ impl RecordSender {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn same_experiment_ignores_only_execution_fields() {
+        let run = RunInfo { run_id: "a".into(), seed: 3, lr: 0.1, epochs: 5, ..Default::default() };
+        let elsewhere = RunInfo {
+            run_id: "b".into(),
+            device: "cuda(0)".into(),
+            intra_op_threads: 8,
+            epochs: 9,
+            data_dir: "/other".into(),
+            ..run.clone()
+        };
+        assert!(run.same_experiment(&elsewhere));
+        assert!(!run.same_experiment(&RunInfo { seed: 4, ..run.clone() }));
+        assert!(!run.same_experiment(&RunInfo { lr: 0.2, ..run.clone() }));
+        assert!(!run.same_experiment(&RunInfo { data_sha256: "x".into(), ..run.clone() }));
+    }
 
     #[test]
     fn send_fails_once_the_writer_is_gone() {

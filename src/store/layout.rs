@@ -91,12 +91,44 @@ impl Layout {
 impl Layout {
     /// The committed checkpoint of a run after `epoch`.
     pub fn checkpoint_file(&self, run_id: &str, epoch: u32) -> PathBuf {
-        self.root.join("checkpoints").join(run_id).join(format!("epoch-{epoch}.pt"))
+        self.checkpoint_dir(run_id).join(format!("epoch-{epoch}.pt"))
     }
 
     /// The temporary name a trainer writes a checkpoint under before it is committed.
     pub fn checkpoint_temp_file(&self, run_id: &str, epoch: u32) -> PathBuf {
-        self.root.join("checkpoints").join(run_id).join(format!(".epoch-{epoch}.pt.tmp"))
+        self.checkpoint_dir(run_id).join(format!(".epoch-{epoch}.pt.tmp"))
+    }
+
+    /// The writer's disk-space reserve (see the writer), one per process.
+    pub fn space_reserve_file(&self) -> PathBuf {
+        self.root.join(format!("{SPACE_RESERVE_PREFIX}{}.tmp", std::process::id()))
+    }
+
+    /// Every space reserve in the root, with the process id in its name.
+    ///
+    /// # Errors
+    /// [`crate::Error::Io`] when the root cannot be listed.
+    pub fn space_reserve_files(&self) -> crate::Result<Vec<(PathBuf, Option<u32>)>> {
+        use crate::error::IoContext;
+        let mut found = Vec::new();
+        for entry in std::fs::read_dir(&self.root).at(&self.root)? {
+            let name = entry.at(&self.root)?.file_name().to_string_lossy().into_owned();
+            if let Some(pid) = name.strip_prefix(SPACE_RESERVE_PREFIX) {
+                found.push((self.root.join(&name), pid.trim_end_matches(".tmp").parse().ok()));
+            }
+        }
+        Ok(found)
+    }
+
+    /// The directory of a run's checkpoints.
+    pub fn checkpoint_dir(&self, run_id: &str) -> PathBuf {
+        self.root.join("checkpoints").join(run_id)
+    }
+
+    /// The epoch of a committed checkpoint file (`epoch-12.pt` → 12).
+    pub fn checkpoint_epoch(&self, path: &Path) -> Option<u32> {
+        let name = path.file_name()?.to_str()?;
+        name.strip_prefix("epoch-")?.strip_suffix(".pt")?.parse().ok()
     }
 
     /// The lock file a process holds while it trains a run.
@@ -104,6 +136,40 @@ impl Layout {
         self.root.join("locks").join(format!("{run_id}.lock"))
     }
 }
+
+impl Layout {
+    /// The run ids that have files in any table (presentation partitions, `epochs`,
+    /// `examples`, `runs`), sorted.
+    pub fn run_ids_with_files(&self) -> Vec<String> {
+        let names = |dir: PathBuf| -> Vec<String> {
+            std::fs::read_dir(dir)
+                .into_iter()
+                .flatten()
+                .flatten()
+                .filter_map(|e| e.file_name().into_string().ok())
+                .collect()
+        };
+        let mut ids = std::collections::BTreeSet::new();
+        for dataset_dir in names(self.table_dir(Table::Presentations)) {
+            let dir = self.table_dir(Table::Presentations).join(dataset_dir);
+            ids.extend(
+                names(dir).iter().filter_map(|n| n.strip_prefix("run_id=")).map(String::from),
+            );
+        }
+        for table in [Table::Epochs, Table::Examples, Table::Runs] {
+            let files = names(self.table_dir(table));
+            let stems = files
+                .iter()
+                .filter(|n| !n.starts_with('.'))
+                .filter_map(|n| n.strip_suffix(".parquet"));
+            ids.extend(stems.map(String::from));
+        }
+        ids.into_iter().collect()
+    }
+}
+
+/// Names of the writers' space reserves start with this (then the process id, `.tmp`).
+const SPACE_RESERVE_PREFIX: &str = ".space-reserve-";
 
 /// The epoch of a presentations partition directory name (`epoch=12` → 12).
 pub fn parse_epoch_dir(name: &str) -> Option<u32> {

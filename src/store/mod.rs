@@ -4,9 +4,11 @@
 //! files or nothing, even after a crash.
 
 pub mod layout;
+pub mod lock;
 pub mod runs;
 pub mod schema;
 pub mod sorting;
+pub mod verify;
 pub mod writer;
 
 use std::fs::File;
@@ -36,9 +38,23 @@ pub fn write_parquet_atomically(
         let props = writer_properties(metadata);
         let mut writer = ArrowWriter::try_new(file, batch.schema(), Some(props))?;
         writer.write(batch)?;
+        writer.flush()?;
+        crate::crash::point("write-partial", Some(path));
         writer.close()?;
         Ok(())
     })
+}
+
+/// Renames `from` to `to` and fsyncs the directory of `to`, so that the rename survives a
+/// power cut. Every commit of a file goes through here.
+///
+/// # Errors
+/// [`Error::Io`] naming `to` (rename) or its directory (fsync).
+pub(crate) fn rename_durably(from: &Path, to: &Path) -> Result<()> {
+    std::fs::rename(from, to).at(to)?;
+    crate::crash::point("write-renamed", Some(to));
+    let dir = to.parent().ok_or_else(|| Error::format(to, "no parent directory"))?;
+    File::open(dir).and_then(|d| d.sync_all()).at(dir)
 }
 
 /// The commit protocol of every file fstream writes: `write` fills a temporary file (named so
@@ -54,11 +70,10 @@ pub(crate) fn write_atomically(
     let tmp = dir.join(format!(".{file_name}.{}.tmp", std::process::id()));
     let result = (|| {
         let mut file = File::create(&tmp).at(&tmp)?;
-        write(&mut file)?;
+        write(&mut file).map_err(|e| e.with_io_path(path))?;
         file.sync_all().at(&tmp)?;
         let bytes = file.metadata().at(&tmp)?.len();
-        std::fs::rename(&tmp, path).at(path)?;
-        File::open(dir).and_then(|d| d.sync_all()).at(dir)?;
+        rename_durably(&tmp, path)?;
         Ok(bytes)
     })();
     if result.is_err() {

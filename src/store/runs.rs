@@ -71,6 +71,26 @@ pub fn read_run(layout: &Layout, run_id: &str) -> Result<StoredRun> {
     Ok(StoredRun { info, status, epochs_completed, examples })
 }
 
+/// Every run of the dataset root, by run id (none when the root has no `runs` directory).
+///
+/// # Errors
+/// As [`read_run`], for the first run that cannot be read.
+pub fn read_all_runs(layout: &Layout) -> Result<Vec<StoredRun>> {
+    let dir = layout.table_dir(Table::Runs);
+    let mut ids: Vec<String> = match std::fs::read_dir(&dir) {
+        Ok(entries) => entries
+            .filter_map(|entry| {
+                let name = entry.ok()?.file_name().into_string().ok()?;
+                name.strip_suffix(".parquet").filter(|id| !id.starts_with('.')).map(String::from)
+            })
+            .collect(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => return Err(Error::io(dir, e)),
+    };
+    ids.sort();
+    ids.iter().map(|id| read_run(layout, id)).collect()
+}
+
 /// The rows of a run's `epochs` file up to epoch `last` (`None` when there are none).
 ///
 /// # Errors

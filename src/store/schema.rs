@@ -39,6 +39,8 @@ pub mod col {
     pub const DATASET_EXAMPLES: &str = "dataset_examples";
     /// The whole run configuration as JSON (what `--resume` reads back).
     pub const CONFIG: &str = "config";
+    /// `runs`: whether per-presentation statistics were recorded.
+    pub const RECORD_PRESENTATIONS: &str = "record_presentations";
     /// Whether a run trained on an example (`examples`).
     pub const IN_TRAINING_SET: &str = "in_training_set";
     /// Whether a run added pixel noise to an example (`examples`).
@@ -203,10 +205,12 @@ pub fn runs_batch(run: &RunInfo, progress: &RunProgress) -> Result<RecordBatch> 
         ("noise_percent_pixels", f64s(run.noise_percent_pixels), false),
         ("noise_std_pixels", f64s(run.noise_std_pixels), false),
         ("pixel_noise_mode", text(&run.pixel_noise_mode), false),
+        ("data_dir", text(&run.data_dir), false),
+        ("data_sha256", text(&run.data_sha256), false),
         (col::DATASET_EXAMPLES, u32s(run.dataset_examples), false),
         ("train_examples", u32s(run.train_examples), false),
         (
-            "record_presentations",
+            col::RECORD_PRESENTATIONS,
             Arc::new(BooleanArray::from(vec![run.record_presentations])),
             false,
         ),

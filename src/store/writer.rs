@@ -4,7 +4,7 @@
 //! (see [`super::write_parquet_atomically`]).
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::thread::JoinHandle;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
@@ -13,7 +13,8 @@ use crossbeam_channel::Receiver;
 use super::layout::{Layout, Table};
 use super::runs::read_epochs_prefix;
 use super::schema::{self, PresentationColumns, RunProgress, RunStatus};
-use super::write_parquet_atomically;
+use super::{rename_durably, write_parquet_atomically};
+use crate::crash;
 use crate::error::{Error, IoContext, Result};
 use crate::record::{BatchStats, EpochSummary, Record, RunInfo, RunStart};
 
@@ -35,11 +36,63 @@ pub struct WriterReport {
 /// # Errors
 /// The thread's result is the first storage error; it stops at once then, and the trainers'
 /// next send fails.
-pub fn spawn_writer(root: PathBuf, records: Receiver<Record>) -> JoinHandle<Result<WriterReport>> {
+///
+/// # Errors
+/// [`Error::Io`] when the root cannot be created or listed; [`Error::Thread`] when the OS
+/// refuses a thread.
+pub fn spawn_writer(
+    root: PathBuf,
+    records: Receiver<Record>,
+) -> Result<JoinHandle<Result<WriterReport>>> {
+    let layout = Layout::new(root);
+    let reserve = SpaceReserve::create(&layout)?;
     std::thread::Builder::new()
         .name("fstream-writer".into())
-        .spawn(move || Writer::new(Layout::new(root)).run(records))
-        .expect("spawning a thread only fails when the OS is out of resources")
+        .spawn(move || Writer::new(layout, reserve).run(records))
+        .map_err(|e| Error::Thread { thread: "writer".into(), reason: e.to_string() })
+}
+
+/// Bytes kept in reserve on the root's disk: far more than a `runs` row needs.
+const RESERVE_BYTES: usize = 64 * 1024;
+
+/// A file of [`RESERVE_BYTES`] the writer deletes when a write fails, so that the `runs` rows
+/// that mark runs `failed` can still be written when the disk is full.
+struct SpaceReserve {
+    path: Option<PathBuf>,
+}
+
+impl SpaceReserve {
+    /// Creates this process's reserve, and removes those of processes that are gone.
+    fn create(layout: &Layout) -> Result<Self> {
+        let path = layout.space_reserve_file();
+        let dir = layout.root();
+        std::fs::create_dir_all(dir).at(dir)?;
+        for stale in layout.space_reserve_files()? {
+            if !stale.1.is_some_and(|pid| Path::new(&format!("/proc/{pid}")).exists()) {
+                std::fs::remove_file(&stale.0).at(&stale.0)?;
+            }
+        }
+        let written = std::fs::write(&path, vec![0u8; RESERVE_BYTES])
+            .and_then(|()| std::fs::File::open(&path)?.sync_all());
+        if let Err(e) = written {
+            // Best effort: without a reserve, a status write on a full disk may fail too.
+            log::debug!("no space reserve ({}: {e})", path.display());
+            let _ = std::fs::remove_file(&path);
+            return Ok(SpaceReserve { path: None });
+        }
+        Ok(SpaceReserve { path: Some(path) })
+    }
+
+    /// Frees the reserved space; false when it was freed before.
+    fn release(&mut self) -> bool {
+        self.path.take().is_some_and(|path| std::fs::remove_file(path).is_ok())
+    }
+}
+
+impl Drop for SpaceReserve {
+    fn drop(&mut self) {
+        self.release();
+    }
 }
 
 struct RunState {
@@ -55,11 +108,12 @@ struct Writer {
     layout: Layout,
     runs: HashMap<String, RunState>,
     report: WriterReport,
+    reserve: SpaceReserve,
 }
 
 impl Writer {
-    fn new(layout: Layout) -> Self {
-        Writer { layout, runs: HashMap::new(), report: WriterReport::default() }
+    fn new(layout: Layout, reserve: SpaceReserve) -> Self {
+        Writer { layout, runs: HashMap::new(), report: WriterReport::default(), reserve }
     }
 
     fn run(mut self, records: Receiver<Record>) -> Result<WriterReport> {
@@ -68,6 +122,7 @@ impl Writer {
             let result = self.handle(record);
             self.report.busy_seconds += started.elapsed().as_secs_f64();
             if let Err(error) = result {
+                self.reserve.release();
                 self.fail_open_runs(&format!("writer: {error}"));
                 return Err(error);
             }
@@ -161,18 +216,17 @@ impl Writer {
             self.report.presentation_rows += buffer.len() as u64;
             self.report.files += 1;
         }
+        crash::point("epoch-after-presentations", None);
         if let Some(temp) = checkpoint {
-            let path = layout.checkpoint_file(&run_id, epoch);
-            std::fs::rename(&temp, &path).at(&path)?;
+            rename_durably(&temp, &layout.checkpoint_file(&run_id, epoch))?;
         }
+        crash::point("epoch-after-checkpoint", None);
         write_parquet_atomically(&layout.run_file(Table::Epochs, &run_id), &epochs, vec![])?;
         self.report.files += 1;
+        crash::point("epoch-after-epochs-rows", None);
         self.write_run_row(&run_id)?;
-        let previous = layout.checkpoint_file(&run_id, epoch.saturating_sub(1));
-        if epoch > 1 && previous.exists() {
-            std::fs::remove_file(&previous).at(&previous)?;
-        }
-        Ok(())
+        crash::point("epoch-after-runs-row", None);
+        remove_superseded_checkpoints(&layout, &run_id, epoch)
     }
 
     fn end_run(&mut self, run_id: &str, status: RunStatus) -> Result<()> {
@@ -182,10 +236,17 @@ impl Writer {
         self.write_run_row(run_id)
     }
 
+    /// Commits the run's `runs` row; when that fails (a full disk), once more after freeing
+    /// the space reserve, so that a run's status can always be recorded.
     fn write_run_row(&mut self, run_id: &str) -> Result<()> {
         let state = &self.runs[run_id];
         let batch = schema::runs_batch(&state.info, &state.progress)?;
-        write_parquet_atomically(&self.layout.run_file(Table::Runs, run_id), &batch, vec![])?;
+        let path = self.layout.run_file(Table::Runs, run_id);
+        let written = write_parquet_atomically(&path, &batch, vec![]);
+        match written {
+            Err(_) if self.reserve.release() => write_parquet_atomically(&path, &batch, vec![])?,
+            other => other?,
+        };
         self.report.files += 1;
         Ok(())
     }
@@ -203,6 +264,49 @@ impl Writer {
             let _ = self.end_run(&run_id, RunStatus::Failed(reason.to_string()));
         }
     }
+}
+
+/// Removes the run's checkpoints of epochs before `epoch` (normally the previous one; more
+/// when a crash came between a commit and this clean-up).
+fn remove_superseded_checkpoints(layout: &Layout, run_id: &str, epoch: u32) -> Result<()> {
+    let dir = layout.checkpoint_dir(run_id);
+    for entry in std::fs::read_dir(&dir).at(&dir)? {
+        let path = entry.at(&dir)?.path();
+        if layout.checkpoint_epoch(&path).is_some_and(|e| e < epoch) {
+            std::fs::remove_file(&path).at(&path)?;
+        }
+    }
+    Ok(())
+}
+
+/// Removes the temporary files a crashed process left for `run`. The caller holds the run's
+/// lock, so no live process writes any of them; call it before the run's trainer starts.
+///
+/// # Errors
+/// [`Error::Io`] naming a file or directory that cannot be listed or removed.
+pub fn remove_stale_temporaries(layout: &Layout, run: &RunInfo) -> Result<()> {
+    let own_table_temp = format!(".{}.parquet.", run.run_id);
+    let mut dirs: Vec<(PathBuf, bool)> = [Table::Epochs, Table::Examples, Table::Runs]
+        .into_iter()
+        .map(|table| (layout.table_dir(table), false))
+        .collect();
+    dirs.push((layout.run_presentations_dir(&run.dataset, &run.run_id), true));
+    dirs.push((layout.checkpoint_dir(&run.run_id), true));
+    while let Some((dir, whole)) = dirs.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+        for entry in entries {
+            let entry = entry.at(&dir)?;
+            let path = entry.path();
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if whole && entry.file_type().at(&path)?.is_dir() {
+                dirs.push((path, true));
+            } else if name.ends_with(".tmp") && (whole || name.starts_with(&own_table_temp)) {
+                log::debug!("removing {}, left by a crashed process", path.display());
+                std::fs::remove_file(&path).at(&path)?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Milliseconds since the Unix epoch.

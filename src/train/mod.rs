@@ -190,7 +190,7 @@ pub fn train_run(
         let augmentation_seed = epoch_seed(config.seed, epoch, AUGMENTATION_STREAM);
         std::thread::scope(|scope| -> Result<()> {
             let prepared =
-                prefetch(scope, batches.shallow_clone(), &order, config, augmentation_seed);
+                prefetch(scope, batches.shallow_clone(), &order, config, augmentation_seed)?;
             for (batch_index, (batch, made)) in prepared.into_iter().enumerate() {
                 let (images, targets) = made?;
                 let logits = net.forward_t(&images, true);
@@ -206,7 +206,7 @@ pub fn train_run(
             }
             Ok(())
         })?;
-        let totals = sink.totals;
+        let totals = sink.finish()?;
         let train_seconds = started.elapsed().as_secs_f64();
         let (train_loss, train_acc) = totals.means(order.len())?;
         let (test_loss, test_acc) = evaluate(net.as_ref(), &batches, &test_images, &test_labels)?;
@@ -269,9 +269,13 @@ impl BatchSink<'_> {
         loss: &Tensor,
     ) -> Result<()> {
         if !self.record {
+            self.totals.track_nonfinite(loss, step)?;
             return self.totals.add_device(logits, targets, loss);
         }
         let stats = batch_stats(logits, targets, loss)?;
+        if stats.loss.iter().any(|l| !l.is_finite()) {
+            return Err(self.diverged(step));
+        }
         self.totals.add_host(&stats.loss, &stats.correct);
         let record = BatchStats {
             run_id: self.run_id.clone(),
@@ -285,6 +289,19 @@ impl BatchSink<'_> {
         };
         send(self.sender, Record::Batch(record))
     }
+
+    fn diverged(&self, step: u32) -> Error {
+        Error::Diverged { run_id: self.run_id.clone(), epoch: self.epoch, step }
+    }
+
+    /// The epoch's totals; with recording off, a non-finite loss in any batch (tracked on the
+    /// device) fails the run here, naming the first such step.
+    fn finish(self) -> Result<EpochTotals> {
+        match self.totals.first_nonfinite_step()? {
+            Some(step) => Err(self.diverged(step)),
+            None => Ok(self.totals),
+        }
+    }
 }
 
 /// A prepared batch: its example ids and its input and targets (or the error making them).
@@ -293,26 +310,31 @@ type PreparedBatch<'a> = (&'a [u32], Result<(Tensor, Tensor)>);
 /// Prepares the batches of `order` on a helper thread, [`PREFETCH_BATCHES`] ahead of the
 /// trainer, with augmentation drawn from `seed`. The thread stops early when the returned
 /// receiver is dropped.
+///
+/// # Errors
+/// [`Error::Thread`] when the OS refuses the thread.
 fn prefetch<'scope, 'env>(
     scope: &'scope std::thread::Scope<'scope, 'env>,
     maker: BatchMaker,
     order: &'env [u32],
     config: &TrainConfig,
     seed: u64,
-) -> crossbeam_channel::Receiver<PreparedBatch<'env>> {
+) -> Result<crossbeam_channel::Receiver<PreparedBatch<'env>>> {
     let (tx, rx) = crossbeam_channel::bounded(PREFETCH_BATCHES);
     let (batch_size, threads) = (config.batch_size, config.intra_op_threads);
-    scope.spawn(move || {
-        // The run's thread budget, as in the trainer (some of libtorch's settings are global).
-        tch::set_num_threads(threads as i32);
-        let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        for batch in order.chunks(batch_size) {
-            if tx.send((batch, maker.make(batch, &mut rng))).is_err() {
-                return;
+    let spawned =
+        std::thread::Builder::new().name("prefetch".into()).spawn_scoped(scope, move || {
+            // The run's thread budget, as in the trainer (some of libtorch's settings are global).
+            tch::set_num_threads(threads as i32);
+            let mut rng = ChaCha8Rng::seed_from_u64(seed);
+            for batch in order.chunks(batch_size) {
+                if tx.send((batch, maker.make(batch, &mut rng))).is_err() {
+                    return;
+                }
             }
-        }
-    });
-    rx
+        });
+    spawned.map_err(|e| Error::Thread { thread: "prefetch".into(), reason: e.to_string() })?;
+    Ok(rx)
 }
 
 /// Writes the model and optimizer state to `path` and flushes it to disk. The state is
@@ -325,8 +347,18 @@ fn save_checkpoint(optimizer: &Optimizer, path: &std::path::Path) -> Result<()> 
     Tensor::save_multi_to_stream(&optimizer.state(), &mut bytes)?;
     let dir = path.parent().unwrap_or(std::path::Path::new("."));
     std::fs::create_dir_all(dir).at(dir)?;
-    let mut file = std::fs::File::create(path).at(path)?;
-    file.write_all(&bytes).and_then(|()| file.sync_all()).at(path)
+    let (first, second) = bytes.split_at(bytes.len() / 2);
+    let written = std::fs::File::create(path).and_then(|mut file| {
+        file.write_all(first)?;
+        crate::crash::point("checkpoint-partial", Some(path));
+        file.write_all(second)?;
+        file.sync_all()
+    });
+    if written.is_err() {
+        // Nothing half-written stays behind (a full disk must not fill up further).
+        let _ = std::fs::remove_file(path);
+    }
+    written.at(path)
 }
 
 fn send(sender: &mut RecordSender, record: Record) -> Result<()> {
@@ -343,6 +375,9 @@ struct EpochTotals {
     host_correct: u64,
     device_loss: Tensor,
     device_correct: Tensor,
+    /// The first step with a non-finite loss (`i64::MAX`: none), tracked on the device so that
+    /// checking costs no host copy per batch.
+    device_first_nonfinite_step: Tensor,
 }
 
 impl EpochTotals {
@@ -352,7 +387,24 @@ impl EpochTotals {
             host_correct: 0,
             device_loss: Tensor::zeros([], (Kind::Double, device)),
             device_correct: Tensor::zeros([], (Kind::Int64, device)),
+            device_first_nonfinite_step: Tensor::full([], i64::MAX, (Kind::Int64, device)),
         }
+    }
+
+    /// Notes `step` if any of the `[N]` losses `loss` is NaN or infinite.
+    fn track_nonfinite(&mut self, loss: &Tensor, step: u32) -> Result<()> {
+        let _no_grad = tch::no_grad_guard();
+        let finite = loss.f_isfinite()?.f_all()?.f_to_kind(Kind::Int64)?;
+        // finite ? MAX : step, without a branch on the host.
+        let candidate = (&finite * i64::MAX).f_add(&((1 - &finite) * i64::from(step)))?;
+        self.device_first_nonfinite_step =
+            self.device_first_nonfinite_step.f_minimum(&candidate)?;
+        Ok(())
+    }
+
+    fn first_nonfinite_step(&self) -> Result<Option<u32>> {
+        let step = i64::try_from(&self.device_first_nonfinite_step)?;
+        Ok(u32::try_from(step).ok())
     }
 
     fn add_host(&mut self, loss: &[f32], correct: &[bool]) {

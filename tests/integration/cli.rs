@@ -131,6 +131,11 @@ fn bad_input_table() {
     ws.write_tiny_mnist(40, 5);
     ws.train(&["--epochs", "1"]).assert_ok();
     ws.order("order40", &[]).assert_ok();
+    let run_id = crate::util::parquet_files(&ws.root().join("runs"))[0]
+        .file_stem()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
     let root = ws.root().display().to_string();
     let data = ws.data_dir().display().to_string();
 
@@ -147,7 +152,7 @@ fn bad_input_table() {
     let not_parquet = ws.path().join("not.parquet");
     std::fs::write(&not_parquet, "example_id,forgetting_count\n1,0\n").unwrap();
     let corrupt_root = ws.path().join("corrupt");
-    copy_dir(&ws.root(), &corrupt_root);
+    crate::util::copy_dir(&ws.root(), &corrupt_root);
     let victim = crate::util::parquet_files(&corrupt_root.join("presentations")).remove(0);
     let bytes = std::fs::read(&victim).unwrap();
     std::fs::write(&victim, &bytes[..bytes.len() / 2]).unwrap();
@@ -172,6 +177,24 @@ fn bad_input_table() {
         args.iter().map(|s| s.to_string()).collect::<Vec<_>>()
     };
     let strings = |args: &[&str]| args.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let sql = |name: &str, text: &str| {
+        let path = ws.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path.display().to_string()
+    };
+    let all_presentations = sql("all.sql", "SELECT COUNT(*) FROM presentations");
+    let copy = sql("copy.sql", "-- export\nCOPY runs TO 'x.csv'");
+    let a_file = sql("afile", "");
+    let unrecorded = Workspace::new();
+    unrecorded.write_tiny_mnist(20, 5);
+    unrecorded.train(&["--epochs", "1", "--no-record"]).assert_ok();
+    let unrecorded_root = unrecorded.root().display().to_string();
+    let order_of = |root: &str, extra: &[&str]| {
+        let mut args = vec!["order", "--dataset", "mnist", "--input-dir", root];
+        args.extend_from_slice(&["--output-dir", &out, "--output-name", "o"]);
+        args.extend_from_slice(extra);
+        strings(&args)
+    };
     let cases: Vec<(&str, Vec<String>, i32, String)> = vec![
         (
             "image and label counts differ",
@@ -248,6 +271,95 @@ fn bad_input_table() {
             "--output-name \"a/b\"".into(),
         ),
         (
+            "corrupt presentations file (query)",
+            strings(&["query", &all_presentations, "--root", &corrupt]),
+            2,
+            victim.display().to_string(),
+        ),
+        (
+            "a statement other than SELECT",
+            strings(&["query", &copy, "--root", &root]),
+            2,
+            "copy.sql: expected one SELECT or WITH statement, got COPY".into(),
+        ),
+        (
+            "a --where predicate that ends the statement",
+            order_of(&root, &["--where", "1=1; DROP TABLE runs"]),
+            2,
+            "expected one SQL predicate over the runs table, without ';'".into(),
+        ),
+        (
+            "an --output-dir that is a file",
+            strings(&[
+                "train",
+                "--dataset",
+                "mnist",
+                "--data-dir",
+                &data,
+                "--output-dir",
+                &a_file,
+                "--device",
+                "cpu",
+                "--no-download",
+                "--epochs",
+                "1",
+            ]),
+            2,
+            "--output-dir".to_string() + &format!(" {a_file}: exists and is not a directory"),
+        ),
+        (
+            "a query over presentations of a root without any",
+            strings(&["query", &all_presentations, "--root", &unrecorded_root]),
+            2,
+            "table presentations has no files yet".into(),
+        ),
+        (
+            "order of runs trained with --no-record",
+            order_of(&unrecorded_root, &[]),
+            2,
+            "was trained with --no-record: it has no presentations to count".into(),
+        ),
+        (
+            "order --epochs 0",
+            order_of(&root, &["--epochs", "0"]),
+            2,
+            "--epochs must be at least 1".into(),
+        ),
+        (
+            "order --epochs beyond what the runs committed",
+            order_of(&root, &["--epochs", "10"]),
+            2,
+            "--epochs 10: run mnist-s1-".into(),
+        ),
+        (
+            "resume with a contradicting flag",
+            strings(&[
+                "train",
+                "--resume",
+                &run_id,
+                "--output-dir",
+                &root,
+                "--epochs",
+                "2",
+                "--momentum",
+                "0.9",
+            ]),
+            2,
+            "--momentum contradicts the recorded configuration".into(),
+        ),
+        (
+            "no training example left",
+            train(&data, &["--remove-n", "40", "--keep-lowest-n", "-1"]),
+            2,
+            "no training examples left".into(),
+        ),
+        (
+            "more seeds than one process trains",
+            train(&data, &["--seeds", "1..65"]),
+            2,
+            "65 runs exceed the limit of 64".into(),
+        ),
+        (
             "parquet output without a path",
             strings(&["query", "x.sql", "--root", &root, "--format", "parquet"]),
             2,
@@ -260,17 +372,4 @@ fn bad_input_table() {
         ws.fstream(&args).assert_exit_code(*code).assert_error_contains(needle);
     }
     eprintln!("{} bad-input cases checked", cases.len());
-}
-
-fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.path().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
 }

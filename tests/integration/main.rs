@@ -4,7 +4,9 @@
 
 mod cifar;
 mod cli;
+mod crash;
 mod interop;
+mod operate;
 mod query;
 mod store;
 mod train;

@@ -5,7 +5,9 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::util::{Workspace, parquet_files, read_presentations};
+use crate::util::{
+    Workspace, all_presentations_csv, parquet_files, read_presentations, signal, train_command,
+};
 
 #[test]
 fn killed_run_leaves_only_complete_epochs_visible() {
@@ -65,35 +67,6 @@ fn killed_run_leaves_only_complete_epochs_visible() {
     ]);
     run.assert_ok();
     assert!(ws.path().join("partial.parquet").is_file());
-}
-
-/// Rows of every presentation, as CSV in a fixed order, for bit-for-bit comparison.
-fn all_presentations_csv(ws: &Workspace, root: &std::path::Path) -> String {
-    let sql = ws.path().join("all.sql");
-    std::fs::write(
-        &sql,
-        "SELECT epoch, step, example_id, label, loss, correct, margin FROM presentations \
-         ORDER BY epoch, example_id",
-    )
-    .unwrap();
-    let root = root.display().to_string();
-    let run = ws.fstream(&["query", sql.to_str().unwrap(), "--root", &root, "--format", "csv"]);
-    run.assert_ok();
-    run.stdout()
-}
-
-/// `fstream train` into `root`, its stderr going to `log`.
-fn train_command(ws: &Workspace, root: &std::path::Path, log: &std::path::Path) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_fstream"));
-    command
-        .args(["train", "--device", "cpu", "--threads", "1", "--no-download"])
-        .arg("--data-dir")
-        .arg(ws.data_dir())
-        .arg("--output-dir")
-        .arg(root)
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(log).unwrap());
-    command
 }
 
 #[test]
@@ -232,12 +205,6 @@ fn assert_kills_and_resumes_bit_identically(ws: &Workspace, config: &[&str]) {
     eprintln!("killed {kills:?} (epoch time {epoch_micros} us), then resumed");
     assert!(!kills.is_empty(), "the run was never interrupted");
     assert_eq!(all_presentations_csv(ws, &killed), all_presentations_csv(ws, &straight));
-}
-
-/// Sends `signal` to the child process.
-fn signal(child: &Child, signal: libc::c_int) {
-    // SAFETY: sending a signal to our own child process.
-    assert_eq!(unsafe { libc::kill(child.id() as libc::pid_t, signal) }, 0);
 }
 
 #[test]

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output, Stdio};
 
 use arrow::array::{Array, BooleanArray, UInt32Array};
 use fstream::data::idx::encode_idx;
@@ -348,4 +348,53 @@ pub fn read_order_csv(path: &Path) -> Vec<(u32, u32, u32)> {
             (fields[0], fields[1], fields[2])
         })
         .collect()
+}
+
+/// Rows of every presentation, as CSV in a fixed order, for bit-for-bit comparison.
+pub fn all_presentations_csv(ws: &Workspace, root: &std::path::Path) -> String {
+    let sql = ws.path().join("all.sql");
+    std::fs::write(
+        &sql,
+        "SELECT epoch, step, example_id, label, loss, correct, margin FROM presentations \
+         ORDER BY epoch, example_id",
+    )
+    .unwrap();
+    let root = root.display().to_string();
+    let run = ws.fstream(&["query", sql.to_str().unwrap(), "--root", &root, "--format", "csv"]);
+    run.assert_ok();
+    run.stdout()
+}
+
+/// `fstream train` into `root`, its stderr going to `log`.
+pub fn train_command(ws: &Workspace, root: &std::path::Path, log: &std::path::Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_fstream"));
+    command
+        .args(["train", "--device", "cpu", "--threads", "1", "--no-download"])
+        .arg("--data-dir")
+        .arg(ws.data_dir())
+        .arg("--output-dir")
+        .arg(root)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(log).unwrap());
+    command
+}
+
+/// Sends `signal` to the child process.
+pub fn signal(child: &Child, signal: libc::c_int) {
+    // SAFETY: sending a signal to our own child process.
+    assert_eq!(unsafe { libc::kill(child.id() as libc::pid_t, signal) }, 0);
+}
+
+/// Copies a directory tree.
+pub fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.path().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
 }

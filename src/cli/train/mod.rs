@@ -3,10 +3,9 @@
 
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
-use std::fs::{File, OpenOptions, TryLockError};
 use std::ops::ControlFlow;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
@@ -23,29 +22,35 @@ use fstream::model::ModelKind;
 use fstream::query::forgetting::Fidelity;
 use fstream::record::{ExampleTable, RunInfo};
 use fstream::store::layout::Layout;
-use fstream::store::runs::read_run;
+use fstream::store::lock::{RunLock, lock_run};
 use fstream::store::sorting::SortingFile;
 use fstream::store::writer::now_ms;
 use fstream::train::optim::{LrSchedule, OptimizerConfig, OptimizerKind};
 use fstream::train::{Progress, TrainConfig};
 use indicatif::ProgressBar;
 
+mod resume;
+
 use super::FidelityArg;
 use super::progress::{Bars, ProgressMode};
 
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct TrainArgs {
     /// Dataset: mnist, permuted_mnist, cifar10 or cifar100.
     #[arg(long, value_name = "NAME", required_unless_present = "resume")]
     dataset: Option<DatasetKind>,
-    /// Continue run RUN_ID of --output-dir after its last complete epoch, with the
-    /// configuration it was started with.
-    #[arg(long, value_name = "RUN_ID", conflicts_with_all = ["dataset", "seed", "seeds", "sorting_file"])]
-    resume: Option<String>,
+    /// Continue after the last committed epoch. `--resume RUN_ID`: that run of --output-dir,
+    /// with its recorded configuration (flags that contradict it are refused; --epochs N
+    /// extends it). `--resume` without an id, with the flags that started an experiment:
+    /// continue each of its incomplete runs, start the seeds that never started, and leave
+    /// complete runs alone.
+    #[arg(long, value_name = "RUN_ID", num_args = 0..=1)]
+    resume: Option<Option<String>>,
     /// Directory holding the dataset files (DIR/mnist/*-ubyte[.gz],
-    /// DIR/cifar-10-batches-bin/*.bin, DIR/cifar-100-binary/*.bin).
-    #[arg(long, alias = "data_dir", value_name = "DIR", default_value = "data")]
-    data_dir: PathBuf,
+    /// DIR/cifar-10-batches-bin/*.bin, DIR/cifar-100-binary/*.bin) [default: data; with
+    /// --resume: the run's recorded directory].
+    #[arg(long, alias = "data_dir", value_name = "DIR")]
+    data_dir: Option<PathBuf>,
     /// Dataset root the tables are written to.
     #[arg(long, alias = "output_dir", value_name = "DIR", default_value = "results")]
     output_dir: PathBuf,
@@ -199,6 +204,13 @@ enum DeviceArg {
     Cuda,
 }
 
+/// Runs one process trains at once, each on its own thread with its own model, lock file and
+/// open files: far beyond what the cores of one machine keep busy, well within OS limits.
+const MAX_RUNS_PER_PROCESS: usize = 64;
+
+/// The data directory of new runs when --data-dir is not given.
+const DEFAULT_DATA_DIR: &str = "data";
+
 /// Checked flags: everything but the data-dependent checks.
 #[derive(Debug)]
 struct TrainPlan {
@@ -232,6 +244,12 @@ impl TryFrom<&TrainArgs> for TrainPlan {
             seeds.iter().enumerate().find_map(|(i, s)| seeds[..i].contains(s).then_some(s))
         {
             return Err(Error::Config(format!("seed {seed} is given twice")));
+        }
+        if seeds.len() > MAX_RUNS_PER_PROCESS {
+            return Err(Error::Config(format!(
+                "--seeds: {} runs exceed the limit of {MAX_RUNS_PER_PROCESS} concurrent runs per process; split the seeds over several processes (they can share one --output-dir)",
+                seeds.len()
+            )));
         }
         let model = model_for(dataset, args.model)?;
         let batch_size = args.batch_size.unwrap_or(if dataset.is_cifar() { 128 } else { 64 });
@@ -479,96 +497,192 @@ fn read_sorting_file(path: &PathBuf, data: &Splits) -> Result<SortingFile, Error
     Ok(sorting)
 }
 
-/// Set by the first Ctrl-C: every run stops after its current batch.
+/// Set by the first SIGINT or SIGTERM: every run stops after its current batch.
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+/// The signal that stopped the runs (0: none).
+static STOP_SIGNAL: AtomicI32 = AtomicI32::new(0);
 
-/// First Ctrl-C: stop the runs cleanly (marked failed, resumable). Second: exit at once, which
-/// is safe too, since every file is committed atomically. (A plain `libc` handler: the
-/// `ctrlc` crate would change shared dependency features and force a full polars rebuild.)
-fn install_interrupt_handler() {
-    extern "C" fn on_sigint(_: libc::c_int) {
+/// The signal that interrupted training, if one did (for the exit code, 128 + signal).
+pub fn stop_signal() -> Option<i32> {
+    Some(STOP_SIGNAL.load(Ordering::SeqCst)).filter(|&s| s != 0)
+}
+
+/// First SIGINT (Ctrl-C) or SIGTERM (`timeout`, Slurm, `docker stop`): stop the runs cleanly
+/// (marked failed, resumable). Second: exit at once, which is safe too, since every file is
+/// committed atomically. (A plain `libc` handler: the `ctrlc` crate would change shared
+/// dependency features and force a full polars rebuild.)
+fn install_stop_handlers() {
+    extern "C" fn on_signal(signal: libc::c_int) {
         if INTERRUPTED.swap(true, Ordering::SeqCst) {
             // SAFETY: _exit is async-signal-safe.
-            unsafe { libc::_exit(130) };
+            unsafe { libc::_exit(128 + signal) };
         }
+        STOP_SIGNAL.store(signal, Ordering::SeqCst);
     }
-    // SAFETY: the handler only touches an atomic and calls _exit, both async-signal-safe.
-    unsafe { libc::signal(libc::SIGINT, on_sigint as *const () as libc::sighandler_t) };
-}
-
-pub fn run(args: TrainArgs, quiet: bool) -> anyhow::Result<()> {
-    install_interrupt_handler();
-    match &args.resume {
-        Some(run_id) => resume(&args, run_id, quiet),
-        None => train_new(&args, quiet),
+    for signal in [libc::SIGINT, libc::SIGTERM] {
+        // SAFETY: the handler only touches atomics and calls _exit, all async-signal-safe.
+        unsafe { libc::signal(signal, on_signal as *const () as libc::sighandler_t) };
     }
 }
 
-/// Continues a stored run after its last committed epoch.
-fn resume(args: &TrainArgs, run_id: &str, quiet: bool) -> anyhow::Result<()> {
-    let layout = Layout::new(&args.output_dir);
-    let stored = read_run(&layout, run_id)?;
-    if stored.status == "complete" {
-        return Err(Error::Config(format!(
-            "--resume {run_id}: the run is already complete ({} epochs)",
-            stored.epochs_completed
-        ))
-        .into());
+/// `fstream train`. `explicit` lists the ids of the flags given on the command line (a
+/// resumed run checks them against its recorded configuration).
+pub fn run(args: TrainArgs, explicit: &[String], quiet: bool) -> anyhow::Result<()> {
+    install_stop_handlers();
+    let runs = match &args.resume {
+        Some(Some(run_id)) => vec![resume::resume_run(&args, explicit, run_id, quiet)?],
+        Some(None) => resume::resume_experiment(&args, explicit, quiet)?,
+        None => {
+            let plan = TrainPlan::try_from(&args)?;
+            let mut data = DataCache::new(&args, plan.dataset, quiet)?;
+            plan_new_runs(&args, &plan, &mut data)?
+        }
+    };
+    if runs.is_empty() {
+        log::info!("nothing to train: every run of this experiment is complete");
+        return Ok(());
     }
-    let info = stored.info;
-    let dataset: DatasetKind = info.dataset.parse().map_err(Error::Config)?;
-    download_missing(args, dataset, quiet)?;
-    let data = Arc::new(data::load(&args.data_dir, dataset, info.permutation_seed.unwrap_or(0))?);
-    let resume = match stored.epochs_completed {
-        0 => None,
-        after => {
-            let checkpoint = layout.checkpoint_file(run_id, after);
-            if !checkpoint.is_file() {
-                return Err(Error::format(&checkpoint, "checkpoint missing: cannot resume").into());
+    train_runs(&args, &runs, quiet)
+}
+
+/// A dataset loaded once per permutation seed, with its fingerprint.
+struct DataCache {
+    dir: PathBuf,
+    dataset: DatasetKind,
+    loaded: HashMap<u64, (Arc<Splits>, String)>,
+}
+
+impl DataCache {
+    /// Downloads the dataset's missing files into `dir` (unless --no-download); loads lazily.
+    fn new_in(
+        args: &TrainArgs,
+        dir: PathBuf,
+        dataset: DatasetKind,
+        quiet: bool,
+    ) -> anyhow::Result<Self> {
+        download_missing(args, &dir, dataset, quiet)?;
+        Ok(DataCache { dir, dataset, loaded: HashMap::new() })
+    }
+
+    /// The cache of new runs: --data-dir or the default directory.
+    fn new(args: &TrainArgs, dataset: DatasetKind, quiet: bool) -> anyhow::Result<Self> {
+        let dir = args.data_dir.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
+        Self::new_in(args, dir, dataset, quiet)
+    }
+
+    /// The data (for permuted MNIST, with the permutation of `permutation_seed`) and its
+    /// fingerprint.
+    ///
+    /// # Errors
+    /// The loader's errors; [`Error::Format`] when a split has no examples.
+    fn get(&mut self, permutation_seed: u64) -> Result<(Arc<Splits>, String), Error> {
+        if let Entry::Vacant(entry) = self.loaded.entry(permutation_seed) {
+            let data = data::load(&self.dir, self.dataset, permutation_seed)?;
+            for (split, set) in [("training", &data.train), ("test", &data.test)] {
+                if set.is_empty() {
+                    return Err(Error::format(
+                        &self.dir,
+                        format!("the {split} set of {} has no examples", self.dataset),
+                    ));
+                }
             }
-            Some((after, checkpoint))
+            let fingerprint = data.fingerprint();
+            entry.insert((Arc::new(data), fingerprint));
         }
-    };
-    let config = stored_config(&info, device(args)?, args.threads)?;
-    let train_ids: Vec<u32> = (0..stored.examples.in_training_set.len() as u32)
-        .filter(|&id| stored.examples.in_training_set[id as usize])
-        .collect();
-    let pixel_noise = PixelNoise {
-        percent: info.noise_percent_pixels,
-        std: info.noise_std_pixels,
-        mode: info.pixel_noise_mode.parse().unwrap_or_default(),
-    };
-    let (data, _) = with_pixel_noise(&data, &pixel_noise, &train_ids, info.seed)?;
-    log::info!("resuming run {run_id} after epoch {}", stored.epochs_completed);
-    let run = PlannedRun { info, examples: stored.examples, data, config, train_ids, resume };
-    train_runs(args, &[run], quiet)
+        let (data, fingerprint) = &self.loaded[&permutation_seed];
+        Ok((Arc::clone(data), fingerprint.clone()))
+    }
+
+    /// The data directory as an absolute path, as recorded in `runs`.
+    fn absolute_dir(&self) -> String {
+        std::fs::canonicalize(&self.dir).unwrap_or_else(|_| self.dir.clone()).display().to_string()
+    }
 }
 
-/// Plans and trains new runs, one per seed.
-fn train_new(args: &TrainArgs, quiet: bool) -> anyhow::Result<()> {
-    let plan = TrainPlan::try_from(args)?;
+/// The `runs` fields that come from the flags alone, for a run of `plan` with `seed`; the
+/// data-dependent fields (id, sizes, fingerprint, removal count, times) are left default.
+fn configured_info(plan: &TrainPlan, args: &TrainArgs, seed: u64) -> RunInfo {
+    let config = &plan.base;
+    RunInfo {
+        dataset: plan.dataset.name().into(),
+        model: config.model.name().into(),
+        seed,
+        epochs: config.epochs,
+        batch_size: config.batch_size as u32,
+        optimizer: config.optimizer.kind.name().into(),
+        lr: config.optimizer.lr,
+        momentum: config.optimizer.momentum,
+        nesterov: config.optimizer.nesterov,
+        weight_decay: config.optimizer.weight_decay,
+        lr_milestones: config.lr_schedule.milestones.clone(),
+        lr_gamma: config.lr_schedule.gamma,
+        lr_schedule_delay: config.lr_schedule.delay,
+        data_augmentation: config.augment,
+        cutout_holes: config.cutout.map_or(0, |c| c.holes as u32),
+        cutout_length: config.cutout.map_or(0, |c| c.length as u32),
+        no_dropout: !config.dropout,
+        permutation_seed: (plan.dataset == DatasetKind::PermutedMnist)
+            .then(|| plan.permutation_seed(args, seed)),
+        sorting_file: plan.sorting_file.as_ref().map(|p| p.display().to_string()),
+        remove_n: plan.removal_flags.remove_n as u32,
+        keep_lowest_n: plan.removal_flags.keep_lowest_n,
+        remove_subsample: plan.removal_flags.remove_subsample as u32,
+        noise_percent_labels: args.noise_percent_labels,
+        noise_percent_pixels: plan.pixel_noise.percent,
+        noise_std_pixels: plan.pixel_noise.std,
+        pixel_noise_mode: plan.pixel_noise.mode.name().into(),
+        record_presentations: config.record,
+        device: device_name(config.device),
+        intra_op_threads: config.intra_op_threads as u32,
+        fstream_version: env!("CARGO_PKG_VERSION").into(),
+        libtorch_version: fstream::LIBTORCH_VERSION.into(),
+        ..RunInfo::default()
+    }
+}
+
+impl TrainPlan {
+    /// The permutation seed of permuted MNIST for training seed `seed`: one for all seeds,
+    /// or the reference's one per seed with `--fidelity faithful` (bug 2).
+    fn permutation_seed(&self, args: &TrainArgs, seed: u64) -> u64 {
+        match self.fidelity {
+            Fidelity::Corrected => args.permutation_seed,
+            Fidelity::Faithful => seed,
+        }
+    }
+}
+
+/// How a device is recorded in `runs` (`cpu`, `cuda(0)`).
+fn device_name(device: tch::Device) -> String {
+    format!("{device:?}").to_lowercase()
+}
+
+/// Plans one new run per seed of `plan`: selection, noise and the `runs` row.
+///
+/// # Errors
+/// Bad input files, removal flags that do not fit the data, or no training example left.
+fn plan_new_runs(
+    args: &TrainArgs,
+    plan: &TrainPlan,
+    data_cache: &mut DataCache,
+) -> anyhow::Result<Vec<PlannedRun>> {
     let dataset = plan.dataset;
-    download_missing(args, dataset, quiet)?;
-    let mut loaded: HashMap<u64, Arc<Splits>> = HashMap::new();
     let mut sorting_file: Option<SortingFile> = None;
     let mut runs = Vec::new();
     let command = std::env::args().collect::<Vec<_>>().join(" ");
     for &seed in &plan.seeds {
-        let permutation_seed = match plan.fidelity {
-            Fidelity::Corrected => args.permutation_seed,
-            Fidelity::Faithful => seed,
-        };
-        let data = match loaded.entry(permutation_seed) {
-            Entry::Occupied(entry) => entry.into_mut(),
-            Entry::Vacant(entry) => {
-                entry.insert(Arc::new(data::load(&args.data_dir, dataset, permutation_seed)?))
-            }
-        };
+        let (data, fingerprint) = data_cache.get(plan.permutation_seed(args, seed))?;
         if let (None, Some(path)) = (&sorting_file, &plan.sorting_file) {
-            sorting_file = Some(read_sorting_file(path, data)?);
+            sorting_file = Some(read_sorting_file(path, &data)?);
         }
         let selection =
             select(data.train.len(), &removal(plan.removal_flags, sorting_file.as_ref()), seed)?;
+        if selection.kept.is_empty() {
+            return Err(Error::Config(format!(
+                "no training examples left: the removal flags remove all {} examples of --dataset {dataset}",
+                data.train.len()
+            ))
+            .into());
+        }
         let mut in_training_set = vec![false; data.train.len()];
         for &id in &selection.kept {
             in_training_set[id as usize] = true;
@@ -577,45 +691,17 @@ fn train_new(args: &TrainArgs, quiet: bool) -> anyhow::Result<()> {
         let classes = data.num_classes as u16;
         flip_labels(&mut labels, &selection.kept, args.noise_percent_labels, classes, seed);
         let (run_data, pixel_noisy) =
-            with_pixel_noise(data, &plan.pixel_noise, &selection.kept, seed)?;
-        let config = TrainConfig { seed, ..plan.base.clone() };
+            with_pixel_noise(&data, &plan.pixel_noise, &selection.kept, seed)?;
         let info = RunInfo {
             run_id: new_run_id(dataset, seed),
-            dataset: dataset.name().into(),
-            model: config.model.name().into(),
-            seed,
-            epochs: config.epochs,
-            batch_size: config.batch_size as u32,
-            optimizer: config.optimizer.kind.name().into(),
-            lr: config.optimizer.lr,
-            momentum: config.optimizer.momentum,
-            nesterov: config.optimizer.nesterov,
-            weight_decay: config.optimizer.weight_decay,
-            lr_milestones: config.lr_schedule.milestones.clone(),
-            lr_gamma: config.lr_schedule.gamma,
-            lr_schedule_delay: config.lr_schedule.delay,
-            data_augmentation: config.augment,
-            cutout_holes: config.cutout.map_or(0, |c| c.holes as u32),
-            cutout_length: config.cutout.map_or(0, |c| c.length as u32),
-            no_dropout: !config.dropout,
-            permutation_seed: (dataset == DatasetKind::PermutedMnist).then_some(permutation_seed),
-            sorting_file: plan.sorting_file.as_ref().map(|p| p.display().to_string()),
             remove_n: selection.removed.len() as u32,
-            keep_lowest_n: plan.removal_flags.keep_lowest_n,
-            remove_subsample: plan.removal_flags.remove_subsample as u32,
-            noise_percent_labels: args.noise_percent_labels,
-            noise_percent_pixels: plan.pixel_noise.percent,
-            noise_std_pixels: plan.pixel_noise.std,
-            pixel_noise_mode: plan.pixel_noise.mode.name().into(),
+            data_dir: data_cache.absolute_dir(),
+            data_sha256: fingerprint,
             dataset_examples: data.train.len() as u32,
             train_examples: selection.kept.len() as u32,
-            record_presentations: config.record,
-            device: format!("{:?}", config.device).to_lowercase(),
-            intra_op_threads: config.intra_op_threads as u32,
-            fstream_version: env!("CARGO_PKG_VERSION").into(),
-            libtorch_version: fstream::LIBTORCH_VERSION.into(),
             command: command.clone(),
             started_at_ms: now_ms(),
+            ..configured_info(plan, args, seed)
         };
         let examples = ExampleTable {
             original_labels: data.train.labels.clone(),
@@ -624,10 +710,11 @@ fn train_new(args: &TrainArgs, quiet: bool) -> anyhow::Result<()> {
             pixel_noisy,
             coarse_labels: data.train.coarse_labels.clone(),
         };
+        let config = TrainConfig { seed, ..plan.base.clone() };
         let train_ids = selection.kept;
         runs.push(PlannedRun { info, examples, data: run_data, config, train_ids, resume: None });
     }
-    train_runs(args, &runs, quiet)
+    Ok(runs)
 }
 
 /// The run's data with its pixel noise applied to the training images `ids` (the shared data
@@ -651,8 +738,15 @@ fn with_pixel_noise(
 }
 
 fn train_runs(args: &TrainArgs, runs: &[PlannedRun], quiet: bool) -> anyhow::Result<()> {
+    if args.output_dir.exists() && !args.output_dir.is_dir() {
+        return Err(Error::Config(format!(
+            "--output-dir {}: exists and is not a directory",
+            args.output_dir.display()
+        ))
+        .into());
+    }
     let layout = Layout::new(&args.output_dir);
-    let _locks: Vec<File> =
+    let _locks: Vec<RunLock> =
         runs.iter().map(|r| lock_run(&layout, &r.info.run_id)).collect::<Result<_, _>>()?;
     for run in runs {
         log::info!(
@@ -710,9 +804,10 @@ fn train_runs(args: &TrainArgs, runs: &[PlannedRun], quiet: bool) -> anyhow::Res
     if matches!(result, Err(Error::Interrupted)) {
         for run in runs {
             log::warn!(
-                "run {0} stopped; continue it with: fstream train --resume {0} --output-dir {1}",
+                "run {0} stopped; continue it with: fstream train --resume {0} --output-dir {1} --data-dir {2}",
                 run.info.run_id,
-                args.output_dir.display()
+                shell_quoted(&args.output_dir.display().to_string()),
+                shell_quoted(&run.info.data_dir),
             );
         }
     }
@@ -731,31 +826,23 @@ fn train_runs(args: &TrainArgs, runs: &[PlannedRun], quiet: bool) -> anyhow::Res
     Ok(())
 }
 
-/// Takes the run's lock file for as long as the returned file lives: the OS releases it when
-/// the process ends, however it ends, so a crashed run can be resumed while a running one
-/// cannot be trained twice.
-fn lock_run(layout: &Layout, run_id: &str) -> Result<File, Error> {
-    let path = layout.lock_file(run_id);
-    let dir = path.parent().expect("lock files live in a directory");
-    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    let file = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(|e| Error::io(&path, e))?;
-    match file.try_lock() {
-        Ok(()) => Ok(file),
-        Err(TryLockError::WouldBlock) => Err(Error::Config(format!(
-            "run {run_id} is being trained by another process (lock {} is held)",
-            path.display()
-        ))),
-        Err(TryLockError::Error(e)) => Err(Error::io(&path, e)),
+/// `text` as one shell word: as is when it holds only safe characters, else single-quoted.
+fn shell_quoted(text: &str) -> String {
+    let safe = |c: char| c.is_ascii_alphanumeric() || "/._-+=:,@%".contains(c);
+    if !text.is_empty() && text.chars().all(safe) {
+        text.to_string()
+    } else {
+        format!("'{}'", text.replace('\'', r"'\''"))
     }
 }
 
 /// Downloads `dataset`'s missing files (unless `--no-download`), with a progress bar.
-fn download_missing(args: &TrainArgs, dataset: DatasetKind, quiet: bool) -> anyhow::Result<()> {
+fn download_missing(
+    args: &TrainArgs,
+    data_dir: &std::path::Path,
+    dataset: DatasetKind,
+    quiet: bool,
+) -> anyhow::Result<()> {
     if args.no_download {
         return Ok(());
     }
@@ -779,48 +866,13 @@ fn download_missing(args: &TrainArgs, dataset: DatasetKind, quiet: bool) -> anyh
     };
     match format {
         Some(format) => {
-            cifar::download_missing(&args.data_dir, &format, &mirrors, &mut |done, total| {
+            cifar::download_missing(data_dir, &format, &mirrors, &mut |done, total| {
                 on_progress(format.archive, done, total)
             })?
         }
-        None => mnist::download_missing(&args.data_dir, &mirrors, &mut on_progress)?,
+        None => mnist::download_missing(data_dir, &mirrors, &mut on_progress)?,
     }
     Ok(())
-}
-
-/// The training configuration a stored run was started with (for `--resume`).
-fn stored_config(
-    info: &RunInfo,
-    device: tch::Device,
-    threads: Option<usize>,
-) -> Result<TrainConfig, Error> {
-    Ok(TrainConfig {
-        model: info.model.parse().map_err(Error::Config)?,
-        epochs: info.epochs,
-        batch_size: info.batch_size as usize,
-        optimizer: OptimizerConfig {
-            kind: info.optimizer.parse().map_err(Error::Config)?,
-            lr: info.lr,
-            momentum: info.momentum,
-            nesterov: info.nesterov,
-            weight_decay: info.weight_decay,
-        },
-        lr_schedule: LrSchedule {
-            milestones: info.lr_milestones.clone(),
-            gamma: info.lr_gamma,
-            delay: info.lr_schedule_delay,
-        },
-        dropout: !info.no_dropout,
-        augment: info.data_augmentation,
-        cutout: (info.cutout_holes > 0).then_some(Cutout {
-            holes: info.cutout_holes as usize,
-            length: i64::from(info.cutout_length),
-        }),
-        seed: info.seed,
-        device,
-        intra_op_threads: threads.unwrap_or(info.intra_op_threads as usize).max(1),
-        record: info.record_presentations,
-    })
 }
 
 /// A new run id: dataset, seed, UTC start time and a random suffix, e.g.

@@ -1,0 +1,86 @@
+//! `fstream verify` (check a root against its `runs` rows) and `fstream rm` (delete runs).
+
+use std::path::PathBuf;
+
+use clap::Args;
+use fstream::Error;
+use fstream::store::layout::Layout;
+use fstream::store::verify::{Finding, remove_path, remove_run, verify};
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// Dataset root written by `fstream train`.
+    #[arg(long, alias = "input-dir", value_name = "DIR", default_value = "results")]
+    root: PathBuf,
+    /// Delete the orphans found (files no reader sees and nothing needs).
+    #[arg(long)]
+    remove_orphans: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RmArgs {
+    /// Runs to delete.
+    #[arg(value_name = "RUN_ID", required = true)]
+    run_ids: Vec<String>,
+    /// Dataset root written by `fstream train`.
+    #[arg(long, alias = "input-dir", value_name = "DIR", default_value = "results")]
+    root: PathBuf,
+}
+
+/// Prints one line per finding on stdout and a summary on stderr; fails when there is damage.
+pub fn run_verify(args: VerifyArgs) -> anyhow::Result<()> {
+    let layout = Layout::new(&args.root);
+    if !layout.table_dir(fstream::store::layout::Table::Runs).is_dir() {
+        return Err(Error::Config(format!(
+            "{}: no fstream runs here; pass the --output-dir of `fstream train`",
+            args.root.display()
+        ))
+        .into());
+    }
+    let report = verify(&layout)?;
+    for finding in &report.findings {
+        let (kind, path, reason) = match finding {
+            Finding::Damage { path, reason } => ("damage", path, reason),
+            Finding::Orphan { path, reason } => ("orphan", path, reason),
+        };
+        println!("{kind}\t{}\t{reason}", path.display());
+    }
+    let orphans: Vec<_> = report.orphans().collect();
+    if args.remove_orphans {
+        for path in &orphans {
+            remove_path(path)?;
+        }
+    }
+    log::info!(
+        "{} runs and {} files checked ({} runs skipped: a process is training them); {} damaged, {} orphans{}",
+        report.runs_checked,
+        report.files_checked,
+        report.runs_live,
+        report.damaged(),
+        orphans.len(),
+        match (orphans.is_empty(), args.remove_orphans) {
+            (true, _) => "",
+            (false, true) => " (removed)",
+            (false, false) => " (--remove-orphans removes them)",
+        }
+    );
+    if report.damaged() > 0 {
+        return Err(anyhow::anyhow!(
+            "{}: {} damaged files (listed on stdout)",
+            args.root.display(),
+            report.damaged()
+        ));
+    }
+    Ok(())
+}
+
+/// Deletes each run, refusing runs a process holds.
+pub fn run_rm(args: RmArgs) -> anyhow::Result<()> {
+    let layout = Layout::new(&args.root);
+    for run_id in &args.run_ids {
+        let removed = remove_run(&layout, run_id)?;
+        log::info!("removed run {run_id} ({} files and directories)", removed.len());
+        println!("{run_id}");
+    }
+    Ok(())
+}

@@ -1,0 +1,338 @@
+//! Checking a dataset root against its `runs` rows (`fstream verify`) and deleting a run
+//! everywhere (`fstream rm`). Damage is what breaks a declared epoch or a resume: a missing or
+//! unreadable file, a wrong row count, a missing checkpoint. Orphans are what a crash or an
+//! interrupted command leaves behind that no reader sees: epochs after a run's
+//! `epochs_completed`, files of runs without a `runs` row, superseded checkpoints, stray
+//! temporary files; they can be removed. Runs that a live process holds locked are skipped.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use parquet::file::reader::{FileReader, SerializedFileReader};
+
+use super::layout::{Layout, Table, parse_epoch_dir};
+use super::lock::{lock_holder, lock_run};
+use super::runs::{StoredRun, read_epochs_prefix, read_run};
+use super::schema::RunStatus;
+use crate::error::{Error, IoContext, Result};
+
+/// One problem found by [`verify`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Finding {
+    /// A file that a declared epoch or a resume needs is missing, unreadable or wrong.
+    Damage {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A file or directory no reader sees and nothing needs; safe to remove.
+    Orphan {
+        /// The file or directory.
+        path: PathBuf,
+        /// Why it is an orphan.
+        reason: String,
+    },
+}
+
+/// What [`verify`] found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct VerifyReport {
+    /// Runs whose files were checked.
+    pub runs_checked: usize,
+    /// Runs skipped because a live process holds their lock.
+    pub runs_live: usize,
+    /// Files checked.
+    pub files_checked: usize,
+    /// Damage and orphans, in the order found.
+    pub findings: Vec<Finding>,
+}
+
+impl VerifyReport {
+    /// Number of damaged files.
+    pub fn damaged(&self) -> usize {
+        self.findings.iter().filter(|f| matches!(f, Finding::Damage { .. })).count()
+    }
+
+    /// The orphans' paths.
+    pub fn orphans(&self) -> impl Iterator<Item = &Path> {
+        self.findings.iter().filter_map(|f| match f {
+            Finding::Orphan { path, .. } => Some(path.as_path()),
+            Finding::Damage { .. } => None,
+        })
+    }
+
+    fn damage(&mut self, path: impl Into<PathBuf>, reason: impl Into<String>) {
+        self.findings.push(Finding::Damage { path: path.into(), reason: reason.into() });
+    }
+
+    /// Adds an orphan, once per path.
+    fn orphan(&mut self, path: impl Into<PathBuf>, reason: impl Into<String>) {
+        let path = path.into();
+        if !self.orphans().any(|known| known == path) {
+            self.findings.push(Finding::Orphan { path, reason: reason.into() });
+        }
+    }
+}
+
+/// Checks every file of the root against the `runs` rows.
+///
+/// # Errors
+/// [`Error::Io`] when a directory of the root cannot be listed.
+pub fn verify(layout: &Layout) -> Result<VerifyReport> {
+    let mut report = VerifyReport::default();
+    let mut known = Vec::new();
+    for run_id in layout.run_ids_with_files() {
+        let runs_file = layout.run_file(Table::Runs, &run_id);
+        if !runs_file.is_file() {
+            for path in run_paths(layout, &run_id)? {
+                report.orphan(path, format!("run {run_id} has no runs row"));
+            }
+            continue;
+        }
+        known.push(run_id.clone());
+        if lock_holder(layout, &run_id).is_some() {
+            report.runs_live += 1;
+            continue;
+        }
+        report.files_checked += 1;
+        match read_run(layout, &run_id) {
+            Ok(run) => check_run(layout, &run, &mut report)?,
+            Err(e) => report.damage(&runs_file, format!("unreadable run: {e}")),
+        }
+        report.runs_checked += 1;
+    }
+    find_stray_files(layout, &known, &mut report)?;
+    Ok(report)
+}
+
+/// Checks one run's examples, epochs, presentations and checkpoints.
+fn check_run(layout: &Layout, run: &StoredRun, report: &mut VerifyReport) -> Result<()> {
+    let info = &run.info;
+    let run_id = info.run_id.as_str();
+    let completed = run.epochs_completed;
+    let examples = layout.run_file(Table::Examples, run_id);
+    report.files_checked += 1;
+    if run.examples.labels.len() != info.dataset_examples as usize {
+        report.damage(
+            &examples,
+            format!("{} rows, expected {}", run.examples.labels.len(), info.dataset_examples),
+        );
+    }
+    let epochs_file = layout.run_file(Table::Epochs, run_id);
+    if completed > 0 {
+        report.files_checked += 1;
+        match read_epochs_prefix(&epochs_file, completed) {
+            Ok(Some(batch)) if batch.num_rows() == completed as usize => {}
+            Ok(rows) => report.damage(
+                &epochs_file,
+                format!(
+                    "{} rows for epochs 1..={completed}, expected {completed}",
+                    rows.map_or(0, |b| b.num_rows())
+                ),
+            ),
+            Err(e) => report.damage(&epochs_file, e.to_string()),
+        }
+    }
+    let run_dir = layout.run_presentations_dir(&info.dataset, run_id);
+    if info.record_presentations {
+        for epoch in 1..=completed {
+            let path = layout.presentations_file(&info.dataset, run_id, epoch);
+            report.files_checked += 1;
+            match parquet_rows(&path) {
+                Ok(rows) if rows == u64::from(info.train_examples) => {}
+                Ok(rows) => report.damage(
+                    &path,
+                    format!(
+                        "{rows} rows, expected {} (the run's training set)",
+                        info.train_examples
+                    ),
+                ),
+                Err(reason) => report.damage(&path, reason),
+            }
+        }
+    }
+    for (epoch, dir) in numbered_entries(&run_dir, parse_epoch_dir)? {
+        if epoch == 0 || epoch > completed {
+            report.orphan(dir, format!("epoch {epoch} of run {run_id} is not committed"));
+        }
+    }
+    let checkpoint_dir = layout.checkpoint_dir(run_id);
+    let needed = layout.checkpoint_file(run_id, completed);
+    let resumable = run.status != RunStatus::Complete.name();
+    if resumable && completed > 0 && !needed.is_file() {
+        report.damage(&needed, "missing: the run cannot be resumed");
+    }
+    let checkpoint_epoch = |name: &str| layout.checkpoint_epoch(Path::new(name));
+    for (epoch, path) in numbered_entries(&checkpoint_dir, checkpoint_epoch)? {
+        if epoch != completed {
+            report.orphan(path, format!("checkpoint of epoch {epoch} is superseded"));
+        }
+    }
+    Ok(())
+}
+
+/// The row count from a Parquet file's footer, or why it cannot be read.
+fn parquet_rows(path: &Path) -> std::result::Result<u64, String> {
+    let file = File::open(path).map_err(|e| format!("missing or unreadable: {e}"))?;
+    let reader =
+        SerializedFileReader::new(file).map_err(|e| format!("not a complete Parquet file: {e}"))?;
+    Ok(reader.metadata().file_metadata().num_rows().max(0) as u64)
+}
+
+/// The entries of `dir` whose names `number` parses, with their numbers (none when `dir` is
+/// missing).
+fn numbered_entries(
+    dir: &Path,
+    number: impl Fn(&str) -> Option<u32>,
+) -> Result<Vec<(u32, PathBuf)>> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(Error::io(dir, e)),
+    };
+    let mut found = Vec::new();
+    for entry in entries {
+        let entry = entry.at(dir)?;
+        if let Some(n) = entry.file_name().to_str().and_then(&number) {
+            found.push((n, entry.path()));
+        }
+    }
+    found.sort();
+    Ok(found)
+}
+
+/// Temporary files no live process is writing, and lock files of runs that do not exist.
+fn find_stray_files(layout: &Layout, known: &[String], report: &mut VerifyReport) -> Result<()> {
+    let mut temporaries = Vec::new();
+    collect_temporaries(layout.root(), &mut temporaries)?;
+    for path in temporaries {
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+        let writer_alive = match writer_pid(name) {
+            Some(pid) => Path::new(&format!("/proc/{pid}")).exists(),
+            // A trainer's checkpoint in progress: alive while its run is locked.
+            None => path
+                .parent()
+                .and_then(|d| d.file_name())
+                .and_then(|run| lock_holder(layout, &run.to_string_lossy()))
+                .is_some(),
+        };
+        if !writer_alive {
+            report.orphan(path, "temporary file of a process that is gone");
+        }
+    }
+    let locks = layout.root().join("locks");
+    for entry in std::fs::read_dir(&locks).into_iter().flatten().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if let Some(run_id) = name.strip_suffix(".lock")
+            && !known.iter().any(|k| k == run_id)
+            && lock_holder(layout, run_id).is_none()
+        {
+            report.orphan(entry.path(), format!("lock of run {run_id}, which does not exist"));
+        }
+    }
+    Ok(())
+}
+
+/// Every `.*.tmp` file under `dir`.
+fn collect_temporaries(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(Error::io(dir, e)),
+    };
+    for entry in entries {
+        let entry = entry.at(dir)?;
+        let path = entry.path();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if entry.file_type().at(&path)?.is_dir() {
+            collect_temporaries(&path, out)?;
+        } else if name.starts_with('.') && name.ends_with(".tmp") {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
+/// The process id in a temporary file name `.NAME.PID.tmp` (writer commits, space reserve).
+fn writer_pid(name: &str) -> Option<u32> {
+    let stem = name.strip_suffix(".tmp")?;
+    stem.rsplit_once(['.', '-']).and_then(|(_, pid)| pid.parse().ok())
+}
+
+/// Every file and directory of `run_id` under the root, the `runs` row first.
+fn run_paths(layout: &Layout, run_id: &str) -> Result<Vec<PathBuf>> {
+    let mut paths: Vec<PathBuf> = [Table::Runs, Table::Epochs, Table::Examples]
+        .into_iter()
+        .map(|table| layout.run_file(table, run_id))
+        .filter(|p| p.exists())
+        .collect();
+    let own_temp = format!(".{run_id}.parquet.");
+    for table in [Table::Runs, Table::Epochs, Table::Examples] {
+        let dir = layout.table_dir(table);
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with(&own_temp) && name.ends_with(".tmp") {
+                paths.push(entry.path());
+            }
+        }
+    }
+    let presentations = layout.table_dir(Table::Presentations);
+    for entry in std::fs::read_dir(&presentations).into_iter().flatten().flatten() {
+        let dir = entry.path().join(format!("run_id={run_id}"));
+        if dir.is_dir() {
+            paths.push(dir);
+        }
+    }
+    let checkpoint_dir = layout.checkpoint_dir(run_id);
+    if checkpoint_dir.is_dir() {
+        paths.push(checkpoint_dir);
+    }
+    Ok(paths)
+}
+
+/// Removes a file, or a directory with everything in it.
+///
+/// # Errors
+/// [`Error::Io`] naming the path.
+pub fn remove_path(path: &Path) -> Result<()> {
+    let removed =
+        if path.is_dir() { std::fs::remove_dir_all(path) } else { std::fs::remove_file(path) };
+    match removed {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::io(path, e)),
+        _ => Ok(()),
+    }
+}
+
+/// Deletes every file of `run_id` (its `runs` row first, so that a crash midway leaves only
+/// orphans that no reader sees), holding the run's lock meanwhile. Returns what was removed.
+///
+/// # Errors
+/// [`Error::Config`] when the root has no such run or a process holds its lock;
+/// [`Error::Io`] when a file cannot be removed.
+pub fn remove_run(layout: &Layout, run_id: &str) -> Result<Vec<PathBuf>> {
+    let paths = run_paths(layout, run_id)?;
+    if paths.is_empty() {
+        return Err(Error::Config(format!("no run {run_id} under {}", layout.root().display())));
+    }
+    let lock = lock_run(layout, run_id)?;
+    for path in &paths {
+        remove_path(path)?;
+    }
+    let lock_file = layout.lock_file(run_id);
+    remove_path(&lock_file)?;
+    drop(lock);
+    Ok(paths)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn temporary_names_give_their_writer_pid() {
+        assert_eq!(writer_pid(".part-0.parquet.4242.tmp"), Some(4242));
+        assert_eq!(writer_pid(".space-reserve-77.tmp"), Some(77));
+        assert_eq!(writer_pid(".epoch-3.pt.tmp"), None);
+    }
+}
