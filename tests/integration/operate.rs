@@ -207,6 +207,10 @@ fn sigterm_stops_the_run_resumably_and_the_printed_hint_works() {
         .unwrap();
     assert!(resumed.status.success(), "{}", String::from_utf8_lossy(&resumed.stderr));
     assert_eq!(runs_csv(&ws), "seed,status,epochs_completed,error\n1,complete,30,\n");
+    // Device and threads stayed as recorded (the hint names neither).
+    let sql = ws.path().join("device.sql");
+    std::fs::write(&sql, "SELECT device, intra_op_threads FROM runs").unwrap();
+    assert_eq!(ws.query_csv(&sql), "device,intra_op_threads\ncpu,1\n");
 }
 
 #[test]
