@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use clap::Args;
 use fstream::Error;
 use fstream::store::layout::Layout;
-use fstream::store::verify::{Finding, remove_path, remove_run, verify};
+use fstream::store::verify::{Finding, remove_orphans, remove_run, verify};
 
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
@@ -41,14 +41,18 @@ pub fn run_verify(args: VerifyArgs) -> anyhow::Result<()> {
     for finding in &report.findings {
         let (kind, path, reason) = match finding {
             Finding::Damage { path, reason } => ("damage", path, reason),
-            Finding::Orphan { path, reason } => ("orphan", path, reason),
+            Finding::Orphan { path, reason, .. } => ("orphan", path, reason),
         };
         println!("{kind}\t{}\t{reason}", path.display());
     }
     let orphans: Vec<_> = report.orphans().collect();
     if args.remove_orphans {
-        for path in &orphans {
-            remove_path(path)?;
+        let removed = remove_orphans(&layout, &report)?;
+        if removed < orphans.len() {
+            log::warn!(
+                "{} orphans kept: their runs were started meanwhile",
+                orphans.len() - removed
+            );
         }
     }
     log::info!(

@@ -45,7 +45,8 @@ impl Catalog {
                 layout.table_glob(Table::Runs)
             )));
         }
-        let hidden = hidden_files(&layout)?;
+        let hidden =
+            hidden_files(&layout).map_err(|e| first_unreadable_file(&layout).unwrap_or(e))?;
         Ok(Catalog { layout, hidden })
     }
 
@@ -179,26 +180,8 @@ impl Catalog {
             .map(Table::name)
     }
 
-    /// The first committed file of the root that is not a complete Parquet file, as an error
-    /// naming it (what a failed read most often means: a file damaged after its commit).
     fn unreadable_file(&self) -> Option<Error> {
-        let mut files = Vec::new();
-        for table in Table::ALL {
-            collect_parquet_files(&self.layout.table_dir(table), &mut files);
-        }
-        files.into_iter().find_map(|path| {
-            let reader = std::fs::File::open(&path).map_err(|e| e.to_string()).and_then(|f| {
-                ParquetReader::new(f).num_rows().map_err(|e| first_line(&e.to_string()).into())
-            });
-            reader.err().map(|reason| {
-                Error::format(
-                    &path,
-                    format!(
-                        "not a readable Parquet file ({reason}); `fstream verify` lists the damage"
-                    ),
-                )
-            })
-        })
+        first_unreadable_file(&self.layout)
     }
 }
 
@@ -228,6 +211,28 @@ fn hidden_files(layout: &Layout) -> Result<Vec<Hidden>> {
         }
     }
     Ok(hidden)
+}
+
+/// The first committed file of the root that is not a complete Parquet file, as an error
+/// naming it (what a failed read most often means: a file damaged after its commit).
+fn first_unreadable_file(layout: &Layout) -> Option<Error> {
+    let mut files = Vec::new();
+    for table in Table::ALL {
+        collect_parquet_files(&layout.table_dir(table), &mut files);
+    }
+    files.into_iter().find_map(|path| {
+        let reader = std::fs::File::open(&path).map_err(|e| e.to_string()).and_then(|f| {
+            ParquetReader::new(f).num_rows().map_err(|e| first_line(&e.to_string()).into())
+        });
+        reader.err().map(|reason| {
+            Error::format(
+                &path,
+                format!(
+                    "not a readable Parquet file ({reason}); `fstream verify` lists the damage"
+                ),
+            )
+        })
+    })
 }
 
 /// Checks an SQL predicate that fstream inserts into its own query (`--where`).

@@ -32,6 +32,8 @@ pub enum Finding {
         path: PathBuf,
         /// Why it is an orphan.
         reason: String,
+        /// The run it belongs to, whose lock [`remove_orphans`] takes first.
+        run_id: Option<String>,
     },
 }
 
@@ -66,11 +68,17 @@ impl VerifyReport {
         self.findings.push(Finding::Damage { path: path.into(), reason: reason.into() });
     }
 
-    /// Adds an orphan, once per path.
-    fn orphan(&mut self, path: impl Into<PathBuf>, reason: impl Into<String>) {
+    /// Adds an orphan of `run_id` (if it belongs to a run), once per path.
+    fn orphan(
+        &mut self,
+        run_id: Option<&str>,
+        path: impl Into<PathBuf>,
+        reason: impl Into<String>,
+    ) {
         let path = path.into();
         if !self.orphans().any(|known| known == path) {
-            self.findings.push(Finding::Orphan { path, reason: reason.into() });
+            let run_id = run_id.map(String::from);
+            self.findings.push(Finding::Orphan { path, reason: reason.into(), run_id });
         }
     }
 }
@@ -86,7 +94,7 @@ pub fn verify(layout: &Layout) -> Result<VerifyReport> {
         let runs_file = layout.run_file(Table::Runs, &run_id);
         if !runs_file.is_file() {
             for path in run_paths(layout, &run_id)? {
-                report.orphan(path, format!("run {run_id} has no runs row"));
+                report.orphan(Some(&run_id), path, format!("run {run_id} has no runs row"));
             }
             continue;
         }
@@ -154,7 +162,8 @@ fn check_run(layout: &Layout, run: &StoredRun, report: &mut VerifyReport) -> Res
     }
     for (epoch, dir) in numbered_entries(&run_dir, parse_epoch_dir)? {
         if epoch == 0 || epoch > completed {
-            report.orphan(dir, format!("epoch {epoch} of run {run_id} is not committed"));
+            let reason = format!("epoch {epoch} of run {run_id} is not committed");
+            report.orphan(Some(run_id), dir, reason);
         }
     }
     let checkpoint_dir = layout.checkpoint_dir(run_id);
@@ -166,7 +175,8 @@ fn check_run(layout: &Layout, run: &StoredRun, report: &mut VerifyReport) -> Res
     let checkpoint_epoch = |name: &str| layout.checkpoint_epoch(Path::new(name));
     for (epoch, path) in numbered_entries(&checkpoint_dir, checkpoint_epoch)? {
         if epoch != completed {
-            report.orphan(path, format!("checkpoint of epoch {epoch} is superseded"));
+            let reason = format!("checkpoint of epoch {epoch} is superseded");
+            report.orphan(Some(run_id), path, reason);
         }
     }
     Ok(())
@@ -218,7 +228,7 @@ fn find_stray_files(layout: &Layout, known: &[String], report: &mut VerifyReport
                 .is_some(),
         };
         if !writer_alive {
-            report.orphan(path, "temporary file of a process that is gone");
+            report.orphan(None, path, "temporary file of a process that is gone");
         }
     }
     let locks = layout.root().join("locks");
@@ -228,7 +238,8 @@ fn find_stray_files(layout: &Layout, known: &[String], report: &mut VerifyReport
             && !known.iter().any(|k| k == run_id)
             && lock_holder(layout, run_id).is_none()
         {
-            report.orphan(entry.path(), format!("lock of run {run_id}, which does not exist"));
+            let reason = format!("lock of run {run_id}, which does not exist");
+            report.orphan(Some(run_id), entry.path(), reason);
         }
     }
     Ok(())
@@ -289,6 +300,36 @@ fn run_paths(layout: &Layout, run_id: &str) -> Result<Vec<PathBuf>> {
         paths.push(checkpoint_dir);
     }
     Ok(paths)
+}
+
+/// Removes the orphans of `report`, each run's under its lock: orphans of a run that a
+/// process has started meanwhile are kept (a run just starting has files before its `runs`
+/// row). Returns how many were removed.
+///
+/// # Errors
+/// [`Error::Io`] when a path cannot be removed.
+pub fn remove_orphans(layout: &Layout, report: &VerifyReport) -> Result<usize> {
+    let mut removed = 0;
+    for finding in &report.findings {
+        let Finding::Orphan { path, run_id, .. } = finding else { continue };
+        let _lock = match run_id {
+            Some(run_id) => match lock_run(layout, run_id) {
+                Ok(lock) => Some(lock),
+                Err(Error::Config(_)) => continue,
+                Err(e) => return Err(e),
+            },
+            None => None,
+        };
+        remove_path(path)?;
+        removed += 1;
+        // A deleted run's lock file goes too (taking the lock may have created it).
+        if let Some(run_id) = run_id
+            && !layout.run_file(Table::Runs, run_id).exists()
+        {
+            remove_path(&layout.lock_file(run_id))?;
+        }
+    }
+    Ok(removed)
 }
 
 /// Removes a file, or a directory with everything in it.

@@ -270,7 +270,12 @@ impl Writer {
 /// when a crash came between a commit and this clean-up).
 fn remove_superseded_checkpoints(layout: &Layout, run_id: &str, epoch: u32) -> Result<()> {
     let dir = layout.checkpoint_dir(run_id);
-    for entry in std::fs::read_dir(&dir).at(&dir)? {
+    let entries = match std::fs::read_dir(&dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(Error::io(dir, e)),
+    };
+    for entry in entries {
         let path = entry.at(&dir)?.path();
         if layout.checkpoint_epoch(&path).is_some_and(|e| e < epoch) {
             std::fs::remove_file(&path).at(&path)?;
