@@ -8,7 +8,7 @@
 
 use tch::nn::{self, ModuleT};
 
-use super::DropoutRng;
+use super::{DropoutRng, pytorch_default_init, pytorch_linear};
 
 /// Options of [`mnist_cnn`].
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -21,11 +21,19 @@ pub struct MnistCnnConfig {
 
 /// Builds the network, drawing dropout masks from `rng`. Input: `[N, 1, 28, 28]` float, normalized; output: `[N, num_classes]`
 /// logits.
+///
+/// Every weight and bias starts as in PyTorch (which the reference used), uniform in
+/// ±1/sqrt(fan_in), not tch's Kaiming-uniform default.
 pub fn mnist_cnn(p: &nn::Path, cfg: &MnistCnnConfig, rng: DropoutRng) -> impl ModuleT + use<> {
-    let conv1 = nn::conv2d(p / "conv1", 1, 10, 5, Default::default());
-    let conv2 = nn::conv2d(p / "conv2", 10, 20, 5, Default::default());
-    let fc1 = nn::linear(p / "fc1", 320, 50, Default::default());
-    let fc2 = nn::linear(p / "fc2", 50, cfg.num_classes, Default::default());
+    let conv = |name: &str, c_in: i64, c_out: i64| {
+        let init = pytorch_default_init(c_in * 5 * 5);
+        let config = nn::ConvConfig { ws_init: init, bs_init: init, ..Default::default() };
+        nn::conv2d(p / name, c_in, c_out, 5, config)
+    };
+    let conv1 = conv("conv1", 1, 10);
+    let conv2 = conv("conv2", 10, 20);
+    let fc1 = pytorch_linear(p / "fc1", 320, 50);
+    let fc2 = pytorch_linear(p / "fc2", 50, cfg.num_classes);
     let dropout = if cfg.dropout { 0.5 } else { 0.0 };
     nn::func_t(move |xs, train| {
         let xs = xs.apply(&conv1).max_pool2d_default(2).relu();

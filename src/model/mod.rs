@@ -93,6 +93,13 @@ pub(crate) fn pytorch_default_init(fan_in: i64) -> nn::Init {
     nn::Init::Uniform { lo: -bound, up: bound }
 }
 
+/// A linear layer initialized as PyTorch's `nn.Linear`: weight and bias uniform in
+/// ±1/sqrt(`c_in`).
+pub(crate) fn pytorch_linear(p: nn::Path, c_in: i64, c_out: i64) -> nn::Linear {
+    let init = pytorch_default_init(c_in);
+    nn::linear(p, c_in, c_out, nn::LinearConfig { ws_init: init, bs_init: Some(init), bias: true })
+}
+
 /// 2-d batch norm initialized as in current PyTorch (weight 1, bias 0; tch draws the weight
 /// from U(0, 1), as PyTorch 0.4 did).
 pub(crate) fn batch_norm(p: nn::Path, channels: i64) -> nn::BatchNorm {
@@ -122,6 +129,46 @@ mod tests {
         let model = seeded(0, || build(&vs.root(), kind, classes, true, DropoutRng::new(0)));
         let params = vs.trainable_variables().iter().map(|t| t.numel() as i64).sum();
         (params, vs, model)
+    }
+
+    /// The largest absolute value of each named parameter.
+    fn largest_values(vs: &nn::VarStore) -> std::collections::BTreeMap<String, f64> {
+        vs.variables()
+            .into_iter()
+            .map(|(name, t)| (name, t.abs().max().double_value(&[])))
+            .collect()
+    }
+
+    #[test]
+    fn mnist_cnn_starts_as_pytorch_uniform_in_one_over_root_fan_in() {
+        let vs = nn::VarStore::new(tch::Device::Cpu);
+        let _ = seeded(0, || build(&vs.root(), ModelKind::MnistCnn, 10, false, DropoutRng::new(0)));
+        let fan_in = [("conv1", 25.0), ("conv2", 250.0), ("fc1", 320.0), ("fc2", 50.0)];
+        let largest = largest_values(&vs);
+        for (layer, fan_in) in fan_in {
+            let bound = 1.0 / f64::sqrt(fan_in);
+            for kind in ["weight", "bias"] {
+                let value = largest[&format!("{layer}.{kind}")];
+                // Within the bound, and (these tensors have ≥ 10 draws) near it.
+                assert!(
+                    value <= bound && value > 0.5 * bound,
+                    "{layer}.{kind}: {value} vs {bound}"
+                );
+            }
+        }
+        let weights = largest["conv2.weight"];
+        assert!(weights > 0.95 / f64::sqrt(250.0), "5,000 draws reach the bound: {weights}");
+    }
+
+    #[test]
+    fn wide_resnet_linear_starts_as_pytorch_with_zero_bias() {
+        let vs = nn::VarStore::new(tch::Device::Cpu);
+        let _ =
+            seeded(0, || build(&vs.root(), ModelKind::WideResNet, 10, true, DropoutRng::new(0)));
+        let largest = largest_values(&vs);
+        let bound = 1.0 / f64::sqrt(640.0);
+        assert!(largest["fc.weight"] <= bound && largest["fc.weight"] > 0.95 * bound);
+        assert_eq!(largest["fc.bias"], 0.0);
     }
 
     #[test]

@@ -6,7 +6,7 @@
 
 use tch::nn::{self, ModuleT};
 
-use super::{batch_norm, conv2d, pytorch_default_init};
+use super::{batch_norm, conv2d, pytorch_default_init, pytorch_linear};
 
 /// Options of [`resnet18`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,9 +61,7 @@ pub fn resnet18(p: &nn::Path, cfg: &ResNetConfig) -> impl ModuleT + use<> {
         .add(stage(p / "layer2", 64, 128, 2))
         .add(stage(p / "layer3", 128, 256, 2))
         .add(stage(p / "layer4", 256, 512, 2));
-    let init = pytorch_default_init(512);
-    let linear_config = nn::LinearConfig { ws_init: init, bs_init: Some(init), bias: true };
-    let linear = nn::linear(p / "linear", 512, cfg.num_classes, linear_config);
+    let linear = pytorch_linear(p / "linear", 512, cfg.num_classes);
     nn::func_t(move |xs, train| {
         xs.apply(&conv1)
             .apply_t(&bn1, train)

@@ -7,7 +7,7 @@
 
 use tch::nn::{self, ModuleT};
 
-use super::{DropoutRng, batch_norm, conv2d};
+use super::{DropoutRng, batch_norm, conv2d, pytorch_default_init};
 
 /// xternalz's initialization of every convolution: Kaiming normal, fan out, ReLU gain.
 const CONV_INIT: nn::Init = nn::Init::Kaiming {
@@ -88,11 +88,16 @@ pub fn wide_resnet(p: &nn::Path, cfg: &WideResNetConfig, rng: DropoutRng) -> imp
         .add(group(p / "block2", blocks, (widths[1], widths[2], 2), cfg.dropout, &rng))
         .add(group(p / "block3", blocks, (widths[2], widths[3], 2), cfg.dropout, &rng));
     let bn1 = batch_norm(p / "bn1", widths[3]);
+    // The reference keeps PyTorch's default linear weight and zeroes the bias.
     let fc = nn::linear(
         p / "fc",
         widths[3],
         cfg.num_classes,
-        nn::LinearConfig { bs_init: Some(nn::Init::Const(0.0)), ..Default::default() },
+        nn::LinearConfig {
+            ws_init: pytorch_default_init(widths[3]),
+            bs_init: Some(nn::Init::Const(0.0)),
+            bias: true,
+        },
     );
     nn::func_t(move |xs, train| {
         xs.apply(&conv1)
