@@ -54,11 +54,11 @@ pub struct OptimizerConfig {
     pub kind: OptimizerKind,
     /// Base learning rate (the schedule scales it per epoch).
     pub lr: f64,
-    /// SGD momentum (ignored by Adam).
+    /// SGD momentum (0 with Adam, which `fstream train` refuses momentum flags for).
     pub momentum: f64,
     /// Nesterov momentum (SGD only).
     pub nesterov: bool,
-    /// L2 weight decay added to the gradients (SGD only, as in the reference).
+    /// L2 weight decay added to the gradients, by SGD and Adam alike (as PyTorch's).
     pub weight_decay: f64,
 }
 
@@ -184,12 +184,8 @@ impl Optimizer {
     /// PyTorch's SGD: `d = grad + wd * p`; `buf = momentum * buf + d` (`buf = d` at first);
     /// `d = d + momentum * buf` (Nesterov) or `d = buf`; `p -= lr * d`.
     fn sgd_update(&mut self, name: &str, variable: &mut Tensor, grad: &Tensor) -> Result<()> {
-        let OptimizerConfig { momentum, nesterov, weight_decay, .. } = self.config;
-        let mut step = if weight_decay != 0.0 {
-            grad.f_add(&variable.f_mul_scalar(weight_decay)?)?
-        } else {
-            grad.shallow_clone()
-        };
+        let OptimizerConfig { momentum, nesterov, .. } = self.config;
+        let mut step = self.with_weight_decay(variable, grad)?;
         if momentum != 0.0 {
             let buffer = match self.slots.entry(format!("{MOMENTUM_SLOT}.{name}")) {
                 Entry::Occupied(entry) => {
@@ -209,9 +205,19 @@ impl Optimizer {
         Ok(())
     }
 
-    /// PyTorch's Adam: `m = b1 m + (1 - b1) g`, `v = b2 v + (1 - b2) g²`,
+    /// The gradient with L2 weight decay added, `grad + wd * p`, as PyTorch's SGD and Adam
+    /// (not AdamW) apply it.
+    fn with_weight_decay(&self, variable: &Tensor, grad: &Tensor) -> Result<Tensor> {
+        Ok(match self.config.weight_decay {
+            0.0 => grad.shallow_clone(),
+            weight_decay => grad.f_add(&variable.f_mul_scalar(weight_decay)?)?,
+        })
+    }
+
+    /// PyTorch's Adam: `g = grad + wd * p`, `m = b1 m + (1 - b1) g`, `v = b2 v + (1 - b2) g²`,
     /// `p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)`.
     fn adam_update(&mut self, name: &str, variable: &mut Tensor, grad: &Tensor) -> Result<()> {
+        let grad = &self.with_weight_decay(variable, grad)?;
         let (beta1, beta2) = ADAM_BETAS;
         let mut moment = |slot: &str| -> Result<Tensor> {
             let moment = match self.slots.entry(format!("{slot}.{name}")) {
@@ -350,17 +356,24 @@ mod tests {
     }
 
     #[test]
-    fn adam_matches_pytorch() {
+    fn adam_with_and_without_weight_decay_matches_pytorch() {
+        for weight_decay in [0.0, 0.1] {
+            adam_matches_pytorch(weight_decay);
+        }
+    }
+
+    fn adam_matches_pytorch(weight_decay: f64) {
         let (vs, linear, xs) = setup();
-        let mut adam = Optimizer::new(&vs, OptimizerConfig::ADAM);
+        let mut adam =
+            Optimizer::new(&vs, OptimizerConfig { weight_decay, ..OptimizerConfig::ADAM });
         let mut w = weights(&linear);
         let (mut m, mut v) = ([0.0; 2], [0.0; 2]);
         for t in 1..=3 {
-            // loss = (w.x + b)², so grad w = 2 (w.x + b) x.
+            // loss = (w.x + b)², so grad w = 2 (w.x + b) x, plus wd * w.
             let out = f64::try_from(&linear.forward(&xs).sum(tch::Kind::Double)).unwrap();
             adam.backward_step(&linear.forward(&xs).square().sum(tch::Kind::Float)).unwrap();
             for (i, x) in [1.0, 2.0].iter().enumerate() {
-                let g = 2.0 * out * x;
+                let g = 2.0 * out * x + weight_decay * w[i];
                 m[i] = 0.9 * m[i] + 0.1 * g;
                 v[i] = 0.999 * v[i] + 0.001 * g * g;
                 let denom = (v[i] / (1.0 - 0.999f64.powi(t))).sqrt() + 1e-8;

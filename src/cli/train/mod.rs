@@ -342,6 +342,15 @@ fn model_for(dataset: DatasetKind, model: Option<ModelKind>) -> Result<ModelKind
 /// The optimizer: the reference's defaults for the dataset and `--optimizer`, with the
 /// flags given on top.
 fn optimizer_config(args: &TrainArgs, dataset: DatasetKind) -> Result<OptimizerConfig, Error> {
+    if args.optimizer == OptimizerKind::Adam {
+        let momentum_flag =
+            args.momentum.map(|_| "--momentum").or(args.no_nesterov.then_some("--no-nesterov"));
+        if let Some(flag) = momentum_flag {
+            return Err(Error::Config(format!(
+                "{flag} has no effect with --optimizer adam (its moments use betas 0.9 and 0.999)"
+            )));
+        }
+    }
     let defaults = match (args.optimizer, dataset.is_cifar()) {
         (OptimizerKind::Adam, _) => OptimizerConfig::ADAM,
         (OptimizerKind::Sgd, true) => OptimizerConfig::CIFAR,
@@ -1035,6 +1044,13 @@ mod tests {
         assert!(
             err(&["--dataset", "cifar10", "--cutout", "--length", "0"]).contains("--cutout needs")
         );
+        for flag in [&["--momentum", "0.9"][..], &["--no-nesterov"]] {
+            let mut args = vec!["--dataset", "cifar10", "--optimizer", "adam"];
+            args.extend_from_slice(flag);
+            assert!(err(&args).contains("has no effect with --optimizer adam"), "{flag:?}");
+        }
+        let adam = parse(&["--dataset", "mnist", "--optimizer", "adam", "--weight-decay", "0.01"]);
+        assert_eq!(TrainPlan::try_from(&adam).unwrap().base.optimizer.weight_decay, 0.01);
     }
 
     #[test]
