@@ -8,7 +8,7 @@ use clap::Args;
 use fstream::Error;
 use fstream::data::DatasetKind;
 use fstream::query::Catalog;
-use fstream::query::forgetting::{OrderOptions, TieBreak, compute_order};
+use fstream::query::forgetting::{OrderOptions, SkipReason, TieBreak, compute_order};
 
 use super::FidelityArg;
 
@@ -78,12 +78,18 @@ pub fn run(args: OrderArgs) -> anyhow::Result<()> {
     let report = compute_order(&catalog, &options).with_context(|| {
         format!("counting forgetting events under {}", args.input_dir.display())
     })?;
-    for run in &report.skipped {
-        log::warn!(
-            "skipped run {} (status {}); pass --include-incomplete to count it",
-            run.run_id,
-            run.status
-        );
+    for (run, reason) in &report.skipped {
+        match reason {
+            SkipReason::Incomplete => log::warn!(
+                "skipped run {} (status {}); pass --include-incomplete to count it",
+                run.run_id,
+                run.status
+            ),
+            SkipReason::NotRecorded => log::warn!(
+                "skipped run {}: trained with --no-record, it has no presentations",
+                run.run_id
+            ),
+        }
     }
     std::fs::create_dir_all(&args.output_dir).map_err(|e| Error::io(&args.output_dir, e))?;
     report.sorting.write(&args.output_dir, &args.output_name)?;

@@ -17,8 +17,9 @@ use rand::seq::SliceRandom;
 
 use super::Catalog;
 use crate::error::{Error, IoContext, Result, first_line};
+use crate::record::RunInfo;
 use crate::store::layout::{Table, parse_epoch_dir};
-use crate::store::schema::col;
+use crate::store::schema::{RunStatus, col};
 use crate::store::sorting::SortingFile;
 
 /// How ties between equal forgetting counts are ordered.
@@ -67,7 +68,7 @@ pub struct OrderOptions {
 }
 
 /// A run chosen for counting.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct SelectedRun {
     /// The run.
     pub run_id: String,
@@ -77,16 +78,35 @@ pub struct SelectedRun {
     pub epochs_completed: u32,
     /// Size of its dataset's training split.
     pub dataset_examples: u32,
+    /// Its whole recorded configuration.
+    pub info: RunInfo,
 }
 
-/// Runs matching the options, and those skipped for not being complete.
+/// Why a matching run is not counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SkipReason {
+    /// Running or failed (counted with `include_incomplete`).
+    Incomplete,
+    /// Trained with `--no-record`: no presentations.
+    NotRecorded,
+}
+
+/// The runs [`select_runs`] chose.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunSelection {
+    /// The runs to count.
+    pub counted: Vec<SelectedRun>,
+    /// Matching runs that are not counted, and why.
+    pub skipped: Vec<(SelectedRun, SkipReason)>,
+}
+
+/// Runs matching the options, and those skipped (with why). The counted runs must be
+/// comparable: one pixel permutation, one training set, no run twice.
 ///
 /// # Errors
-/// [`Error::Config`] when the `--where` predicate is invalid or no run matches.
-pub fn select_runs(
-    catalog: &Catalog,
-    options: &OrderOptions,
-) -> Result<(Vec<SelectedRun>, Vec<SelectedRun>)> {
+/// [`Error::Config`] when the `--where` predicate is invalid, no run matches, or the runs
+/// cannot be summed (see [`check_comparable`]).
+pub fn select_runs(catalog: &Catalog, options: &OrderOptions) -> Result<RunSelection> {
     let predicate = match options.where_sql.as_deref() {
         Some(w) => format!(" AND ({})", super::check_predicate(w)?),
         None => String::new(),
@@ -97,7 +117,7 @@ pub fn select_runs(
         col::STATUS,
         col::EPOCHS_COMPLETED,
         col::DATASET_EXAMPLES,
-        col::RECORD_PRESENTATIONS,
+        col::CONFIG,
         col::DATASET,
         options.dataset.replace('\'', "''"),
         col::RUN_ID,
@@ -112,28 +132,36 @@ pub fn select_runs(
     let statuses = frame.column(col::STATUS)?.str()?;
     let epochs = frame.column(col::EPOCHS_COMPLETED)?.u32()?;
     let sizes = frame.column(col::DATASET_EXAMPLES)?.u32()?;
-    let recorded = frame.column(col::RECORD_PRESENTATIONS)?.bool()?;
-    if let Some(i) = (0..frame.height()).find(|&i| recorded.get(i) == Some(false)) {
-        return Err(Error::Config(format!(
-            "run {} was trained with --no-record: it has no presentations to count (leave it out with --where \"record_presentations\")",
-            ids.get(i).unwrap_or_default()
-        )));
-    }
-    let runs: Vec<SelectedRun> = (0..frame.height())
-        .map(|i| SelectedRun {
-            run_id: ids.get(i).unwrap_or_default().to_string(),
+    let configs = frame.column(col::CONFIG)?.str()?;
+    let mut selected = Vec::new();
+    let mut skipped = Vec::new();
+    for i in 0..frame.height() {
+        let run_id = ids.get(i).unwrap_or_default().to_string();
+        let info: RunInfo = serde_json::from_str(configs.get(i).unwrap_or_default())
+            .map_err(|e| Error::Config(format!("run {run_id}: invalid config column: {e}")))?;
+        let run = SelectedRun {
+            run_id,
             status: statuses.get(i).unwrap_or_default().to_string(),
             epochs_completed: epochs.get(i).unwrap_or_default(),
             dataset_examples: sizes.get(i).unwrap_or_default(),
-        })
-        .collect();
-    let (selected, skipped): (Vec<_>, Vec<_>) =
-        runs.into_iter().partition(|r| options.include_incomplete || r.status == "complete");
-    if selected.is_empty() {
-        let why = if skipped.is_empty() {
-            ""
+            info,
+        };
+        if !run.info.record_presentations {
+            skipped.push((run, SkipReason::NotRecorded));
+        } else if options.include_incomplete || run.status == RunStatus::Complete.name() {
+            selected.push(run);
         } else {
-            " (incomplete runs exist: see --include-incomplete)"
+            skipped.push((run, SkipReason::Incomplete));
+        }
+    }
+    if selected.is_empty() {
+        let why = |reason| skipped.iter().any(|(_, r)| *r == reason);
+        let why = match (why(SkipReason::Incomplete), why(SkipReason::NotRecorded)) {
+            (true, _) => " (incomplete runs exist: see --include-incomplete)",
+            (false, true) => {
+                " (the matching runs were trained with --no-record: they have no presentations to count)"
+            }
+            (false, false) => "",
         };
         return Err(Error::Config(format!(
             "no complete run of dataset '{}' matches{}{why}",
@@ -141,7 +169,44 @@ pub fn select_runs(
             options.where_sql.as_deref().map_or(String::new(), |w| format!(" --where {w:?}")),
         )));
     }
-    Ok((selected, skipped))
+    check_comparable(&selected)?;
+    Ok(RunSelection { counted: selected, skipped })
+}
+
+/// Refuses runs whose counts must not be summed: different pixel permutations (permuted
+/// MNIST), different training sets (removal flags), or the same run twice (same
+/// configuration and seed).
+///
+/// # Errors
+/// [`Error::Config`] naming two such runs and how to select comparable ones.
+pub fn check_comparable(runs: &[SelectedRun]) -> Result<()> {
+    let training_set =
+        |r: &RunInfo| (r.sorting_file.clone(), r.remove_n, r.keep_lowest_n, r.remove_subsample);
+    let first = &runs[0];
+    for run in &runs[1..] {
+        let (a, b) = (&first.info, &run.info);
+        if a.permutation_seed != b.permutation_seed {
+            return Err(Error::Config(format!(
+                "runs {} and {} were trained on different pixel permutations (permutation_seed {:?} and {:?}): their counts cannot be summed; select one with --where \"permutation_seed = N\"",
+                first.run_id, run.run_id, a.permutation_seed, b.permutation_seed
+            )));
+        }
+        if training_set(a) != training_set(b) {
+            return Err(Error::Config(format!(
+                "runs {} and {} trained on different training sets (remove_n {} and {}, sorting_file {:?} and {:?}): removed examples would be counted over fewer runs; select one training set with --where",
+                first.run_id, run.run_id, a.remove_n, b.remove_n, a.sorting_file, b.sorting_file
+            )));
+        }
+    }
+    for (i, run) in runs.iter().enumerate() {
+        if let Some(twin) = runs[..i].iter().find(|other| other.info.same_experiment(&run.info)) {
+            return Err(Error::Config(format!(
+                "runs {} and {} are the same run (configuration and seed {}): summing both counts it twice; delete one with `fstream rm` or leave it out with --where",
+                twin.run_id, run.run_id, run.info.seed
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Per-example state of one run while its epochs stream by.
@@ -362,12 +427,12 @@ pub fn order(counts: &ForgettingCounts, tie_break: TieBreak) -> (Vec<u32>, Vec<u
 }
 
 /// Everything `fstream order` reports.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct OrderReport {
     /// The sorting file (order, counts, provenance).
     pub sorting: SortingFile,
-    /// Runs skipped because they were not complete.
-    pub skipped: Vec<SelectedRun>,
+    /// Matching runs that were not counted, and why.
+    pub skipped: Vec<(SelectedRun, SkipReason)>,
     /// Examples with total count 0.
     pub unforgettable: usize,
 }
@@ -377,7 +442,7 @@ pub struct OrderReport {
 /// # Errors
 /// See [`select_runs`] and [`count_forgetting`].
 pub fn compute_order(catalog: &Catalog, options: &OrderOptions) -> Result<OrderReport> {
-    let (runs, skipped) = select_runs(catalog, options)?;
+    let RunSelection { counted: runs, skipped } = select_runs(catalog, options)?;
     let counts = count_forgetting(catalog, &runs, options)?;
     let (example_ids, forgetting_counts) = order(&counts, options.tie_break);
     let unforgettable = forgetting_counts.iter().take_while(|&&c| c == 0).count();

@@ -317,7 +317,8 @@ fn bad_input_table() {
             "order of runs trained with --no-record",
             order_of(&unrecorded_root, &[]),
             2,
-            "was trained with --no-record: it has no presentations to count".into(),
+            "the matching runs were trained with --no-record: they have no presentations to count"
+                .into(),
         ),
         (
             "order --epochs 0",

@@ -221,3 +221,50 @@ fn bad_sql_exits_2_naming_the_file() {
             .assert_error_contains(needle);
     }
 }
+
+#[test]
+fn order_refuses_runs_that_must_not_be_summed() {
+    let ws = Workspace::new();
+    ws.write_tiny_mnist(40, 10);
+    // Permuted MNIST with two permutations.
+    ws.train(&["--dataset", "permuted_mnist", "--seed", "1", "--epochs", "1"]).assert_ok();
+    let second = ["--dataset", "permuted_mnist", "--seed", "2", "--epochs", "1"];
+    ws.train(&[&second[..], &["--permutation-seed", "3"]].concat()).assert_ok();
+    let root = ws.root().display().to_string();
+    let out = ws.path().display().to_string();
+    let order_permuted = |extra: &[&str]| {
+        let mut args = vec!["order", "--dataset", "permuted_mnist", "--input-dir", &root];
+        args.extend_from_slice(&["--output-dir", &out, "--output-name", "p"]);
+        args.extend_from_slice(extra);
+        ws.fstream(&args)
+    };
+    order_permuted(&[])
+        .assert_exit_code(2)
+        .assert_error_contains("were trained on different pixel permutations");
+    order_permuted(&["--where", "permutation_seed = 3"]).assert_ok();
+
+    // The same run twice, and a removal run beside a full one.
+    ws.train(&["--seed", "1", "--epochs", "1"]).assert_ok();
+    ws.train(&["--seed", "1", "--epochs", "1"]).assert_ok();
+    ws.order("o", &[]).assert_exit_code(2).assert_error_contains("are the same run");
+    let first =
+        ws.fstream(&["runs", "--root", &root, "--where", "dataset = 'mnist'", "--format", "csv"]);
+    let duplicate = first.stdout().lines().nth(2).unwrap().split(',').next().unwrap().to_string();
+    ws.fstream(&["rm", &duplicate, "--root", &root]).assert_ok();
+    ws.order("o", &[]).assert_ok();
+    ws.train(&["--seed", "2", "--epochs", "1", "--remove-n", "5", "--keep-lowest-n", "-1"])
+        .assert_ok();
+    ws.order("o", &[]).assert_exit_code(2).assert_error_contains("different training sets");
+    ws.order("o", &["--where", "remove_n = 0"]).assert_ok();
+
+    // A --no-record run is skipped with a warning.
+    ws.train(&["--seed", "3", "--epochs", "1", "--no-record"]).assert_ok();
+    let run = ws.order("o", &["--where", "remove_n = 0"]);
+    run.assert_ok();
+    assert!(
+        run.stderr().contains("trained with --no-record, it has no presentations"),
+        "{}",
+        run.stderr()
+    );
+    assert!(run.stdout().contains("across 1 runs"), "{}", run.stdout());
+}
