@@ -23,6 +23,7 @@ mod crash;
 pub mod data;
 pub mod error;
 pub mod experiment;
+pub mod fidelity;
 pub mod model;
 mod names;
 pub mod query;

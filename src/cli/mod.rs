@@ -12,7 +12,7 @@ mod verify;
 use clap::parser::ValueSource;
 use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand};
 
-use fstream::query::forgetting::Fidelity;
+use fstream::fidelity::Fidelity;
 
 /// Exit codes, shown at the end of `--help`.
 const EXIT_CODES: &str = "Exit codes: 0 success; 1 runtime failure (I/O, corrupt data, training or \

@@ -8,8 +8,6 @@
 //! `example_id`, so a run is a stream of epoch files read in epoch order, two columns each,
 //! into dense per-example state. No sort, no group-by; runs are counted in parallel.
 
-use std::path::PathBuf;
-
 use polars::prelude::*;
 use rand::SeedableRng;
 use rand::rngs::ChaCha8Rng;
@@ -17,8 +15,8 @@ use rand::seq::SliceRandom;
 
 use super::Catalog;
 use crate::error::{Error, IoContext, Result, first_line};
+use crate::fidelity::Fidelity;
 use crate::record::RunInfo;
-use crate::store::layout::{Table, parse_epoch_dir};
 use crate::store::schema::{RunStatus, col};
 use crate::store::sorting::SortingFile;
 
@@ -33,18 +31,6 @@ pub enum TieBreak {
         /// Shuffle seed.
         seed: u64,
     },
-}
-
-/// Which semantics to follow where the reference has a bug (DESIGN.md §2).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Fidelity {
-    /// Corrected: a never-learned example counts its actual number of presentations, and runs
-    /// with different epoch counts are not mixed silently.
-    #[default]
-    Corrected,
-    /// Reference bug 4: the never-learned penalty is the `--epochs` value (default 200),
-    /// whatever the runs trained.
-    Faithful,
 }
 
 /// The reference's `--epochs` default, the faithful never-learned penalty.
@@ -355,15 +341,18 @@ fn count_run(
     epochs: u32,
     num_examples: usize,
 ) -> Result<RunCounter> {
-    let files = epoch_files(catalog, run)?;
     let mut counter = RunCounter::new(num_examples);
     for epoch in 1..=epochs {
-        let path = files.get(epoch as usize - 1).and_then(|f| f.as_ref()).ok_or_else(|| {
-            Error::Config(format!(
-                "run {} has no presentations for epoch {epoch} (trained with --no-record, or files were deleted)",
-                run.run_id
-            ))
-        })?;
+        let path = &catalog.layout().presentations_file(&run.info.dataset, &run.run_id, epoch);
+        if !path.is_file() {
+            return Err(Error::format(
+                path,
+                format!(
+                    "missing: run {} declares {} committed epochs (`fstream verify` lists the damage)",
+                    run.run_id, run.epochs_completed
+                ),
+            ));
+        }
         let bad = |e: PolarsError| Error::format(path, e.to_string());
         let file = std::fs::File::open(path).at(path)?;
         let frame = ParquetReader::new(file)
@@ -386,32 +375,6 @@ fn count_run(
         }
     }
     Ok(counter)
-}
-
-/// A run's epoch files, index `e - 1` for epoch `e`.
-fn epoch_files(catalog: &Catalog, run: &SelectedRun) -> Result<Vec<Option<PathBuf>>> {
-    let runs_dir = catalog.layout().table_dir(Table::Presentations);
-    let mut files = Vec::new();
-    for dataset_dir in std::fs::read_dir(&runs_dir).at(&runs_dir)? {
-        let run_dir =
-            dataset_dir.at(&runs_dir)?.path().join(format!("{}={}", col::RUN_ID, run.run_id));
-        let Ok(entries) = std::fs::read_dir(&run_dir) else { continue };
-        for entry in entries {
-            let entry = entry.at(&run_dir)?;
-            let Some(epoch) = entry.file_name().to_str().and_then(parse_epoch_dir) else {
-                continue;
-            };
-            let file = entry.path().join("part-0.parquet");
-            if epoch >= 1 && file.is_file() {
-                let index = epoch as usize - 1;
-                if files.len() <= index {
-                    files.resize(index + 1, None);
-                }
-                files[index] = Some(file);
-            }
-        }
-    }
-    Ok(files)
 }
 
 /// Sorts the presented examples by total count ascending, ties by `tie_break`.

@@ -18,8 +18,8 @@ use fstream::data::corrupt::{
 use fstream::data::selection::{Removal, select};
 use fstream::data::{self, DatasetKind, Splits, cifar, mnist};
 use fstream::experiment::{PlannedRun, run_experiment};
+use fstream::fidelity::Fidelity;
 use fstream::model::ModelKind;
-use fstream::query::forgetting::Fidelity;
 use fstream::record::{ExampleTable, RunInfo};
 use fstream::store::layout::Layout;
 use fstream::store::lock::{RunLock, lock_run};
