@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the CPU part of libtorch 2.13.0 (what tch 0.26 expects) into ./libtorch, taken from
-# the PyPI torch wheel (DESIGN.md §3). Hash-pinned, idempotent and atomic: a finished install is
+# the PyPI torch wheel (the libtorch download site is not reachable from every machine). Hash-pinned, idempotent and atomic: a finished install is
 # left alone, and an interrupted one never leaves a half-filled ./libtorch behind.
 #
 # To use your own PyTorch 2.13 instead (e.g. a CUDA build), skip this script and export

@@ -49,7 +49,7 @@ enum Command {
     Rm(verify::RmArgs),
 }
 
-/// Corrected or faithful semantics where the reference has a bug (DESIGN.md §2).
+/// Corrected or faithful semantics where the reference has a bug (docs/semantics.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum FidelityArg {
     /// fstream's corrected behaviour (default).

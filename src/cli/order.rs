@@ -33,7 +33,7 @@ pub struct OrderArgs {
     #[arg(long, value_name = "N")]
     epochs: Option<u32>,
     /// faithful: a never-learned example counts --epochs (default 200) instead of its number
-    /// of presentations, as the reference did (DESIGN.md §2, bug 4).
+    /// of presentations, as the reference did (docs/semantics.md, bug 4).
     #[arg(long, value_enum, value_name = "MODE", default_value = "corrected")]
     fidelity: FidelityArg,
     /// How equal counts are ordered: by example id, or randomly with --seed.

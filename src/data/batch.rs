@@ -1,6 +1,6 @@
 //! Training and test batches as tensors: gathering examples by id, the reference's
 //! augmentation (random 32x32 crop of the 4-pixel zero-padded image, then a horizontal flip
-//! with probability 1/2), normalization, and cutout (DESIGN.md §1). Pixel work is done on whole
+//! with probability 1/2), normalization, and cutout (docs/semantics.md). Pixel work is done on whole
 //! batches with tensor ops on the run's device; only the random draws (a few integers per
 //! image) come from the run's host generator, so that a batch depends only on seed and epoch.
 //!

@@ -45,7 +45,7 @@ pub struct CifarFormat {
     pub num_classes: u16,
     /// The official tarball's name.
     pub archive: &'static str,
-    /// The official tarball's md5 (DESIGN.md §3).
+    /// The official tarball's md5 (the CIFAR page).
     pub archive_md5: &'static str,
 }
 

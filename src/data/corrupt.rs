@@ -1,6 +1,6 @@
-//! The reference's noise experiments (DESIGN.md §1, "Noise experiments"): label noise and pixel
+//! The reference's noise experiments (docs/semantics.md, "Training"): label noise and pixel
 //! noise, applied once before training to the examples a run trains on, seeded per run.
-//! Pixel noise has a corrected default and the reference's buggy variant (DESIGN.md §2, bug 3).
+//! Pixel noise has a corrected default and the reference's buggy variant (docs/semantics.md, bug 3).
 
 use rand::rngs::ChaCha8Rng;
 use rand::seq::{IndexedRandom, SliceRandom};

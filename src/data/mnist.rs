@@ -148,7 +148,7 @@ fn read_split(images_path: &Path, labels_path: &Path) -> Result<ImageSet> {
 }
 
 /// The pixel permutation of permuted MNIST: `permuted[i] = original[permutation[i]]`. One
-/// permutation per dataset, drawn from `seed` (DESIGN.md §2, bug 2: the reference drew a new one
+/// permutation per dataset, drawn from `seed` (docs/semantics.md, bug 2: the reference drew a new one
 /// per training seed).
 pub fn pixel_permutation(seed: u64) -> Vec<usize> {
     let mut permutation: Vec<usize> = (0..SIDE * SIDE).collect();

@@ -19,7 +19,7 @@ use crate::error::Result;
 pub enum DatasetKind {
     /// MNIST digits, 60,000 train / 10,000 test images of 28x28.
     Mnist,
-    /// MNIST with one fixed pixel permutation applied to every image (DESIGN.md §2, bug 2).
+    /// MNIST with one fixed pixel permutation applied to every image (docs/semantics.md, bug 2).
     PermutedMnist,
     /// CIFAR-10, 50,000 train / 10,000 test colour images of 32x32 in 10 classes.
     Cifar10,
@@ -59,7 +59,7 @@ impl DatasetKind {
         }
     }
 
-    /// The per-channel input normalization of the reference (DESIGN.md §1).
+    /// The per-channel input normalization of the reference (docs/semantics.md).
     pub fn normalization(self) -> Normalization {
         match self {
             // torchvision's Normalize((0.1307,), (0.3081,)) in run_mnist.py.

@@ -1,5 +1,5 @@
-//! Which examples a run trains on: the reference's removal experiments (DESIGN.md §1, "Removal
-//! experiments"). Ids are always original dataset indices (`example_id`).
+//! Which examples a run trains on: the reference's removal experiments (docs/semantics.md,
+//! "Training"). Ids are always original dataset indices (`example_id`).
 
 use rand::SeedableRng;
 use rand::rngs::ChaCha8Rng;

@@ -4,7 +4,7 @@
 //! convolution and dropout before the last layer unless dropout is off.
 //!
 //! It returns raw logits; the reference returned `log_softmax`, which gives the same loss and
-//! the same margin (DESIGN.md §1).
+//! the same margin (docs/semantics.md).
 
 use tch::nn::{self, ModuleT};
 

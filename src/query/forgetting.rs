@@ -1,4 +1,4 @@
-//! Forgetting events and counts (DESIGN.md §1): per run, an example's count is the number of
+//! Forgetting events and counts (docs/semantics.md): per run, an example's count is the number of
 //! times `correct` went from true to false between consecutive presentations, or, if it was
 //! never correct, a penalty (its number of presentations; the reference used its `--epochs`
 //! flag, bug 4). Counts are summed over runs and sorted ascending with a deterministic

@@ -46,7 +46,7 @@ pub struct RunStart {
 
 /// A run's configuration: everything needed to tell runs apart and to reproduce one. Stored
 /// as one row of the `runs` table (see `schemas/runs.md`), so queries select runs by
-/// configuration instead of by file name (DESIGN.md §2, bug 7).
+/// configuration instead of by file name (docs/semantics.md, bug 7).
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(default)]
 pub struct RunInfo {
@@ -76,7 +76,7 @@ pub struct RunInfo {
     pub lr_milestones: Vec<u32>,
     /// Learning-rate factor at each milestone.
     pub lr_gamma: f64,
-    /// Epochs each drop came late (1: the reference's off-by-one, DESIGN.md §2 bug 5).
+    /// Epochs each drop came late (1: the reference's off-by-one, docs/semantics.md bug 5).
     pub lr_schedule_delay: u32,
     /// Whether training images were randomly cropped and flipped.
     pub data_augmentation: bool,
@@ -178,7 +178,7 @@ pub struct ExampleTable {
 }
 
 /// Per-example statistics of one batch, from the forward pass used for the update (train
-/// mode, before the optimizer step; DESIGN.md §1). All vectors have one entry per example.
+/// mode, before the optimizer step; docs/semantics.md). All vectors have one entry per example.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct BatchStats {
     /// The run.

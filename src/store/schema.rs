@@ -168,7 +168,7 @@ pub fn runs_batch(run: &RunInfo, progress: &RunProgress) -> Result<RecordBatch> 
         Arc::new(Float64Array::from(vec![value]))
     }
     fn ms(value: Option<i64>) -> ArrayRef {
-        Arc::new(TimestampMillisecondArray::from(vec![value]))
+        Arc::new(TimestampMillisecondArray::from(vec![value]).with_timezone("UTC"))
     }
     fn join(values: &[u32]) -> String {
         values.iter().map(u32::to_string).collect::<Vec<_>>().join(",")
@@ -321,6 +321,20 @@ mod tests {
         let batch = sorted.to_batch().unwrap();
         assert_eq!(batch.num_rows(), 3);
         assert_eq!(batch.schema().field(1).name(), col::EXAMPLE_ID);
+    }
+
+    #[test]
+    fn run_times_are_stored_in_utc() {
+        let progress =
+            RunProgress { status: RunStatus::Running, epochs_completed: 0, finished_at_ms: None };
+        let batch = runs_batch(&RunInfo::default(), &progress).unwrap();
+        for name in ["started_at", "finished_at"] {
+            let utc = arrow::datatypes::DataType::Timestamp(
+                arrow::datatypes::TimeUnit::Millisecond,
+                Some("UTC".into()),
+            );
+            assert_eq!(batch.schema().field_with_name(name).unwrap().data_type(), &utc);
+        }
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! One training run: the reference's training loop (DESIGN.md §1) with per-example statistics
+//! One training run: the reference's training loop (docs/semantics.md) with per-example statistics
 //! recorded from the same forward pass that drives the update. The trainer only holds a
 //! [`RecordSender`]; storage is someone else's job.
 

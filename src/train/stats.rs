@@ -1,6 +1,6 @@
 //! Per-example statistics of a batch (loss, correctness, misclassification margin), computed as
 //! batched tensor ops on the batch's device and copied to the host in one transfer
-//! (DESIGN.md §1 for the definitions).
+//! (docs/semantics.md for the definitions).
 
 use tch::{Device, Kind, Tensor};
 

@@ -112,7 +112,7 @@ pub struct TrainArgs {
     #[arg(long, value_name = "N", default_value_t = 0)]
     permutation_seed: u64,
     /// faithful: permuted MNIST draws its permutation from each training seed, and CIFAR's
-    /// learning-rate drops come one epoch late, as in the reference (DESIGN.md §2, bugs 2 and 5).
+    /// learning-rate drops come one epoch late, as in the reference (docs/semantics.md, bugs 2 and 5).
     #[arg(long, value_enum, value_name = "MODE", default_value = "corrected")]
     fidelity: FidelityArg,
     /// Sorting file written by `fstream order`, for removal experiments ("none": no file, as
@@ -167,7 +167,7 @@ pub struct TrainArgs {
     )]
     noise_std_pixels: f64,
     /// corrected: zero-mean noise clamped to 0..255; faithful: mean 120 with uint8 wrap-around,
-    /// as the reference (DESIGN.md §2, bug 3).
+    /// as the reference (docs/semantics.md, bug 3).
     #[arg(long, value_name = "MODE", default_value = "corrected")]
     pixel_noise_mode: PixelNoiseMode,
     /// Total libtorch threads, split between concurrent runs (default: all cores).
