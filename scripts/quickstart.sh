@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The main job: a small real MNIST forgetting experiment. Sets up libtorch and MNIST, builds
 # fstream, trains SEEDS runs (default 2) for EPOCHS epochs (default 3) concurrently with the
-# paper's MNIST configuration (--no-dropout), orders
-# the examples by forgetting and prints the unforgettable count and the test accuracy.
+# paper's MNIST configuration (--no-dropout), orders the examples by forgetting and prints the
+# unforgettable count and the test accuracy.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)

@@ -101,6 +101,11 @@ pub fn interrupted_exit_code() -> Option<u8> {
     train::stop_signal().and_then(|signal| u8::try_from(128 + signal).ok())
 }
 
+/// `n` and `noun`, plural unless `n` is 1 ("1 epoch", "3 epochs").
+pub fn counted(n: usize, noun: &str) -> String {
+    if n == 1 { format!("1 {noun}") } else { format!("{n} {noun}s") }
+}
+
 /// Parses the command line and runs the chosen subcommand.
 ///
 /// # Errors

@@ -95,10 +95,10 @@ pub fn run(args: OrderArgs) -> anyhow::Result<()> {
     report.sorting.write(&args.output_dir, &args.output_name)?;
     let ordered = report.sorting.example_ids.len();
     println!(
-        "unforgettable examples: {} of {ordered} ({:.1}%) across {} runs",
+        "unforgettable examples: {} of {ordered} ({:.1}%) across {}",
         report.unforgettable,
         100.0 * report.unforgettable as f64 / ordered.max(1) as f64,
-        report.sorting.runs.len()
+        super::counted(report.sorting.runs.len(), "run")
     );
     let stem = args.output_dir.join(&args.output_name);
     log::info!("wrote {0}.parquet and {0}.csv", stem.display());

@@ -4,7 +4,9 @@
 use std::io::IsTerminal;
 use std::sync::Mutex;
 
-use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{
+    HumanCount, MultiProgress, ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle,
+};
 
 /// The bars currently drawn, so the logger can print above them.
 static BARS: Mutex<Option<MultiProgress>> = Mutex::new(None);
@@ -35,11 +37,13 @@ impl Bars {
     /// Adds a bar of `len` steps with `prefix` in front; `unit` names what is counted.
     pub fn add(&self, prefix: String, len: u64, unit: &str) -> ProgressBar {
         let Some(multi) = &self.multi else { return ProgressBar::hidden() };
-        let template = format!(
-            "{{prefix}} [{{bar:30}}] {{human_pos}}/{{human_len}} {unit} {{per_sec}} {{msg}}"
-        );
+        let template =
+            format!("{{prefix}} [{{bar:30}}] {{human_pos}}/{{human_len}} {unit} {{rate}} {{msg}}");
         let style = ProgressStyle::with_template(&template)
             .expect("the template is a constant")
+            .with_key("rate", |state: &ProgressState, w: &mut dyn std::fmt::Write| {
+                let _ = write!(w, "{}/s", HumanCount(state.per_sec() as u64));
+            })
             .progress_chars("=> ");
         multi.add(ProgressBar::new(len).with_style(style).with_prefix(prefix))
     }

@@ -7,7 +7,9 @@ use std::path::PathBuf;
 use clap::Args;
 use fstream::Error;
 use fstream::query::Catalog;
-use polars::prelude::{CsvWriter, DataFrame, JsonFormat, JsonWriter, ParquetWriter, SerWriter};
+use polars::prelude::{
+    AnyValue, CsvWriter, DataFrame, JsonFormat, JsonWriter, ParquetWriter, SerWriter,
+};
 
 #[derive(Debug, Args)]
 pub struct QueryArgs {
@@ -55,17 +57,20 @@ pub fn run(args: QueryArgs) -> anyhow::Result<()> {
     }
 }
 
+/// Rows the table format shows; the others are counted in a last line.
+const TABLE_ROWS: usize = 100;
+
 pub fn write_frame(
     frame: &mut DataFrame,
     format: Format,
     mut out: impl Write,
 ) -> anyhow::Result<()> {
     match format {
-        // polars shortens long tables (POLARS_FMT_MAX_ROWS sets how far); csv shows every row.
-        Format::Table => writeln!(out, "{frame}")?,
+        Format::Table => write_aligned(frame, TABLE_ROWS, &mut out)?,
         Format::Csv => CsvWriter::new(&mut out).include_header(true).finish(frame)?,
         Format::Json => {
-            JsonWriter::new(&mut out).with_json_format(JsonFormat::Json).finish(frame)?
+            JsonWriter::new(&mut out).with_json_format(JsonFormat::Json).finish(frame)?;
+            writeln!(out)?;
         }
         Format::Parquet => {
             ParquetWriter::new(&mut out).finish(frame)?;
@@ -73,4 +78,75 @@ pub fn write_frame(
     }
     out.flush()?;
     Ok(())
+}
+
+/// The frame as plain aligned columns with a header, every column and value whole (polars'
+/// table format elides columns and wraps long values); nulls are blank. At most `max_rows`
+/// rows, then a line that says how many were left out.
+pub fn write_aligned(
+    frame: &DataFrame,
+    max_rows: usize,
+    mut out: impl Write,
+) -> anyhow::Result<()> {
+    let mut rows: Vec<Vec<String>> =
+        vec![frame.get_column_names().iter().map(|name| name.to_string()).collect()];
+    for i in 0..frame.height().min(max_rows) {
+        let row = frame.columns().iter().map(|column| match column.get(i) {
+            Ok(AnyValue::Null) | Err(_) => String::new(),
+            Ok(AnyValue::String(text)) => text.to_string(),
+            Ok(AnyValue::Float64(value)) => short_float(value),
+            Ok(AnyValue::Float32(value)) => short_float(f64::from(value)),
+            Ok(value) => value.to_string(),
+        });
+        rows.push(row.collect());
+    }
+    let widths: Vec<usize> = (0..rows[0].len())
+        .map(|c| rows.iter().map(|row| row[c].chars().count()).max().unwrap_or(0))
+        .collect();
+    for row in &rows {
+        let cells: Vec<String> =
+            row.iter().zip(&widths).map(|(cell, &width)| format!("{cell:width$}")).collect();
+        writeln!(out, "{}", cells.join("  ").trim_end())?;
+    }
+    if frame.height() > max_rows {
+        let more = super::counted(frame.height() - max_rows, "more row");
+        writeln!(out, "… {more} (--format csv or json shows every row)")?;
+    }
+    out.flush()?;
+    Ok(())
+}
+
+/// Four decimals, or four significant digits in scientific notation for tiny and huge values
+/// (a learning rate of 1e-5 must not print as 0.0000).
+fn short_float(value: f64) -> String {
+    if value == 0.0 || (1e-3..1e6).contains(&value.abs()) || !value.is_finite() {
+        format!("{value:.4}")
+    } else {
+        format!("{value:.3e}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn floats_stay_readable_at_every_scale() {
+        assert_eq!(short_float(0.86491), "0.8649");
+        assert_eq!(short_float(1e-5), "1.000e-5");
+        assert_eq!(short_float(0.0), "0.0000");
+        assert_eq!(short_float(2.5e7), "2.500e7");
+    }
+
+    #[test]
+    fn tables_show_every_column_and_say_how_many_rows_were_left_out() {
+        let frame = polars::df!("run_id" => ["a-long-run-id", "b"], "lr" => [0.1, 1e-5]).unwrap();
+        let mut out = Vec::new();
+        write_aligned(&frame, 1, &mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert_eq!(
+            text,
+            "run_id         lr\na-long-run-id  0.1000\n… 1 more row (--format csv or json shows every row)\n"
+        );
+    }
 }

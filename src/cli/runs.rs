@@ -7,11 +7,9 @@ use clap::Args;
 use fstream::Error;
 use fstream::query::Catalog;
 use fstream::store::lock::lock_holder;
-use std::io::Write;
+use polars::prelude::{Column, NamedFrom, Series};
 
-use polars::prelude::{AnyValue, Column, DataFrame, NamedFrom, Series};
-
-use super::query::{Format, write_frame};
+use super::query::{Format, write_aligned, write_frame};
 
 #[derive(Debug, Args)]
 pub struct RunsArgs {
@@ -72,33 +70,7 @@ pub fn run(args: RunsArgs) -> anyhow::Result<()> {
     ];
     let mut frame = frame.select(order)?;
     match args.format {
-        Format::Table => write_aligned(&frame, std::io::stdout().lock()),
+        Format::Table => write_aligned(&frame, usize::MAX, std::io::stdout().lock()),
         format => write_frame(&mut frame, format, std::io::stdout().lock()),
     }
-}
-
-/// The frame as plain aligned columns with a header, every value whole (polars' table format
-/// elides columns and wraps long run ids); nulls are blank.
-fn write_aligned(frame: &DataFrame, mut out: impl Write) -> anyhow::Result<()> {
-    let mut rows: Vec<Vec<String>> =
-        vec![frame.get_column_names().iter().map(|name| name.to_string()).collect()];
-    for i in 0..frame.height() {
-        let row = frame.columns().iter().map(|column| match column.get(i) {
-            Ok(AnyValue::Null) | Err(_) => String::new(),
-            Ok(AnyValue::String(text)) => text.to_string(),
-            Ok(AnyValue::Float64(value)) => format!("{value:.4}"),
-            Ok(value) => value.to_string(),
-        });
-        rows.push(row.collect());
-    }
-    let widths: Vec<usize> = (0..rows[0].len())
-        .map(|c| rows.iter().map(|row| row[c].chars().count()).max().unwrap_or(0))
-        .collect();
-    for row in &rows {
-        let cells: Vec<String> =
-            row.iter().zip(&widths).map(|(cell, &width)| format!("{cell:width$}")).collect();
-        writeln!(out, "{}", cells.join("  ").trim_end())?;
-    }
-    out.flush()?;
-    Ok(())
 }

@@ -7,6 +7,8 @@ use fstream::Error;
 use fstream::store::layout::Layout;
 use fstream::store::verify::{Finding, remove_orphans, remove_run, verify};
 
+use super::counted;
+
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
     /// Dataset root written by `fstream train`.
@@ -56,12 +58,12 @@ pub fn run_verify(args: VerifyArgs) -> anyhow::Result<()> {
         }
     }
     log::info!(
-        "{} runs and {} files checked ({} runs skipped: a process is training them); {} damaged, {} orphans{}",
-        report.runs_checked,
-        report.files_checked,
-        report.runs_live,
+        "{} and {} checked ({} skipped: a process is training them); {} damaged, {}{}",
+        counted(report.runs_checked, "run"),
+        counted(report.files_checked, "file"),
+        counted(report.runs_live, "run"),
         report.damaged(),
-        orphans.len(),
+        counted(orphans.len(), "orphan"),
         match (orphans.is_empty(), args.remove_orphans) {
             (true, _) => "",
             (false, true) => " (removed)",
@@ -70,9 +72,9 @@ pub fn run_verify(args: VerifyArgs) -> anyhow::Result<()> {
     );
     if report.damaged() > 0 {
         return Err(anyhow::anyhow!(
-            "{}: {} damaged files (listed on stdout)",
+            "{}: {} (listed on stdout)",
             args.root.display(),
-            report.damaged()
+            counted(report.damaged(), "damaged file")
         ));
     }
     Ok(())

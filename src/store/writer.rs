@@ -25,8 +25,8 @@ pub struct WriterReport {
     pub presentation_rows: u64,
     /// Bytes of committed presentation files.
     pub presentation_bytes: u64,
-    /// Files committed, all tables.
-    pub files: u64,
+    /// Presentation files committed (one per run and epoch).
+    pub presentation_files: u64,
     /// Seconds spent handling records (the rest of the time the writer waited for them).
     pub busy_seconds: f64,
 }
@@ -157,7 +157,6 @@ impl Writer {
                 &schema::examples_batch(&run.run_id, &examples)?,
                 vec![],
             )?;
-            self.report.files += 1;
         }
         let state = RunState {
             progress: RunProgress {
@@ -214,7 +213,7 @@ impl Writer {
             let batch = buffer.sorted_by_example_id().to_batch()?;
             self.report.presentation_bytes += write_parquet_atomically(&path, &batch, vec![])?;
             self.report.presentation_rows += buffer.len() as u64;
-            self.report.files += 1;
+            self.report.presentation_files += 1;
         }
         crash::point("epoch-after-presentations", None);
         if let Some(temp) = checkpoint {
@@ -222,7 +221,6 @@ impl Writer {
         }
         crash::point("epoch-after-checkpoint", None);
         write_parquet_atomically(&layout.run_file(Table::Epochs, &run_id), &epochs, vec![])?;
-        self.report.files += 1;
         crash::point("epoch-after-epochs-rows", None);
         self.write_run_row(&run_id)?;
         crash::point("epoch-after-runs-row", None);
@@ -247,7 +245,6 @@ impl Writer {
             Err(_) if self.reserve.release() => write_parquet_atomically(&path, &batch, vec![])?,
             other => other?,
         };
-        self.report.files += 1;
         Ok(())
     }
 

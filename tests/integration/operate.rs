@@ -337,7 +337,7 @@ fn runs_verify_and_rm_operate_a_root() {
     let bytes = std::fs::read(&victim).unwrap();
     std::fs::write(&victim, &bytes[..bytes.len() / 2]).unwrap();
     let verify = ws.fstream(&["verify", "--root", &root]);
-    verify.assert_exit_code(1).assert_error_contains("1 damaged files");
+    verify.assert_exit_code(1).assert_error_contains("1 damaged file (listed on stdout)");
     assert!(
         verify
             .stdout()

@@ -266,5 +266,5 @@ fn order_refuses_runs_that_must_not_be_summed() {
         "{}",
         run.stderr()
     );
-    assert!(run.stdout().contains("across 1 runs"), "{}", run.stdout());
+    assert!(run.stdout().contains("across 1 run\n"), "{}", run.stdout());
 }

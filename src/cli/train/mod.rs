@@ -32,6 +32,7 @@ use indicatif::ProgressBar;
 mod resume;
 
 use super::FidelityArg;
+use super::counted;
 use super::progress::{Bars, ProgressMode};
 
 #[derive(Debug, Clone, Args)]
@@ -759,14 +760,14 @@ fn train_runs(args: &TrainArgs, runs: &[PlannedRun], quiet: bool) -> anyhow::Res
         runs.iter().map(|r| lock_run(&layout, &r.info.run_id)).collect::<Result<_, _>>()?;
     for run in runs {
         log::info!(
-            "run {}: {} seed {}, {} of {} examples, {} epochs, {} threads on {}",
+            "run {}: {} seed {}, {} of {} examples, {}, {} on {}",
             run.info.run_id,
             run.info.dataset,
             run.info.seed,
             run.info.train_examples,
             run.info.dataset_examples,
-            run.info.epochs,
-            run.info.intra_op_threads,
+            counted(run.info.epochs as usize, "epoch"),
+            counted(run.info.intra_op_threads as usize, "thread"),
             run.info.device
         );
     }
@@ -774,7 +775,7 @@ fn train_runs(args: &TrainArgs, runs: &[PlannedRun], quiet: bool) -> anyhow::Res
     let run_bars: Mutex<HashMap<String, ProgressBar>> = Mutex::new(
         runs.iter()
             .map(|r| {
-                let prefix = format!("seed {:>3} epoch", r.info.seed);
+                let prefix = format!("seed {:>3}", r.info.seed);
                 (r.info.run_id.clone(), bars.add(prefix, r.train_ids.len() as u64, "examples"))
             })
             .collect(),
@@ -823,10 +824,10 @@ fn train_runs(args: &TrainArgs, runs: &[PlannedRun], quiet: bool) -> anyhow::Res
     let report = result.with_context(|| format!("training into {}", args.output_dir.display()))?;
     drop(bars);
     log::info!(
-        "wrote {} presentations ({:.2} bytes each) in {} files under {}",
-        report.presentation_rows,
+        "wrote {} ({:.2} bytes each) in {} under {}",
+        counted(report.presentation_rows as usize, "presentation"),
         report.presentation_bytes as f64 / report.presentation_rows.max(1) as f64,
-        report.files,
+        counted(report.presentation_files as usize, "presentation file"),
         args.output_dir.display()
     );
     for run in runs {
