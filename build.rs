@@ -1,6 +1,12 @@
 //! Gives every binary (including tests and benches) an rpath to libtorch, which torch-sys does
-//! not do (DESIGN.md §3), and links libtorch_cuda when the libtorch in use has it, since
-//! `--as-needed` would otherwise drop it and CUDA would silently be unavailable.
+//! not do (without it `cargo test` fails with "libtorch_cpu.so: cannot open shared object
+//! file"), and links libtorch_cuda when the libtorch in use has it, since `--as-needed` would
+//! otherwise drop it and CUDA would silently be unavailable.
+//!
+//! The first rpath entry is `$ORIGIN/../lib`: an installed fstream (`scripts/install.sh`:
+//! `PREFIX/bin/fstream` beside `PREFIX/lib/`) loads its own copy of libtorch and keeps working
+//! when the clone it was built in is moved or deleted. A binary in the target directory has no
+//! such `lib/` and falls through to the libtorch it was built against.
 
 use std::path::Path;
 
@@ -11,7 +17,7 @@ fn main() {
     if lib_dir.is_empty() {
         return;
     }
-    println!("cargo:rustc-link-arg=-Wl,-rpath,{lib_dir}");
+    println!("cargo:rustc-link-arg=-Wl,-rpath,$ORIGIN/../lib:{lib_dir}");
     if Path::new(&lib_dir).join("libtorch_cuda.so").exists() {
         println!("cargo:rustc-link-arg=-Wl,--no-as-needed,-ltorch_cuda,--as-needed");
     }

@@ -101,6 +101,19 @@ pub fn interrupted_exit_code() -> Option<u8> {
     train::stop_signal().and_then(|signal| u8::try_from(128 + signal).ok())
 }
 
+/// `fstream --version`: fstream's version, the libtorch it was built against, and the
+/// directory of the libtorch this process loaded (read from `/proc/self/maps`).
+fn version_text() -> String {
+    let maps = std::fs::read_to_string("/proc/self/maps").unwrap_or_default();
+    let loaded = maps
+        .lines()
+        .filter_map(|line| line.split_whitespace().nth(5))
+        .find(|path| path.ends_with("/libtorch_cpu.so"))
+        .and_then(|path| std::path::Path::new(path).parent())
+        .map_or("an unknown directory".to_string(), |dir| dir.display().to_string());
+    format!("{} (libtorch {} from {loaded})", env!("CARGO_PKG_VERSION"), fstream::LIBTORCH_VERSION)
+}
+
 /// `n` and `noun`, plural unless `n` is 1 ("1 epoch", "3 epochs").
 pub fn counted(n: usize, noun: &str) -> String {
     if n == 1 { format!("1 {noun}") } else { format!("{n} {noun}s") }
@@ -111,7 +124,10 @@ pub fn counted(n: usize, noun: &str) -> String {
 /// # Errors
 /// Whatever the subcommand fails with; `main` prints it and picks the exit code.
 pub fn run() -> anyhow::Result<()> {
+    // clap takes a &'static str; the text is built once per process.
+    let version: &'static str = Box::leak(version_text().into_boxed_str());
     let parsed = Cli::command()
+        .version(version)
         .try_get_matches()
         .and_then(|matches| Ok((Cli::from_arg_matches(&matches)?, matches)));
     let (cli, matches) = match parsed {

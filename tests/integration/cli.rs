@@ -374,3 +374,39 @@ fn bad_input_table() {
     }
     eprintln!("{} bad-input cases checked", cases.len());
 }
+
+#[test]
+fn an_installed_layout_loads_its_own_libtorch() {
+    // What scripts/install.sh lays out: PREFIX/bin/fstream beside PREFIX/lib/ (hard links
+    // where possible, as the script does).
+    let ws = Workspace::new();
+    let version = ws.fstream(&["--version"]);
+    version.assert_ok();
+    let text = version.stdout();
+    let built_against = text.trim().rsplit_once(" from ").map(|(_, dir)| dir.trim_end_matches(')'));
+    let built_against = std::path::PathBuf::from(built_against.expect("--version names a dir"));
+    assert!(built_against.join("libtorch_cpu.so").is_file(), "{text}");
+    let prefix = ws.path().join("prefix");
+    std::fs::create_dir_all(prefix.join("bin")).unwrap();
+    std::fs::create_dir_all(prefix.join("lib")).unwrap();
+    let link = |from: &std::path::Path, to: &std::path::Path| {
+        std::fs::hard_link(from, to).or_else(|_| std::fs::copy(from, to).map(|_| ())).unwrap()
+    };
+    link(std::path::Path::new(env!("CARGO_BIN_EXE_fstream")), &prefix.join("bin/fstream"));
+    for entry in std::fs::read_dir(&built_against).unwrap() {
+        let entry = entry.unwrap();
+        link(&entry.path(), &prefix.join("lib").join(entry.file_name()));
+    }
+    let installed =
+        std::process::Command::new(prefix.join("bin/fstream")).arg("--version").output().unwrap();
+    let installed = String::from_utf8_lossy(&installed.stdout).into_owned();
+    assert_eq!(
+        installed.trim(),
+        format!(
+            "fstream {} (libtorch {} from {}/lib)",
+            env!("CARGO_PKG_VERSION"),
+            fstream::LIBTORCH_VERSION,
+            prefix.display()
+        )
+    );
+}
