@@ -14,7 +14,7 @@ built="$CARGO_TARGET_DIR/release/fstream"
 
 fstream_version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
 libtorch_dir="${LIBTORCH:-$root/libtorch}"
-libtorch_version=$(cat "$libtorch_dir/build-version")
+libtorch_version=$(cat "$libtorch_dir/build-version" 2>/dev/null || echo custom)
 prefix="${FSTREAM_HOME:-${XDG_DATA_HOME:-$HOME/.local/share}/fstream}/$fstream_version-libtorch-$libtorch_version"
 bin_dir="${FSTREAM_BIN_DIR:-$HOME/.local/bin}"
 

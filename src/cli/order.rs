@@ -83,7 +83,7 @@ pub fn run(args: OrderArgs) -> anyhow::Result<()> {
             SkipReason::Incomplete => log::warn!(
                 "skipped run {} (status {}); pass --include-incomplete to count it",
                 run.run_id,
-                run.status
+                run.status.name()
             ),
             SkipReason::NotRecorded => log::warn!(
                 "skipped run {}: trained with --no-record, it has no presentations",

@@ -58,8 +58,8 @@ pub struct OrderOptions {
 pub struct SelectedRun {
     /// The run.
     pub run_id: String,
-    /// Its status.
-    pub status: String,
+    /// Its status (a failed run's error is not read here).
+    pub status: RunStatus,
     /// Epochs it committed.
     pub epochs_completed: u32,
     /// Size of its dataset's training split.
@@ -126,15 +126,16 @@ pub fn select_runs(catalog: &Catalog, options: &OrderOptions) -> Result<RunSelec
         let info: RunInfo = serde_json::from_str(configs.get(i).unwrap_or_default())
             .map_err(|e| Error::Config(format!("run {run_id}: invalid config column: {e}")))?;
         let run = SelectedRun {
-            run_id,
-            status: statuses.get(i).unwrap_or_default().to_string(),
+            run_id: run_id.clone(),
+            status: RunStatus::from_stored(statuses.get(i).unwrap_or_default(), None)
+                .map_err(|e| Error::Config(format!("run {run_id}: {e}")))?,
             epochs_completed: epochs.get(i).unwrap_or_default(),
             dataset_examples: sizes.get(i).unwrap_or_default(),
             info,
         };
         if !run.info.record_presentations {
             skipped.push((run, SkipReason::NotRecorded));
-        } else if options.include_incomplete || run.status == RunStatus::Complete.name() {
+        } else if options.include_incomplete || run.status == RunStatus::Complete {
             selected.push(run);
         } else {
             skipped.push((run, SkipReason::Incomplete));

@@ -9,7 +9,7 @@ use arrow::compute::{concat_batches, filter_record_batch};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use super::layout::{Layout, Table};
-use super::schema::col;
+use super::schema::{RunStatus, col};
 use crate::error::{Error, IoContext, Result};
 use crate::record::{ExampleTable, RunInfo};
 
@@ -18,8 +18,8 @@ use crate::record::{ExampleTable, RunInfo};
 pub struct StoredRun {
     /// The configuration it was started with.
     pub info: RunInfo,
-    /// `running`, `complete` or `failed`.
-    pub status: String,
+    /// Running, complete or failed (with its error).
+    pub status: RunStatus,
     /// Epochs committed.
     pub epochs_completed: u32,
     /// Its examples table.
@@ -44,7 +44,13 @@ pub fn read_run(layout: &Layout, run_id: &str) -> Result<StoredRun> {
     let config = column::<StringArray>(&runs, col::CONFIG, &runs_path)?.value(0).to_string();
     let info: RunInfo = serde_json::from_str(&config)
         .map_err(|e| Error::format(&runs_path, format!("invalid config column: {e}")))?;
-    let status = column::<StringArray>(&runs, col::STATUS, &runs_path)?.value(0).to_string();
+    let status = column::<StringArray>(&runs, col::STATUS, &runs_path)?.value(0);
+    let error = runs
+        .column_by_name("error")
+        .and_then(|c| c.as_any().downcast_ref::<StringArray>())
+        .filter(|c| c.is_valid(0))
+        .map(|c| c.value(0));
+    let status = RunStatus::from_stored(status, error).map_err(|e| Error::format(&runs_path, e))?;
     let epochs_completed =
         column::<UInt32Array>(&runs, col::EPOCHS_COMPLETED, &runs_path)?.value(0);
 

@@ -75,6 +75,19 @@ impl RunStatus {
             RunStatus::Failed(_) => "failed",
         }
     }
+
+    /// The status of a stored `status` and `error` pair.
+    ///
+    /// # Errors
+    /// The unknown status name.
+    pub fn from_stored(status: &str, error: Option<&str>) -> std::result::Result<Self, String> {
+        match status {
+            "running" => Ok(RunStatus::Running),
+            "complete" => Ok(RunStatus::Complete),
+            "failed" => Ok(RunStatus::Failed(error.unwrap_or_default().to_string())),
+            other => Err(format!("unknown run status '{other}'")),
+        }
+    }
 }
 
 /// Mutable part of a `runs` row, kept by the writer.

@@ -168,7 +168,7 @@ fn check_run(layout: &Layout, run: &StoredRun, report: &mut VerifyReport) -> Res
     }
     let checkpoint_dir = layout.checkpoint_dir(run_id);
     let needed = layout.checkpoint_file(run_id, completed);
-    let resumable = run.status != RunStatus::Complete.name();
+    let resumable = run.status != RunStatus::Complete;
     if resumable && completed > 0 && !needed.is_file() {
         report.damage(&needed, "missing: the run cannot be resumed");
     }

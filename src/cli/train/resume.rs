@@ -13,6 +13,7 @@ use fstream::experiment::PlannedRun;
 use fstream::record::RunInfo;
 use fstream::store::layout::Layout;
 use fstream::store::runs::{StoredRun, read_all_runs, read_run};
+use fstream::store::schema::RunStatus;
 use fstream::train::TrainConfig;
 use fstream::train::optim::{LrSchedule, OptimizerConfig};
 
@@ -112,7 +113,8 @@ pub(super) fn resume_experiment(
     for run in planned {
         let same: Vec<&StoredRun> =
             stored.iter().filter(|s| s.info.same_experiment(&run.info)).collect();
-        let complete = |s: &&&StoredRun| s.status == "complete" && s.info.epochs >= run.info.epochs;
+        let complete =
+            |s: &&&StoredRun| s.status == RunStatus::Complete && s.info.epochs >= run.info.epochs;
         if let Some(done) = same.iter().find(complete) {
             log::info!("run {} (seed {}) is already complete", done.info.run_id, done.info.seed);
             continue;
@@ -202,7 +204,7 @@ fn resumed(
             "--epochs {wanted_epochs}: run {run_id} has already committed {epochs_completed} epochs"
         )));
     }
-    if status == "complete" && wanted_epochs <= info.epochs {
+    if status == RunStatus::Complete && wanted_epochs <= info.epochs {
         return Err(Error::Config(format!(
             "--resume {run_id}: the run is already complete ({epochs_completed} epochs; --epochs N extends it)"
         )));
