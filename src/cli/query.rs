@@ -93,10 +93,9 @@ pub fn write_aligned(
     for i in 0..frame.height().min(max_rows) {
         let row = frame.columns().iter().map(|column| match column.get(i) {
             Ok(AnyValue::Null) | Err(_) => String::new(),
-            Ok(AnyValue::String(text)) => text.to_string(),
             Ok(AnyValue::Float64(value)) => short_float(value),
             Ok(AnyValue::Float32(value)) => short_float(f64::from(value)),
-            Ok(value) => value.to_string(),
+            Ok(value) => value.get_str().map_or_else(|| value.to_string(), String::from),
         });
         rows.push(row.collect());
     }
@@ -129,6 +128,7 @@ fn short_float(value: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use polars::prelude::Column;
 
     #[test]
     fn floats_stay_readable_at_every_scale() {
@@ -140,13 +140,17 @@ mod tests {
 
     #[test]
     fn tables_show_every_column_and_say_how_many_rows_were_left_out() {
-        let frame = polars::df!("run_id" => ["a-long-run-id", "b"], "lr" => [0.1, 1e-5]).unwrap();
+        let mut frame =
+            polars::df!("run_id" => ["a-long-run-id", "b"], "lr" => [0.1, 1e-5]).unwrap();
+        // A one-value (scalar) column gives owned strings: no quotes either.
+        let x = polars::prelude::Scalar::from(polars::prelude::PlSmallStr::from("x"));
+        frame.with_column(Column::new_scalar("one".into(), x, 2)).unwrap();
         let mut out = Vec::new();
         write_aligned(&frame, 1, &mut out).unwrap();
         let text = String::from_utf8(out).unwrap();
         assert_eq!(
             text,
-            "run_id         lr\na-long-run-id  0.1000\n… 1 more row (--format csv or json shows every row)\n"
+            "run_id         lr      one\na-long-run-id  0.1000  x\n… 1 more row (--format csv or json shows every row)\n"
         );
     }
 }
