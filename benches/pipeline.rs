@@ -80,7 +80,63 @@ fn bench_mnist_training() {
         "== training: MNIST CNN, batch 64, {per_epoch} examples/epoch, {threads} threads, {source}"
     );
     let base = TrainConfig { intra_op_threads: threads, ..Default::default() };
-    bench_recording(&Arc::new(data), base, per_epoch, 4, "examples");
+    let data = Arc::new(data);
+    let fstream_rate = bench_recording(&data, base.clone(), per_epoch, 4, "examples");
+    let minimal_rate = minimal_tch_loop(&data, &base, per_epoch, 4);
+    println!(
+        "minimal tch loop (nn::Sgd, same model and batches, no statistics): {minimal_rate:>8.1} examples/s (median of 3)"
+    );
+    println!(
+        "fstream with recording / minimal loop: {:.2}x (target >= 1.00x)",
+        fstream_rate / minimal_rate
+    );
+}
+
+/// Examples/s of the plainest training loop tch allows for `config`'s model and batch size:
+/// inputs normalized once up front, batches by `index_select`, tch's `nn::Sgd`, no statistics,
+/// no records. Median of `repetitions - 1` epochs of `per_epoch` examples after a warm-up.
+fn minimal_tch_loop(
+    data: &Splits,
+    config: &TrainConfig,
+    per_epoch: usize,
+    repetitions: u64,
+) -> f64 {
+    use tch::nn::OptimizerConfig as _;
+    use tch::{Kind, Tensor};
+    tch::set_num_threads(config.intra_op_threads as i32);
+    let vs = tch::nn::VarStore::new(tch::Device::Cpu);
+    let dropout = fstream::model::DropoutRng::new(config.seed);
+    let net = fstream::model::seeded(0, || {
+        fstream::model::build(&vs.root(), config.model, 10, config.dropout, dropout.clone())
+    });
+    let sgd = tch::nn::Sgd { momentum: config.optimizer.momentum, ..Default::default() };
+    let mut optimizer = sgd.build(&vs, config.optimizer.lr).unwrap();
+    let [c, h, w] = data.train.image_shape;
+    let n = per_epoch as i64;
+    let pixels = &data.train.pixels[..per_epoch * c * h * w];
+    let images =
+        (Tensor::from_slice(pixels).view([n, c as i64, h as i64, w as i64]).to_kind(Kind::Float)
+            / 255.0
+            - 0.1307)
+            / 0.3081;
+    let labels: Vec<i64> = data.train.labels[..per_epoch].iter().map(|&l| i64::from(l)).collect();
+    let labels = Tensor::from_slice(&labels);
+    let mut rates = Vec::new();
+    for repetition in 0..repetitions {
+        let order = Tensor::randperm(n, (Kind::Int64, tch::Device::Cpu));
+        let started = Instant::now();
+        for start in (0..n).step_by(config.batch_size) {
+            let len = (config.batch_size as i64).min(n - start);
+            let batch = order.narrow(0, start, len);
+            let logits = net.forward_t(&images.index_select(0, &batch), true);
+            let loss = logits.cross_entropy_for_logits(&labels.index_select(0, &batch));
+            optimizer.backward_step(&loss);
+        }
+        if repetition > 0 {
+            rates.push(per_epoch as f64 / started.elapsed().as_secs_f64());
+        }
+    }
+    median(&mut rates)
 }
 
 fn bench_resnet18_training() {
@@ -132,14 +188,15 @@ fn bench_batch_preparation(data: &Splits, config: &TrainConfig) {
 }
 
 /// Trains one epoch of `per_epoch` examples `repetitions` times with recording on and off
-/// (the first repetition warms up) and prints the median rates.
+/// (the first repetition warms up), prints the median rates and returns the one with
+/// recording on.
 fn bench_recording(
     data: &Arc<Splits>,
     base: TrainConfig,
     per_epoch: usize,
     repetitions: u64,
     unit: &str,
-) {
+) -> f64 {
     let dir = tempfile::tempdir().unwrap();
     let mut rates = [Vec::new(), Vec::new()];
     for repetition in 0..repetitions {
@@ -166,6 +223,7 @@ fn bench_recording(
     println!("recording on : {on:>8.1} {unit}/s (median of {n})");
     println!("recording off: {off:>8.1} {unit}/s (median of {n})");
     println!("recording overhead: {:.1}% (target <= 3%)", 100.0 * (off - on) / off);
+    on
 }
 
 fn planned_run(
