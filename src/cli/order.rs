@@ -93,7 +93,14 @@ pub fn run(args: OrderArgs) -> anyhow::Result<()> {
     }
     std::fs::create_dir_all(&args.output_dir).map_err(|e| Error::io(&args.output_dir, e))?;
     report.sorting.write(&args.output_dir, &args.output_name)?;
-    let ordered = report.sorting.example_ids.len();
+    let ordered = report.sorting.presented.iter().filter(|&&p| p).count();
+    let unpresented = report.sorting.example_ids.len() - ordered;
+    if unpresented > 0 {
+        log::warn!(
+            "{} no counted run presented (removed in every run) are ranked last, flagged presented = false",
+            super::counted(unpresented, "example")
+        );
+    }
     println!(
         "unforgettable examples: {} of {ordered} ({:.1}%) across {}",
         report.unforgettable,

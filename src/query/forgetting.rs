@@ -378,15 +378,20 @@ fn count_run(
     Ok(counter)
 }
 
-/// Sorts the presented examples by total count ascending, ties by `tie_break`.
+/// Orders every example: the presented ones by total count ascending, ties by `tie_break`,
+/// then the ones no counted run presented (count 0), by id.
 pub fn order(counts: &ForgettingCounts, tie_break: TieBreak) -> (Vec<u32>, Vec<u32>) {
-    let mut ids: Vec<u32> =
-        (0..counts.totals.len() as u32).filter(|&i| counts.presented[i as usize]).collect();
+    let mut ids: Vec<u32> = (0..counts.totals.len() as u32).collect();
     if let TieBreak::Random { seed } = tie_break {
         ids.shuffle(&mut ChaCha8Rng::seed_from_u64(seed));
     }
-    ids.sort_by_key(|&i| counts.totals[i as usize]);
-    let sorted_counts = ids.iter().map(|&i| counts.totals[i as usize]).collect();
+    // Presented examples by count; those no counted run presented after them, by id.
+    let key = |&i: &u32| match counts.presented[i as usize] {
+        true => (false, counts.totals[i as usize], 0),
+        false => (true, 0, i),
+    };
+    ids.sort_by_key(key);
+    let sorted_counts = ids.iter().map(|&i| key(&i).1).collect();
     (ids, sorted_counts)
 }
 
@@ -409,14 +414,18 @@ pub fn compute_order(catalog: &Catalog, options: &OrderOptions) -> Result<OrderR
     let RunSelection { counted: runs, skipped } = select_runs(catalog, options)?;
     let counts = count_forgetting(catalog, &runs, options)?;
     let (example_ids, forgetting_counts) = order(&counts, options.tie_break);
-    let unforgettable = forgetting_counts.iter().take_while(|&&c| c == 0).count();
+    let presented: Vec<bool> = example_ids.iter().map(|&i| counts.presented[i as usize]).collect();
+    let unforgettable =
+        forgetting_counts.iter().zip(&presented).filter(|&(&c, &p)| p && c == 0).count();
     Ok(OrderReport {
         sorting: SortingFile {
             dataset: options.dataset.clone(),
             dataset_examples: counts.totals.len(),
+            permutation_seed: runs[0].info.permutation_seed,
             runs: runs.into_iter().map(|r| r.run_id).collect(),
             example_ids,
             forgetting_counts,
+            presented,
         },
         skipped,
         unforgettable,
@@ -473,8 +482,9 @@ mod tests {
             presented: vec![true, true, true, true, true, false],
         };
         let (ids, sorted) = order(&counts, TieBreak::ById);
-        assert_eq!(ids, vec![1, 3, 2, 4, 0]);
-        assert_eq!(sorted, vec![0, 0, 1, 1, 3]);
+        // The never-presented example 5 comes last, with count 0.
+        assert_eq!(ids, vec![1, 3, 2, 4, 0, 5]);
+        assert_eq!(sorted, vec![0, 0, 1, 1, 3, 0]);
     }
 
     #[test]

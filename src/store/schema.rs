@@ -53,6 +53,8 @@ pub mod col {
     pub const FORGETTING_COUNT: &str = "forgetting_count";
     /// 0-based position in a sorting file's order.
     pub const RANK: &str = "rank";
+    /// Sorting files: whether any counted run presented the example.
+    pub const PRESENTED: &str = "presented";
 }
 
 /// A run's lifecycle state, stored in `runs.status`.

@@ -1,14 +1,15 @@
 //! Sorting files: the order `fstream order` computes and `fstream train --sorting-file` reads.
-//! A Parquet file with columns `example_id, forgetting_count, rank` (one row per ordered
-//! example, by rank) and key-value metadata naming the dataset and its size, so a sorting file
-//! cannot be applied to the wrong dataset. A CSV twin is written for humans.
+//! A Parquet file with columns `example_id, forgetting_count, rank, presented` (one row per
+//! dataset example, by rank; examples no counted run presented come last, flagged) and
+//! key-value metadata naming the dataset, its size and its pixel permutation, so a sorting
+//! file cannot be applied to the wrong data. A CSV twin is written for humans.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::Path;
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, RecordBatch, UInt32Array};
+use arrow::array::{Array, ArrayRef, BooleanArray, RecordBatch, UInt32Array};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::file::metadata::KeyValue;
 
@@ -19,6 +20,7 @@ use crate::error::{Error, IoContext, Result};
 const DATASET_KEY: &str = "fstream.dataset";
 const DATASET_EXAMPLES_KEY: &str = "fstream.dataset_examples";
 const RUNS_KEY: &str = "fstream.runs";
+const PERMUTATION_SEED_KEY: &str = "fstream.permutation_seed";
 
 /// An ordering of a dataset's examples, least forgotten first.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,12 +29,17 @@ pub struct SortingFile {
     pub dataset: String,
     /// Examples in the dataset's training split.
     pub dataset_examples: usize,
+    /// Permuted MNIST's pixel permutation seed (`None` for other datasets).
+    pub permutation_seed: Option<u64>,
     /// Run ids the counts were summed over.
     pub runs: Vec<String>,
     /// Example ids by rank.
     pub example_ids: Vec<u32>,
     /// Forgetting count of each ranked example.
     pub forgetting_counts: Vec<u32>,
+    /// Whether any counted run presented each ranked example (false: removed in every run;
+    /// its count is 0 and it is ranked last).
+    pub presented: Vec<bool>,
 }
 
 impl SortingFile {
@@ -54,22 +61,28 @@ impl SortingFile {
                 false,
             ),
             (col::RANK, Arc::new(UInt32Array::from(ranks)), false),
+            (col::PRESENTED, Arc::new(BooleanArray::from(self.presented.clone())), false),
         ])?;
-        let metadata = vec![
+        let mut metadata = vec![
             KeyValue::new(DATASET_KEY.into(), self.dataset.clone()),
             KeyValue::new(DATASET_EXAMPLES_KEY.into(), self.dataset_examples.to_string()),
             KeyValue::new(RUNS_KEY.into(), self.runs.join(",")),
         ];
+        if let Some(seed) = self.permutation_seed {
+            metadata.push(KeyValue::new(PERMUTATION_SEED_KEY.into(), seed.to_string()));
+        }
         write_parquet_atomically(&out_dir.join(format!("{stem}.parquet")), &batch, metadata)?;
 
         let csv_path = out_dir.join(format!("{stem}.csv"));
         write_atomically(&csv_path, |file| {
             let write_rows = || -> std::io::Result<()> {
                 let mut out = BufWriter::new(file);
-                writeln!(out, "{},{},{}", col::EXAMPLE_ID, col::FORGETTING_COUNT, col::RANK)?;
-                let rows = self.example_ids.iter().zip(&self.forgetting_counts).enumerate();
-                for (rank, (id, count)) in rows {
-                    writeln!(out, "{id},{count},{rank}")?;
+                let header = [col::EXAMPLE_ID, col::FORGETTING_COUNT, col::RANK, col::PRESENTED];
+                writeln!(out, "{}", header.join(","))?;
+                let rows =
+                    self.example_ids.iter().zip(&self.forgetting_counts).zip(&self.presented);
+                for (rank, ((id, count), presented)) in rows.enumerate() {
+                    writeln!(out, "{id},{count},{rank},{presented}")?;
                 }
                 out.flush()
             };
@@ -104,10 +117,29 @@ impl SortingFile {
             .map_err(|_| bad(format!("metadata '{DATASET_EXAMPLES_KEY}' is not a number")))?;
         let runs =
             value(RUNS_KEY)?.split(',').filter(|s| !s.is_empty()).map(String::from).collect();
+        let permutation_seed =
+            match value(PERMUTATION_SEED_KEY) {
+                Ok(seed) => Some(seed.parse().map_err(|_| {
+                    bad(format!("metadata '{PERMUTATION_SEED_KEY}' is not a number"))
+                })?),
+                Err(_) => None,
+            };
         let reader = builder.build().map_err(|e| bad(e.to_string()))?;
-        let (mut example_ids, mut forgetting_counts) = (Vec::new(), Vec::new());
+        let (mut example_ids, mut forgetting_counts, mut presented) =
+            (Vec::new(), Vec::new(), Vec::new());
         for batch in reader {
             let batch = batch.map_err(|e| bad(e.to_string()))?;
+            // Files of earlier versions list presented examples only.
+            match batch.column_by_name(col::PRESENTED) {
+                Some(column) => {
+                    let column = column
+                        .as_any()
+                        .downcast_ref::<BooleanArray>()
+                        .ok_or_else(|| bad(format!("column '{}' is not bool", col::PRESENTED)))?;
+                    presented.extend(column.iter().map(|p| p == Some(true)));
+                }
+                None => presented.extend(std::iter::repeat_n(true, batch.num_rows())),
+            }
             for (name, out) in [
                 (col::EXAMPLE_ID, &mut example_ids),
                 (col::FORGETTING_COUNT, &mut forgetting_counts),
@@ -134,7 +166,15 @@ impl SortingFile {
                 }
             }
         }
-        Ok(SortingFile { dataset, dataset_examples, runs, example_ids, forgetting_counts })
+        Ok(SortingFile {
+            dataset,
+            dataset_examples,
+            permutation_seed,
+            runs,
+            example_ids,
+            forgetting_counts,
+            presented,
+        })
     }
 }
 
@@ -146,16 +186,21 @@ mod tests {
     fn sorting_files_round_trip_with_csv() {
         let dir = tempfile::tempdir().unwrap();
         let sorting = SortingFile {
-            dataset: "mnist".into(),
+            dataset: "permuted_mnist".into(),
             dataset_examples: 4,
+            permutation_seed: Some(7),
             runs: vec!["a".into(), "b".into()],
-            example_ids: vec![2, 0, 3],
-            forgetting_counts: vec![0, 1, 4],
+            example_ids: vec![2, 0, 3, 1],
+            forgetting_counts: vec![0, 1, 4, 0],
+            presented: vec![true, true, true, false],
         };
         sorting.write(dir.path(), "order").unwrap();
         assert_eq!(SortingFile::read(&dir.path().join("order.parquet")).unwrap(), sorting);
         let csv = std::fs::read_to_string(dir.path().join("order.csv")).unwrap();
-        assert_eq!(csv, "example_id,forgetting_count,rank\n2,0,0\n0,1,1\n3,4,2\n");
+        assert_eq!(
+            csv,
+            "example_id,forgetting_count,rank,presented\n2,0,0,true\n0,1,1,true\n3,4,2,true\n1,0,3,false\n"
+        );
     }
 
     #[test]
@@ -164,9 +209,11 @@ mod tests {
         let sorting = SortingFile {
             dataset: "mnist".into(),
             dataset_examples: 4,
+            permutation_seed: None,
             runs: vec![],
             example_ids: vec![1, 1],
             forgetting_counts: vec![0, 0],
+            presented: vec![true, true],
         };
         sorting.write(dir.path(), "order").unwrap();
         let err = SortingFile::read(&dir.path().join("order.parquet")).unwrap_err().to_string();

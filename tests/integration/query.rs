@@ -242,6 +242,15 @@ fn order_refuses_runs_that_must_not_be_summed() {
         .assert_exit_code(2)
         .assert_error_contains("were trained on different pixel permutations");
     order_permuted(&["--where", "permutation_seed = 3"]).assert_ok();
+    let sorting = ws.path().join("p.parquet").display().to_string();
+    let with_order = ["--dataset", "permuted_mnist", "--epochs", "1", "--sorting-file", &sorting];
+    ws.train(&[&with_order[..], &["--remove-n", "3"]].concat())
+        .assert_exit_code(2)
+        .assert_error_contains(
+            "sorting file is for permutation_seed Some(3), but the run uses Some(0)",
+        );
+    ws.train(&[&with_order[..], &["--remove-n", "3", "--permutation-seed", "3"]].concat())
+        .assert_ok();
 
     // The same run twice, and a removal run beside a full one.
     ws.train(&["--seed", "1", "--epochs", "1"]).assert_ok();
@@ -256,6 +265,35 @@ fn order_refuses_runs_that_must_not_be_summed() {
         .assert_ok();
     ws.order("o", &[]).assert_exit_code(2).assert_error_contains("different training sets");
     ws.order("o", &["--where", "remove_n = 0"]).assert_ok();
+    // An order of the removal run covers the whole dataset, the removed examples flagged last.
+    ws.order("removal", &["--where", "remove_n = 5"]).assert_ok();
+    let csv = std::fs::read_to_string(ws.path().join("removal.csv")).unwrap();
+    let rows: Vec<&str> = csv.lines().skip(1).collect();
+    assert_eq!(rows.len(), 40);
+    assert!(rows[..35].iter().all(|r| r.ends_with(",true")), "{csv}");
+    for (rank, row) in rows.iter().enumerate().skip(35) {
+        let fields: Vec<&str> = row.split(',').collect();
+        assert_eq!(fields[1..], ["0", &rank.to_string(), "false"], "{csv}");
+    }
+    let removal = ws.path().join("removal.parquet").display().to_string();
+    let warned = ws.train(&[
+        "--seed",
+        "4",
+        "--epochs",
+        "1",
+        "--sorting-file",
+        &removal,
+        "--remove-n",
+        "3",
+        "--keep-lowest-n",
+        "36",
+    ]);
+    warned.assert_ok();
+    assert!(
+        warned.stderr().contains("3 of the 3 removed examples were never presented"),
+        "{}",
+        warned.stderr()
+    );
 
     // A --no-record run is skipped with a warning.
     ws.train(&["--seed", "3", "--epochs", "1", "--no-record"]).assert_ok();

@@ -337,14 +337,16 @@ pub fn expected_counts(
     totals
 }
 
-/// Parses the CSV written by `fstream order` into (example_id, forgetting_count, rank) rows.
+/// Parses the CSV written by `fstream order` into (example_id, forgetting_count, rank) rows of
+/// the presented examples.
 pub fn read_order_csv(path: &Path) -> Vec<(u32, u32, u32)> {
     let text = std::fs::read_to_string(path).unwrap();
     let mut lines = text.lines();
-    assert_eq!(lines.next(), Some("example_id,forgetting_count,rank"));
+    assert_eq!(lines.next(), Some("example_id,forgetting_count,rank,presented"));
     lines
+        .filter(|line| line.ends_with(",true"))
         .map(|line| {
-            let fields: Vec<u32> = line.split(',').map(|f| f.parse().unwrap()).collect();
+            let fields: Vec<u32> = line.split(',').take(3).map(|f| f.parse().unwrap()).collect();
             (fields[0], fields[1], fields[2])
         })
         .collect()

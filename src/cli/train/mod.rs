@@ -489,9 +489,23 @@ fn removal(flags: RemovalFlags, sorting: Option<&SortingFile>) -> Removal {
     }
 }
 
-/// Reads the sorting file and checks that it belongs to `data`.
-fn read_sorting_file(path: &PathBuf, data: &Splits) -> Result<SortingFile, Error> {
+/// Reads the sorting file and checks that it belongs to `data` (with pixel permutation
+/// `permutation_seed` for permuted MNIST).
+fn read_sorting_file(
+    path: &PathBuf,
+    data: &Splits,
+    permutation_seed: Option<u64>,
+) -> Result<SortingFile, Error> {
     let sorting = SortingFile::read(path)?;
+    if sorting.dataset == data.kind.name() && sorting.permutation_seed != permutation_seed {
+        return Err(Error::format(
+            path,
+            format!(
+                "sorting file is for permutation_seed {:?}, but the run uses {permutation_seed:?} (--permutation-seed)",
+                sorting.permutation_seed
+            ),
+        ));
+    }
     if sorting.dataset != data.kind.name() || sorting.dataset_examples != data.train.len() {
         return Err(Error::format(
             path,
@@ -505,6 +519,25 @@ fn read_sorting_file(path: &PathBuf, data: &Splits) -> Result<SortingFile, Error
         ));
     }
     Ok(sorting)
+}
+
+/// Warns when the removal takes examples that no run behind the sorting file presented: their
+/// count 0 says nothing about how forgettable they are.
+fn warn_unpresented_removed(sorting: &SortingFile, removed: &[u32]) {
+    let unpresented: std::collections::HashSet<u32> = sorting
+        .example_ids
+        .iter()
+        .zip(&sorting.presented)
+        .filter(|&(_, &presented)| !presented)
+        .map(|(&id, _)| id)
+        .collect();
+    let taken = removed.iter().filter(|id| unpresented.contains(id)).count();
+    if taken > 0 {
+        log::warn!(
+            "{taken} of the {} removed examples were never presented in the runs of the sorting file (ranked last, count 0)",
+            removed.len()
+        );
+    }
 }
 
 /// Set by the first SIGINT or SIGTERM: every run stops after its current batch.
@@ -681,11 +714,16 @@ fn plan_new_runs(
     let command = std::env::args().collect::<Vec<_>>().join(" ");
     for &seed in &plan.seeds {
         let (data, fingerprint) = data_cache.get(plan.permutation_seed(args, seed))?;
+        let permutation_seed =
+            (dataset == DatasetKind::PermutedMnist).then(|| plan.permutation_seed(args, seed));
         if let (None, Some(path)) = (&sorting_file, &plan.sorting_file) {
-            sorting_file = Some(read_sorting_file(path, &data)?);
+            sorting_file = Some(read_sorting_file(path, &data, permutation_seed)?);
         }
         let selection =
             select(data.train.len(), &removal(plan.removal_flags, sorting_file.as_ref()), seed)?;
+        if let Some(sorting) = &sorting_file {
+            warn_unpresented_removed(sorting, &selection.removed);
+        }
         if selection.kept.is_empty() {
             return Err(Error::Config(format!(
                 "no training examples left: the removal flags remove all {} examples of --dataset {dataset}",
@@ -974,9 +1012,11 @@ mod tests {
         let sorting = SortingFile {
             dataset: "mnist".into(),
             dataset_examples: 3,
+            permutation_seed: None,
             runs: vec![],
             example_ids: vec![2, 0, 1],
             forgetting_counts: vec![0, 0, 1],
+            presented: vec![true; 3],
         };
         assert_eq!(
             removal(flags(1, 2, 0), Some(&sorting)),
