@@ -2,29 +2,25 @@
 //! conversion into planned runs, and the progress display.
 
 use std::collections::HashMap;
-use std::collections::hash_map::Entry;
 use std::ops::ControlFlow;
 use std::path::PathBuf;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
-use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
 use clap::Args;
 use fstream::Error;
 use fstream::data::batch::Cutout;
-use fstream::data::corrupt::{
-    PixelNoise, PixelNoiseMode, add_pixel_noise, check_percent, flip_labels,
+use fstream::data::corrupt::{PixelNoise, PixelNoiseMode, check_percent};
+use fstream::data::{DatasetKind, cifar, mnist};
+use fstream::experiment::plan::{
+    DEFAULT_DATA_DIR, DataCache, ExperimentSpec, MAX_RUNS_PER_PROCESS, RemovalFlags, plan_new_runs,
 };
-use fstream::data::selection::{Removal, select};
-use fstream::data::{self, DatasetKind, Splits, cifar, mnist};
 use fstream::experiment::{PlannedRun, run_experiment};
 use fstream::fidelity::Fidelity;
 use fstream::model::ModelKind;
-use fstream::record::{ExampleTable, RunInfo};
 use fstream::store::layout::Layout;
 use fstream::store::lock::{RunLock, lock_run};
-use fstream::store::sorting::SortingFile;
-use fstream::store::writer::now_ms;
 use fstream::train::optim::{LrSchedule, OptimizerConfig, OptimizerKind};
 use fstream::train::{Progress, TrainConfig};
 use indicatif::ProgressBar;
@@ -205,33 +201,7 @@ enum DeviceArg {
     Cuda,
 }
 
-/// Runs one process trains at once, each on its own thread with its own model, lock file and
-/// open files: far beyond what the cores of one machine keep busy, well within OS limits.
-const MAX_RUNS_PER_PROCESS: usize = 64;
-
-/// The data directory of new runs when --data-dir is not given.
-const DEFAULT_DATA_DIR: &str = "data";
-
-/// Checked flags: everything but the data-dependent checks.
-#[derive(Debug)]
-struct TrainPlan {
-    dataset: DatasetKind,
-    seeds: Vec<u64>,
-    base: TrainConfig,
-    sorting_file: Option<PathBuf>,
-    removal_flags: RemovalFlags,
-    fidelity: Fidelity,
-    pixel_noise: PixelNoise,
-}
-
-#[derive(Debug, Clone, Copy)]
-struct RemovalFlags {
-    remove_n: usize,
-    keep_lowest_n: i64,
-    remove_subsample: usize,
-}
-
-impl TryFrom<&TrainArgs> for TrainPlan {
+impl TryFrom<&TrainArgs> for ExperimentSpec {
     type Error = Error;
 
     fn try_from(args: &TrainArgs) -> Result<Self, Error> {
@@ -288,7 +258,7 @@ impl TryFrom<&TrainArgs> for TrainPlan {
             return Err(Error::Config("--threads must be at least 1".into()));
         }
         let device = device(args)?;
-        Ok(TrainPlan {
+        Ok(ExperimentSpec {
             dataset,
             base: TrainConfig {
                 model,
@@ -314,6 +284,8 @@ impl TryFrom<&TrainArgs> for TrainPlan {
                 remove_subsample: args.remove_subsample,
             },
             fidelity,
+            permutation_seed: args.permutation_seed,
+            noise_percent_labels: args.noise_percent_labels,
             pixel_noise: PixelNoise {
                 percent: args.noise_percent_pixels,
                 std: args.noise_std_pixels,
@@ -475,71 +447,6 @@ fn parse_seeds(spec: &str) -> Result<Vec<u64>, Error> {
     if seeds.is_empty() { Err(bad()) } else { Ok(seeds) }
 }
 
-fn removal(flags: RemovalFlags, sorting: Option<&SortingFile>) -> Removal {
-    let ordered = || sorting.map(|s| s.example_ids.clone()).unwrap_or_default();
-    let keep_lowest_n = flags.keep_lowest_n.max(0) as usize;
-    if flags.remove_subsample > 0 {
-        Removal::Subsample { ordered: ordered(), keep_lowest_n, subsample: flags.remove_subsample }
-    } else if flags.remove_n == 0 {
-        Removal::None
-    } else if flags.keep_lowest_n < 0 {
-        Removal::Random { remove_n: flags.remove_n }
-    } else {
-        Removal::ByOrder { ordered: ordered(), remove_n: flags.remove_n, keep_lowest_n }
-    }
-}
-
-/// Reads the sorting file and checks that it belongs to `data` (with pixel permutation
-/// `permutation_seed` for permuted MNIST).
-fn read_sorting_file(
-    path: &PathBuf,
-    data: &Splits,
-    permutation_seed: Option<u64>,
-) -> Result<SortingFile, Error> {
-    let sorting = SortingFile::read(path)?;
-    if sorting.dataset == data.kind.name() && sorting.permutation_seed != permutation_seed {
-        return Err(Error::format(
-            path,
-            format!(
-                "sorting file is for permutation_seed {:?}, but the run uses {permutation_seed:?} (--permutation-seed)",
-                sorting.permutation_seed
-            ),
-        ));
-    }
-    if sorting.dataset != data.kind.name() || sorting.dataset_examples != data.train.len() {
-        return Err(Error::format(
-            path,
-            format!(
-                "sorting file is for dataset {} with {} examples, but --dataset {} has {}",
-                sorting.dataset,
-                sorting.dataset_examples,
-                data.kind,
-                data.train.len()
-            ),
-        ));
-    }
-    Ok(sorting)
-}
-
-/// Warns when the removal takes examples that no run behind the sorting file presented: their
-/// count 0 says nothing about how forgettable they are.
-fn warn_unpresented_removed(sorting: &SortingFile, removed: &[u32]) {
-    let unpresented: std::collections::HashSet<u32> = sorting
-        .example_ids
-        .iter()
-        .zip(&sorting.presented)
-        .filter(|&(_, &presented)| !presented)
-        .map(|(&id, _)| id)
-        .collect();
-    let taken = removed.iter().filter(|id| unpresented.contains(id)).count();
-    if taken > 0 {
-        log::warn!(
-            "{taken} of the {} removed examples were never presented in the runs of the sorting file (ranked last, count 0)",
-            removed.len()
-        );
-    }
-}
-
 /// Set by the first SIGINT or SIGTERM: every run stops after its current batch.
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 /// The signal that stopped the runs (0: none).
@@ -576,9 +483,9 @@ pub fn run(args: TrainArgs, explicit: &[String], quiet: bool) -> anyhow::Result<
         Some(Some(run_id)) => vec![resume::resume_run(&args, explicit, run_id, quiet)?],
         Some(None) => resume::resume_experiment(&args, explicit, quiet)?,
         None => {
-            let plan = TrainPlan::try_from(&args)?;
-            let mut data = DataCache::new(&args, plan.dataset, quiet)?;
-            plan_new_runs(&args, &plan, &mut data)?
+            let plan = ExperimentSpec::try_from(&args)?;
+            let mut data = data_cache(&args, new_runs_data_dir(&args), plan.dataset, quiet)?;
+            plan_new_runs(&plan, &mut data)?
         }
     };
     if runs.is_empty() {
@@ -586,203 +493,6 @@ pub fn run(args: TrainArgs, explicit: &[String], quiet: bool) -> anyhow::Result<
         return Ok(());
     }
     train_runs(&args, &runs, quiet)
-}
-
-/// A dataset loaded once per permutation seed, with its fingerprint.
-struct DataCache {
-    dir: PathBuf,
-    dataset: DatasetKind,
-    loaded: HashMap<u64, (Arc<Splits>, String)>,
-}
-
-impl DataCache {
-    /// Downloads the dataset's missing files into `dir` (unless --no-download); loads lazily.
-    fn new_in(
-        args: &TrainArgs,
-        dir: PathBuf,
-        dataset: DatasetKind,
-        quiet: bool,
-    ) -> anyhow::Result<Self> {
-        download_missing(args, &dir, dataset, quiet)?;
-        Ok(DataCache { dir, dataset, loaded: HashMap::new() })
-    }
-
-    /// The cache of new runs: --data-dir or the default directory.
-    fn new(args: &TrainArgs, dataset: DatasetKind, quiet: bool) -> anyhow::Result<Self> {
-        let dir = args.data_dir.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
-        Self::new_in(args, dir, dataset, quiet)
-    }
-
-    /// The data (for permuted MNIST, with the permutation of `permutation_seed`) and its
-    /// fingerprint.
-    ///
-    /// # Errors
-    /// The loader's errors; [`Error::Format`] when a split has no examples.
-    fn get(&mut self, permutation_seed: u64) -> Result<(Arc<Splits>, String), Error> {
-        if let Entry::Vacant(entry) = self.loaded.entry(permutation_seed) {
-            let data = data::load(&self.dir, self.dataset, permutation_seed)?;
-            for (split, set) in [("training", &data.train), ("test", &data.test)] {
-                if set.is_empty() {
-                    return Err(Error::format(
-                        &self.dir,
-                        format!("the {split} set of {} has no examples", self.dataset),
-                    ));
-                }
-            }
-            let fingerprint = data.fingerprint();
-            entry.insert((Arc::new(data), fingerprint));
-        }
-        let (data, fingerprint) = &self.loaded[&permutation_seed];
-        Ok((Arc::clone(data), fingerprint.clone()))
-    }
-
-    /// The data directory as an absolute path, as recorded in `runs`.
-    fn absolute_dir(&self) -> String {
-        std::fs::canonicalize(&self.dir).unwrap_or_else(|_| self.dir.clone()).display().to_string()
-    }
-}
-
-/// The `runs` fields that come from the flags alone, for a run of `plan` with `seed`; the
-/// data-dependent fields (id, sizes, fingerprint, removal count, times) are left default.
-fn configured_info(plan: &TrainPlan, args: &TrainArgs, seed: u64) -> RunInfo {
-    let config = &plan.base;
-    RunInfo {
-        dataset: plan.dataset.name().into(),
-        model: config.model.name().into(),
-        seed,
-        epochs: config.epochs,
-        batch_size: config.batch_size as u32,
-        optimizer: config.optimizer.kind.name().into(),
-        lr: config.optimizer.lr,
-        momentum: config.optimizer.momentum,
-        nesterov: config.optimizer.nesterov,
-        weight_decay: config.optimizer.weight_decay,
-        lr_milestones: config.lr_schedule.milestones.clone(),
-        lr_gamma: config.lr_schedule.gamma,
-        lr_schedule_delay: config.lr_schedule.delay,
-        data_augmentation: config.augment,
-        cutout_holes: config.cutout.map_or(0, |c| c.holes as u32),
-        cutout_length: config.cutout.map_or(0, |c| c.length as u32),
-        no_dropout: !config.dropout,
-        permutation_seed: (plan.dataset == DatasetKind::PermutedMnist)
-            .then(|| plan.permutation_seed(args, seed)),
-        sorting_file: plan.sorting_file.as_ref().map(|p| p.display().to_string()),
-        remove_n: plan.removal_flags.remove_n as u32,
-        keep_lowest_n: plan.removal_flags.keep_lowest_n,
-        remove_subsample: plan.removal_flags.remove_subsample as u32,
-        noise_percent_labels: args.noise_percent_labels,
-        noise_percent_pixels: plan.pixel_noise.percent,
-        noise_std_pixels: plan.pixel_noise.std,
-        pixel_noise_mode: plan.pixel_noise.mode.name().into(),
-        record_presentations: config.record,
-        device: device_name(config.device),
-        intra_op_threads: config.intra_op_threads as u32,
-        fstream_version: env!("CARGO_PKG_VERSION").into(),
-        libtorch_version: fstream::LIBTORCH_VERSION.into(),
-        ..RunInfo::default()
-    }
-}
-
-impl TrainPlan {
-    /// The permutation seed of permuted MNIST for training seed `seed`: one for all seeds,
-    /// or the reference's one per seed with `--fidelity faithful` (bug 2).
-    fn permutation_seed(&self, args: &TrainArgs, seed: u64) -> u64 {
-        match self.fidelity {
-            Fidelity::Corrected => args.permutation_seed,
-            Fidelity::Faithful => seed,
-        }
-    }
-}
-
-/// How a device is recorded in `runs` (`cpu`, `cuda(0)`).
-fn device_name(device: tch::Device) -> String {
-    format!("{device:?}").to_lowercase()
-}
-
-/// Plans one new run per seed of `plan`: selection, noise and the `runs` row.
-///
-/// # Errors
-/// Bad input files, removal flags that do not fit the data, or no training example left.
-fn plan_new_runs(
-    args: &TrainArgs,
-    plan: &TrainPlan,
-    data_cache: &mut DataCache,
-) -> anyhow::Result<Vec<PlannedRun>> {
-    let dataset = plan.dataset;
-    let mut sorting_file: Option<SortingFile> = None;
-    let mut runs = Vec::new();
-    let command = std::env::args().collect::<Vec<_>>().join(" ");
-    for &seed in &plan.seeds {
-        let (data, fingerprint) = data_cache.get(plan.permutation_seed(args, seed))?;
-        let permutation_seed =
-            (dataset == DatasetKind::PermutedMnist).then(|| plan.permutation_seed(args, seed));
-        if let (None, Some(path)) = (&sorting_file, &plan.sorting_file) {
-            sorting_file = Some(read_sorting_file(path, &data, permutation_seed)?);
-        }
-        let selection =
-            select(data.train.len(), &removal(plan.removal_flags, sorting_file.as_ref()), seed)?;
-        if let Some(sorting) = &sorting_file {
-            warn_unpresented_removed(sorting, &selection.removed);
-        }
-        if selection.kept.is_empty() {
-            return Err(Error::Config(format!(
-                "no training examples left: the removal flags remove all {} examples of --dataset {dataset}",
-                data.train.len()
-            ))
-            .into());
-        }
-        let mut in_training_set = vec![false; data.train.len()];
-        for &id in &selection.kept {
-            in_training_set[id as usize] = true;
-        }
-        let mut labels = data.train.labels.clone();
-        let classes = data.num_classes as u16;
-        flip_labels(&mut labels, &selection.kept, args.noise_percent_labels, classes, seed);
-        let (run_data, pixel_noisy) =
-            with_pixel_noise(&data, &plan.pixel_noise, &selection.kept, seed)?;
-        let info = RunInfo {
-            run_id: new_run_id(dataset, seed),
-            remove_n: selection.removed.len() as u32,
-            data_dir: data_cache.absolute_dir(),
-            data_sha256: fingerprint,
-            dataset_examples: data.train.len() as u32,
-            train_examples: selection.kept.len() as u32,
-            command: command.clone(),
-            started_at_ms: now_ms(),
-            ..configured_info(plan, args, seed)
-        };
-        let examples = ExampleTable {
-            original_labels: data.train.labels.clone(),
-            labels,
-            in_training_set,
-            pixel_noisy,
-            coarse_labels: data.train.coarse_labels.clone(),
-        };
-        let config = TrainConfig { seed, ..plan.base.clone() };
-        let train_ids = selection.kept;
-        runs.push(PlannedRun { info, examples, data: run_data, config, train_ids, resume: None });
-    }
-    Ok(runs)
-}
-
-/// The run's data with its pixel noise applied to the training images `ids` (the shared data
-/// when there is no pixel noise), and which examples got noise.
-fn with_pixel_noise(
-    data: &Arc<Splits>,
-    noise: &PixelNoise,
-    ids: &[u32],
-    seed: u64,
-) -> Result<(Arc<Splits>, Vec<bool>), Error> {
-    let mut pixel_noisy = vec![false; data.train.len()];
-    if noise.percent == 0.0 {
-        return Ok((Arc::clone(data), pixel_noisy));
-    }
-    let mut noisy = Splits::clone(data);
-    add_pixel_noise(&mut noisy.train, ids, noise, seed)?;
-    for &id in ids {
-        pixel_noisy[id as usize] = true;
-    }
-    Ok((Arc::new(noisy), pixel_noisy))
 }
 
 fn train_runs(args: &TrainArgs, runs: &[PlannedRun], quiet: bool) -> anyhow::Result<()> {
@@ -874,6 +584,23 @@ fn train_runs(args: &TrainArgs, runs: &[PlannedRun], quiet: bool) -> anyhow::Res
     Ok(())
 }
 
+/// The data directory of new runs: --data-dir or the default.
+fn new_runs_data_dir(args: &TrainArgs) -> PathBuf {
+    args.data_dir.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR))
+}
+
+/// Downloads the dataset's missing files into `dir` (unless --no-download), then a cache that
+/// loads them once per permutation.
+fn data_cache(
+    args: &TrainArgs,
+    dir: PathBuf,
+    dataset: DatasetKind,
+    quiet: bool,
+) -> anyhow::Result<DataCache> {
+    download_missing(args, &dir, dataset, quiet)?;
+    Ok(DataCache::new(dir, dataset))
+}
+
 /// `text` as one shell word: as is when it holds only safe characters, else single-quoted.
 fn shell_quoted(text: &str) -> String {
     let safe = |c: char| c.is_ascii_alphanumeric() || "/._-+=:,@%".contains(c);
@@ -923,14 +650,6 @@ fn download_missing(
     Ok(())
 }
 
-/// A new run id: dataset, seed, UTC start time and a random suffix, e.g.
-/// `mnist-s1-20261128T075400Z-3f2a`.
-fn new_run_id(dataset: DatasetKind, seed: u64) -> String {
-    let time = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
-    let compact: String = time.chars().filter(|c| !matches!(c, '-' | ':')).collect();
-    format!("{dataset}-s{seed}-{compact}-{:04x}", rand::random::<u16>())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -977,7 +696,7 @@ mod tests {
     fn threads_are_split_between_runs() {
         let args =
             parse(&["--dataset", "mnist", "--seeds", "1..4", "--threads", "8", "--device", "cpu"]);
-        let plan = TrainPlan::try_from(&args).unwrap();
+        let plan = ExperimentSpec::try_from(&args).unwrap();
         assert_eq!(plan.seeds, vec![1, 2, 3, 4]);
         assert_eq!(plan.base.intra_op_threads, 2);
     }
@@ -985,10 +704,10 @@ mod tests {
     #[test]
     fn removal_by_order_needs_a_sorting_file() {
         let args = parse(&["--dataset", "mnist", "--remove-n", "10"]);
-        let err = TrainPlan::try_from(&args).unwrap_err().to_string();
+        let err = ExperimentSpec::try_from(&args).unwrap_err().to_string();
         assert!(err.contains("needs --sorting-file"), "{err}");
         assert!(
-            TrainPlan::try_from(&parse(&[
+            ExperimentSpec::try_from(&parse(&[
                 "--dataset",
                 "mnist",
                 "--remove-n",
@@ -1001,33 +720,9 @@ mod tests {
     }
 
     #[test]
-    fn removal_flags_map_to_the_reference_modes() {
-        let flags = |remove_n, keep_lowest_n, remove_subsample| RemovalFlags {
-            remove_n,
-            keep_lowest_n,
-            remove_subsample,
-        };
-        assert_eq!(removal(flags(0, 0, 0), None), Removal::None);
-        assert_eq!(removal(flags(3, -1, 0), None), Removal::Random { remove_n: 3 });
-        let sorting = SortingFile {
-            dataset: "mnist".into(),
-            dataset_examples: 3,
-            permutation_seed: None,
-            runs: vec![],
-            example_ids: vec![2, 0, 1],
-            forgetting_counts: vec![0, 0, 1],
-            presented: vec![true; 3],
-        };
-        assert_eq!(
-            removal(flags(1, 2, 0), Some(&sorting)),
-            Removal::ByOrder { ordered: vec![2, 0, 1], remove_n: 1, keep_lowest_n: 2 }
-        );
-    }
-
-    #[test]
     fn cifar_defaults_follow_the_reference() {
         let plan =
-            TrainPlan::try_from(&parse(&["--dataset", "cifar10", "--device", "cpu"])).unwrap();
+            ExperimentSpec::try_from(&parse(&["--dataset", "cifar10", "--device", "cpu"])).unwrap();
         assert_eq!(plan.base.model, ModelKind::ResNet18);
         assert_eq!(plan.base.batch_size, 128);
         assert_eq!(plan.base.optimizer, OptimizerConfig::CIFAR);
@@ -1046,27 +741,28 @@ mod tests {
             "--fidelity",
             "faithful",
         ]);
-        let plan = TrainPlan::try_from(&args).unwrap();
+        let plan = ExperimentSpec::try_from(&args).unwrap();
         assert_eq!(plan.base.model, ModelKind::WideResNet);
         assert_eq!(plan.base.lr_schedule, LrSchedule::cifar(1), "bug 5: drops one epoch late");
         assert!(plan.base.augment);
         assert_eq!(plan.base.cutout, Some(Cutout { holes: 2, length: 16 }));
 
         let adam =
-            TrainPlan::try_from(&parse(&["--dataset", "cifar10", "--optimizer", "adam"])).unwrap();
+            ExperimentSpec::try_from(&parse(&["--dataset", "cifar10", "--optimizer", "adam"]))
+                .unwrap();
         assert_eq!(adam.base.optimizer, OptimizerConfig::ADAM);
         assert_eq!(adam.base.lr_schedule.milestones, Vec::<u32>::new());
-        let mnist = TrainPlan::try_from(&parse(&["--dataset", "mnist"])).unwrap();
+        let mnist = ExperimentSpec::try_from(&parse(&["--dataset", "mnist"])).unwrap();
         assert_eq!((mnist.base.optimizer, mnist.base.batch_size), (OptimizerConfig::MNIST, 64));
         assert_eq!(mnist.base.lr_schedule, LrSchedule::constant());
     }
 
     #[test]
     fn schedule_and_optimizer_flags_are_checked() {
-        let err = |args: &[&str]| TrainPlan::try_from(&parse(args)).unwrap_err().to_string();
+        let err = |args: &[&str]| ExperimentSpec::try_from(&parse(args)).unwrap_err().to_string();
         let custom =
             parse(&["--dataset", "cifar10", "--lr-milestones", "5, 9", "--lr-gamma", "0.5"]);
-        let plan = TrainPlan::try_from(&custom).unwrap();
+        let plan = ExperimentSpec::try_from(&custom).unwrap();
         assert_eq!(
             plan.base.lr_schedule,
             LrSchedule { milestones: vec![5, 9], gamma: 0.5, delay: 0 }
@@ -1091,7 +787,7 @@ mod tests {
             assert!(err(&args).contains("has no effect with --optimizer adam"), "{flag:?}");
         }
         let adam = parse(&["--dataset", "mnist", "--optimizer", "adam", "--weight-decay", "0.01"]);
-        assert_eq!(TrainPlan::try_from(&adam).unwrap().base.optimizer.weight_decay, 0.01);
+        assert_eq!(ExperimentSpec::try_from(&adam).unwrap().base.optimizer.weight_decay, 0.01);
     }
 
     #[test]
@@ -1099,7 +795,7 @@ mod tests {
         let with = |extra: &[&str]| {
             let mut args = vec!["--dataset", "cifar10", "--remove_n", "5", "--keep_lowest_n", "0"];
             args.extend_from_slice(extra);
-            TrainPlan::try_from(&parse(&args)).map(|p| p.sorting_file)
+            ExperimentSpec::try_from(&parse(&args)).map(|p| p.sorting_file)
         };
         let found = with(&["--sorting_file", "cifar10_sorted", "--input_dir", "res"]).unwrap();
         assert_eq!(found, Some(PathBuf::from("res/cifar10_sorted.parquet")));

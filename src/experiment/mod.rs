@@ -1,7 +1,10 @@
-//! An experiment: one or more runs trained concurrently, one thread each, all feeding one
+//! An experiment: planned by [`plan`] (and resumed by [`resume`]), then one or more runs trained concurrently, one thread each, all feeding one
 //! writer thread through the bounded record channel. A failing run is marked failed in the
 //! `runs` table without stopping the others; a failing writer stops everything, and its error
 //! is the one reported.
+
+pub mod plan;
+pub mod resume;
 
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
