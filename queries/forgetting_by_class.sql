@@ -1,6 +1,7 @@
 -- Forgetting by class: for every class (and CIFAR-100 coarse class), how many examples it has,
 -- how many are unforgettable, and the mean and largest forgetting count, with counts summed
--- over the complete runs exactly as in forgetting_counts.sql (and `fstream order`).
+-- over the complete runs exactly as in forgetting_counts.sql (and `fstream order`), from the
+-- view forgetting_per_run.
 -- Classes are the labels in the dataset files (`original_label`), so label noise does not move
 -- an example to another class. `coarse_class` is null except for CIFAR-100.
 -- Keep one dataset per root (or add a condition on `runs` below): example ids of different
@@ -8,24 +9,10 @@
 WITH complete AS (
     SELECT run_id FROM runs WHERE status = 'complete'
 ),
-seq AS (
-    SELECT run_id, example_id, epoch, correct,
-           LAG(correct) OVER (PARTITION BY run_id, example_id ORDER BY epoch) AS prev_correct
-    FROM presentations
-    WHERE run_id IN (SELECT run_id FROM complete)
-),
-per_run AS (
-    SELECT run_id, example_id,
-           SUM(CASE WHEN prev_correct AND NOT correct THEN 1 ELSE 0 END) AS forgetting_events,
-           MAX(CASE WHEN correct THEN 1 ELSE 0 END) AS ever_correct,
-           COUNT(*) AS presentations
-    FROM seq
-    GROUP BY run_id, example_id
-),
 counts AS (
-    SELECT example_id,
-           SUM(CASE WHEN ever_correct = 1 THEN forgetting_events ELSE presentations END) AS forgetting_count
-    FROM per_run
+    SELECT example_id, SUM(forgetting_count) AS forgetting_count
+    FROM forgetting_per_run
+    WHERE run_id IN (SELECT run_id FROM complete)
     GROUP BY example_id
 ),
 classes AS (

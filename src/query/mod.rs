@@ -23,6 +23,25 @@ pub struct Catalog {
     hidden: Vec<Hidden>,
 }
 
+/// A view that `fstream query` registers: SQL shipped in `queries/views/`, which users of
+/// other engines create first.
+#[derive(Debug, Clone, Copy)]
+pub struct View {
+    /// Its name in SQL.
+    pub name: &'static str,
+    /// The table it reads (it is registered when that table has files).
+    pub reads: Table,
+    /// Its defining statement.
+    pub sql: &'static str,
+}
+
+/// The views registered for SQL.
+pub const VIEWS: [View; 1] = [View {
+    name: "forgetting_per_run",
+    reads: Table::Presentations,
+    sql: include_str!("../../queries/views/forgetting_per_run.sql"),
+}];
+
 /// Files of one run that readers must not see.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Hidden {
@@ -122,6 +141,21 @@ impl Catalog {
         Ok(context)
     }
 
+    /// Registers the [`VIEWS`] that `sql` names (and whose table has files) in `context`.
+    /// Setting a view up reads its table's schema, so only the views a query uses are made.
+    ///
+    /// # Errors
+    /// [`Error::Polars`] if a view cannot be set up.
+    fn register_views(&self, context: &mut SQLContext, sql: &str) -> Result<()> {
+        for view in VIEWS {
+            if sql.contains(view.name) && has_files(&self.layout, view.reads) {
+                let frame = context.execute(view.sql)?;
+                context.register(view.name, frame);
+            }
+        }
+        Ok(())
+    }
+
     /// Runs one SQL statement of fstream's own (a command's query) over the tables.
     ///
     /// # Errors
@@ -160,6 +194,10 @@ impl Catalog {
             }
         };
         let mut context = self.sql_context()?;
+        self.register_views(&mut context, sql).map_err(|e| match e {
+            Error::Polars(e) => sql_error(e),
+            other => other,
+        })?;
         let frame = context.execute(sql.trim().trim_end_matches(';')).map_err(sql_error)?;
         frame.collect().map_err(|e| match e {
             PolarsError::ColumnNotFound(_)
@@ -172,11 +210,16 @@ impl Catalog {
         })
     }
 
-    /// A table the engine's message says is missing and that has no files under the root.
+    /// A table the engine's message says is missing (itself, or under a view) and that has no
+    /// files under the root.
     fn unregistered_table_in(&self, message: &str) -> Option<&'static str> {
+        let named = |name: &str| message.contains(&format!("'{name}'"));
+        let views = VIEWS.iter().filter(|v| named(v.name)).map(|v| v.reads);
         Table::ALL
             .into_iter()
-            .find(|t| message.contains(&format!("'{}'", t.name())) && !has_files(&self.layout, *t))
+            .filter(|t| named(t.name()))
+            .chain(views)
+            .find(|t| !has_files(&self.layout, *t))
             .map(Table::name)
     }
 

@@ -39,6 +39,7 @@ JOIN read_parquet('{root}/runs/*.parquet') r USING (run_id)
 WHERE e.epoch <= r.epochs_completed""")
 for table in ["runs", "examples"]:
     con.execute(f"CREATE VIEW {table} AS SELECT * FROM read_parquet('{root}/{table}/*.parquet')")
+con.execute("CREATE VIEW forgetting_per_run AS " + open(f"{queries}/views/forgetting_per_run.sql").read())
 sql = open(f"{queries}/forgetting_counts.sql").read()
 got = con.execute(sql).fetchall()
 want = [tuple(int(v) for v in line.split(",")[:2]) for line in open(order_csv).read().splitlines()[1:]]
