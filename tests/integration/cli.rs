@@ -410,3 +410,15 @@ fn an_installed_layout_loads_its_own_libtorch() {
         )
     );
 }
+
+#[test]
+fn device_cuda_without_a_gpu_is_one_clear_error() {
+    let ws = Workspace::new();
+    ws.write_tiny_mnist(20, 5);
+    let run = ws.train(&["--epochs", "1", "--device", "cuda"]);
+    if run.output.status.success() {
+        eprintln!("skipped: libtorch sees a GPU here");
+        return;
+    }
+    run.assert_exit_code(2).assert_error_contains("--device cuda: this libtorch ");
+}

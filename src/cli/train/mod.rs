@@ -414,15 +414,29 @@ fn sorting_file(args: &TrainArgs) -> Option<PathBuf> {
     }
 }
 
-/// The device the flags ask for.
+/// The device the flags ask for. `auto` without a GPU says why it trains on the CPU.
 fn device(args: &TrainArgs) -> Result<tch::Device, Error> {
+    let cuda = tch::Cuda::is_available();
     match (args.no_cuda, args.device) {
         (true, _) | (false, DeviceArg::Cpu) => Ok(tch::Device::Cpu),
-        (false, DeviceArg::Auto) => Ok(tch::Device::cuda_if_available()),
-        (false, DeviceArg::Cuda) if tch::Cuda::is_available() => Ok(tch::Device::Cuda(0)),
-        (false, DeviceArg::Cuda) => Err(Error::Config(
-            "--device cuda: libtorch sees no CUDA device (is this a CUDA build of libtorch? see README, \"Using your own PyTorch\")".into(),
-        )),
+        (false, DeviceArg::Auto | DeviceArg::Cuda) if cuda => Ok(tch::Device::Cuda(0)),
+        (false, DeviceArg::Auto) => {
+            log::info!("--device auto: {}; training on the CPU", no_cuda_reason());
+            Ok(tch::Device::Cpu)
+        }
+        (false, DeviceArg::Cuda) => Err(Error::Config(format!(
+            "--device cuda: {} (see README, \"Using your own PyTorch\")",
+            no_cuda_reason()
+        ))),
+    }
+}
+
+/// Why libtorch offers no CUDA device: a CPU-only build, or a CUDA build without a GPU.
+fn no_cuda_reason() -> &'static str {
+    if tch::utils::has_cuda() {
+        "this libtorch has CUDA, but sees no GPU"
+    } else {
+        "this libtorch is a CPU-only build (no libtorch_cuda)"
     }
 }
 
