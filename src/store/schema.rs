@@ -338,6 +338,77 @@ mod tests {
         assert_eq!(batch.schema().field(1).name(), col::EXAMPLE_ID);
     }
 
+    /// (column, type) rows of a schema document's table, partition columns left out.
+    fn documented(markdown: &str) -> Vec<(String, String)> {
+        markdown
+            .lines()
+            .filter_map(|line| {
+                let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+                let name = cells.get(1)?.strip_prefix('`')?.strip_suffix('`')?;
+                let kind = *cells.get(2)?;
+                (!kind.contains("(partition)")).then(|| (name.to_string(), kind.to_string()))
+            })
+            .collect()
+    }
+
+    /// How the schema documents write an Arrow field's type.
+    fn written(field: &arrow::datatypes::Field) -> String {
+        use arrow::datatypes::DataType;
+        let kind = match field.data_type() {
+            DataType::Utf8 => "string".to_string(),
+            DataType::Boolean => "bool".to_string(),
+            DataType::UInt16 => "uint16".to_string(),
+            DataType::UInt32 => "uint32".to_string(),
+            DataType::UInt64 => "uint64".to_string(),
+            DataType::Int64 => "int64".to_string(),
+            DataType::Float32 => "float32".to_string(),
+            DataType::Float64 => "float64".to_string(),
+            DataType::Timestamp(_, Some(tz)) => format!("timestamp(ms, {tz})"),
+            other => format!("{other:?}"),
+        };
+        if field.is_nullable() { format!("{kind}, nullable") } else { kind }
+    }
+
+    #[test]
+    fn every_table_matches_its_schema_document() {
+        let progress =
+            RunProgress { status: RunStatus::Running, epochs_completed: 0, finished_at_ms: None };
+        let summary = EpochSummary {
+            run_id: "r".into(),
+            epoch: 1,
+            train_acc: 0.0,
+            train_loss: 0.0,
+            test_acc: 0.0,
+            test_loss: 0.0,
+            lr: 0.1,
+            train_seconds: 0.0,
+            channel_wait_seconds: 0.0,
+            examples: 1,
+        };
+        let examples = ExampleTable {
+            original_labels: vec![1],
+            labels: vec![1],
+            in_training_set: vec![true],
+            pixel_noisy: vec![false],
+            coarse_labels: None,
+        };
+        let tables = [
+            (include_str!("../../schemas/runs.md"), runs_batch(&RunInfo::default(), &progress)),
+            (include_str!("../../schemas/epochs.md"), epochs_batch(&[summary])),
+            (include_str!("../../schemas/examples.md"), examples_batch("r", &examples)),
+            (
+                include_str!("../../schemas/presentations.md"),
+                PresentationColumns::default().to_batch(),
+            ),
+        ];
+        for (markdown, batch) in tables {
+            let schema = batch.unwrap().schema();
+            let actual: Vec<(String, String)> =
+                schema.fields().iter().map(|f| (f.name().clone(), written(f))).collect();
+            assert_eq!(documented(markdown), actual, "{}", markdown.lines().next().unwrap());
+        }
+    }
+
     #[test]
     fn run_times_are_stored_in_utc() {
         let progress =
