@@ -145,7 +145,10 @@ fn recorded_device(info: &RunInfo) -> Result<tch::Device, Error> {
         ))),
     }
 }
-/// The training configuration a stored run was started with (for `--resume`).
+
+/// The training configuration a stored run was started with: the inverse of
+/// [`super::plan::ExperimentSpec::configured_info`] (tested), on `device` with `threads`
+/// (default: as recorded).
 fn stored_config(
     info: &RunInfo,
     device: tch::Device,
@@ -178,4 +181,51 @@ fn stored_config(
         intra_op_threads: threads.unwrap_or(info.intra_op_threads as usize).max(1),
         record: info.record_presentations,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::DatasetKind;
+    use crate::data::corrupt::PixelNoiseMode;
+    use crate::experiment::plan::{ExperimentSpec, RemovalFlags};
+    use crate::fidelity::Fidelity;
+    use crate::model::ModelKind;
+
+    #[test]
+    fn the_stored_row_gives_back_the_training_configuration() {
+        let base = TrainConfig {
+            model: ModelKind::ResNet18,
+            epochs: 7,
+            batch_size: 32,
+            optimizer: OptimizerConfig { lr: 0.05, ..OptimizerConfig::CIFAR },
+            lr_schedule: LrSchedule { milestones: vec![2, 5], gamma: 0.5, delay: 1 },
+            dropout: false,
+            augment: true,
+            cutout: Some(Cutout { holes: 2, length: 8 }),
+            seed: 0,
+            device: tch::Device::Cpu,
+            intra_op_threads: 3,
+            record: false,
+        };
+        let spec = ExperimentSpec {
+            dataset: DatasetKind::Cifar10,
+            seeds: vec![9],
+            base: base.clone(),
+            sorting_file: None,
+            removal_flags: RemovalFlags::default(),
+            fidelity: Fidelity::Faithful,
+            permutation_seed: 0,
+            noise_percent_labels: 0.0,
+            pixel_noise: PixelNoise { percent: 0.0, std: 0.0, mode: PixelNoiseMode::default() },
+        };
+        let info = spec.configured_info(9);
+        let back = stored_config(&info, tch::Device::Cpu, None).unwrap();
+        assert_eq!(back, TrainConfig { seed: 9, ..base });
+        // Through the JSON of the runs row, too.
+        let json = serde_json::to_string(&info).unwrap();
+        let stored: RunInfo = serde_json::from_str(&json).unwrap();
+        assert_eq!(stored_config(&stored, tch::Device::Cpu, Some(1)).unwrap().intra_op_threads, 1);
+        assert_eq!(stored, info);
+    }
 }
