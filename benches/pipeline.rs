@@ -235,7 +235,7 @@ fn planned_run(
     PlannedRun {
         info: RunInfo {
             run_id: run_id.into(),
-            dataset: data.kind.name().into(),
+            dataset: data.kind,
             epochs: config.epochs,
             record_presentations: config.record,
             dataset_examples: data.train.len() as u32,
@@ -272,7 +272,7 @@ fn write_synthetic(root: &Path, runs: usize, epochs: u32) -> (WriterReport, f64)
         let run_id = format!("synthetic-s{run}");
         let info = RunInfo {
             run_id: run_id.clone(),
-            dataset: "mnist".into(),
+            dataset: DatasetKind::Mnist,
             epochs,
             dataset_examples: EXAMPLES as u32,
             train_examples: EXAMPLES as u32,

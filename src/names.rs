@@ -15,8 +15,9 @@ pub(crate) fn parse_name<T: Copy>(
     })
 }
 
-/// Implements `Display` (the name) and `FromStr` (by name, with [`parse_name`]'s error) for an
-/// enum with an `ALL` constant and a `name()` method; `$what` names the kind in errors.
+/// Implements `Display` (the name), `FromStr` (by name, with [`parse_name`]'s error) and serde
+/// (as the name) for an enum with an `ALL` constant and a `name()` method; `$what` names the
+/// kind in errors.
 macro_rules! named_enum {
     ($type:ty, $what:literal) => {
         impl std::fmt::Display for $type {
@@ -30,6 +31,24 @@ macro_rules! named_enum {
 
             fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
                 $crate::names::parse_name(s, &<$type>::ALL, <$type>::name, $what)
+            }
+        }
+
+        impl serde::Serialize for $type {
+            fn serialize<S: serde::Serializer>(
+                &self,
+                s: S,
+            ) -> std::result::Result<S::Ok, S::Error> {
+                s.serialize_str(self.name())
+            }
+        }
+
+        impl<'de> serde::Deserialize<'de> for $type {
+            fn deserialize<D: serde::Deserializer<'de>>(
+                d: D,
+            ) -> std::result::Result<Self, D::Error> {
+                let name = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+                name.parse().map_err(serde::de::Error::custom)
             }
         }
     };

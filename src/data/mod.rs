@@ -15,9 +15,10 @@ use std::path::Path;
 use crate::error::Result;
 
 /// The datasets fstream can train on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum DatasetKind {
     /// MNIST digits, 60,000 train / 10,000 test images of 28x28.
+    #[default]
     Mnist,
     /// MNIST with one fixed pixel permutation applied to every image (docs/semantics.md, bug 2).
     PermutedMnist,

@@ -114,12 +114,12 @@ impl ExperimentSpec {
     pub fn configured_info(&self, seed: u64) -> RunInfo {
         let config = &self.base;
         RunInfo {
-            dataset: self.dataset.name().into(),
-            model: config.model.name().into(),
+            dataset: self.dataset,
+            model: config.model,
             seed,
             epochs: config.epochs,
             batch_size: config.batch_size as u32,
-            optimizer: config.optimizer.kind.name().into(),
+            optimizer: config.optimizer.kind,
             lr: config.optimizer.lr,
             momentum: config.optimizer.momentum,
             nesterov: config.optimizer.nesterov,
@@ -140,7 +140,7 @@ impl ExperimentSpec {
             noise_percent_labels: self.noise_percent_labels,
             noise_percent_pixels: self.pixel_noise.percent,
             noise_std_pixels: self.pixel_noise.std,
-            pixel_noise_mode: self.pixel_noise.mode.name().into(),
+            pixel_noise_mode: self.pixel_noise.mode,
             record_presentations: config.record,
             device: device_name(config.device),
             intra_op_threads: config.intra_op_threads as u32,

@@ -120,7 +120,7 @@ pub fn resumed(
     let pixel_noise = PixelNoise {
         percent: info.noise_percent_pixels,
         std: info.noise_std_pixels,
-        mode: info.pixel_noise_mode.parse().unwrap_or_default(),
+        mode: info.pixel_noise_mode,
     };
     let (data, _) = with_pixel_noise(&data, &pixel_noise, &train_ids, info.seed)?;
     log::info!("resuming run {run_id} after epoch {epochs_completed} of {wanted_epochs}");
@@ -155,11 +155,11 @@ fn stored_config(
     threads: Option<usize>,
 ) -> Result<TrainConfig, Error> {
     Ok(TrainConfig {
-        model: info.model.parse().map_err(Error::Config)?,
+        model: info.model,
         epochs: info.epochs,
         batch_size: info.batch_size as usize,
         optimizer: OptimizerConfig {
-            kind: info.optimizer.parse().map_err(Error::Config)?,
+            kind: info.optimizer,
             lr: info.lr,
             momentum: info.momentum,
             nesterov: info.nesterov,

@@ -14,9 +14,10 @@ pub use resnet::{ResNetConfig, resnet18};
 pub use wide_resnet::{WideResNetConfig, wide_resnet};
 
 /// The networks fstream can train.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ModelKind {
     /// The reference's small MNIST CNN ([`mnist_cnn`]).
+    #[default]
     MnistCnn,
     /// ResNet18, CIFAR variant ([`resnet18`]).
     ResNet18,

@@ -344,7 +344,8 @@ fn count_run(
 ) -> Result<RunCounter> {
     let mut counter = RunCounter::new(num_examples);
     for epoch in 1..=epochs {
-        let path = &catalog.layout().presentations_file(&run.info.dataset, &run.run_id, epoch);
+        let path =
+            &catalog.layout().presentations_file(run.info.dataset.name(), &run.run_id, epoch);
         if !path.is_file() {
             return Err(Error::format(
                 path,

@@ -6,6 +6,11 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 
+use crate::data::DatasetKind;
+use crate::data::corrupt::PixelNoiseMode;
+use crate::model::ModelKind;
+use crate::train::optim::OptimizerKind;
+
 /// Identifies one training run; safe to use in file paths (letters, digits, `-`, `_`).
 pub type RunId = String;
 
@@ -52,18 +57,18 @@ pub struct RunStart {
 pub struct RunInfo {
     /// The run's id.
     pub run_id: RunId,
-    /// Dataset name (`mnist`, `permuted_mnist`, `cifar10`, `cifar100`).
-    pub dataset: String,
-    /// Model name (`mnist_cnn`, `resnet18`, `wideresnet`).
-    pub model: String,
+    /// The dataset (stored by name: `mnist`, `permuted_mnist`, `cifar10`, `cifar100`).
+    pub dataset: DatasetKind,
+    /// The network (stored by name: `mnist_cnn`, `resnet18`, `wideresnet`).
+    pub model: ModelKind,
     /// Training seed (model initialization, data order, random removal).
     pub seed: u64,
     /// Epochs the run was asked to train.
     pub epochs: u32,
     /// Training batch size.
     pub batch_size: u32,
-    /// Optimizer name (`sgd`, `adam`).
-    pub optimizer: String,
+    /// The update rule (stored by name: `sgd`, `adam`).
+    pub optimizer: OptimizerKind,
     /// Base learning rate.
     pub lr: f64,
     /// SGD momentum.
@@ -102,8 +107,8 @@ pub struct RunInfo {
     pub noise_percent_pixels: f64,
     /// Standard deviation of the pixel noise, in pixel units.
     pub noise_std_pixels: f64,
-    /// `corrected` or `faithful` (the reference's mean-120, wrap-around noise).
-    pub pixel_noise_mode: String,
+    /// Corrected or faithful (the reference's mean-120, wrap-around noise).
+    pub pixel_noise_mode: PixelNoiseMode,
     /// The data directory the run was trained from (absolute).
     pub data_dir: String,
     /// SHA-256 of the loaded train and test sets (see `Splits::fingerprint`); `--resume`

@@ -142,10 +142,10 @@ fn check_run(layout: &Layout, run: &StoredRun, report: &mut VerifyReport) -> Res
             Err(e) => report.damage(&epochs_file, e.to_string()),
         }
     }
-    let run_dir = layout.run_presentations_dir(&info.dataset, run_id);
+    let run_dir = layout.run_presentations_dir(info.dataset.name(), run_id);
     if info.record_presentations {
         for epoch in 1..=completed {
-            let path = layout.presentations_file(&info.dataset, run_id, epoch);
+            let path = layout.presentations_file(info.dataset.name(), run_id, epoch);
             report.files_checked += 1;
             match parquet_rows(&path) {
                 Ok(rows) if rows == u64::from(info.train_examples) => {}

@@ -202,7 +202,7 @@ impl Writer {
         let buffer = std::mem::take(&mut state.buffer);
         let (run_id, epoch) = (state.info.run_id.clone(), summary.epoch);
         let presentation_file = (!buffer.is_empty())
-            .then(|| layout.presentations_file(&state.info.dataset, &run_id, epoch));
+            .then(|| layout.presentations_file(state.info.dataset.name(), &run_id, epoch));
         state.epochs.push(summary);
         state.progress.epochs_completed = epoch;
         let mut epochs = schema::epochs_batch(&state.epochs)?;
@@ -292,7 +292,7 @@ pub fn remove_stale_temporaries(layout: &Layout, run: &RunInfo) -> Result<()> {
         .into_iter()
         .map(|table| (layout.table_dir(table), false))
         .collect();
-    dirs.push((layout.run_presentations_dir(&run.dataset, &run.run_id), true));
+    dirs.push((layout.run_presentations_dir(run.dataset.name(), &run.run_id), true));
     dirs.push((layout.checkpoint_dir(&run.run_id), true));
     while let Some((dir, whole)) = dirs.pop() {
         let Ok(entries) = std::fs::read_dir(&dir) else { continue };

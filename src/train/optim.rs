@@ -24,9 +24,10 @@ const ADAM_BETAS: (f64, f64) = (0.9, 0.999);
 const ADAM_EPS: f64 = 1e-8;
 
 /// The update rules fstream offers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum OptimizerKind {
     /// Stochastic gradient descent with momentum (optionally Nesterov) and weight decay.
+    #[default]
     Sgd,
     /// Adam (Kingma & Ba 2015) with betas (0.9, 0.999) and eps 1e-8.
     Adam,

@@ -6,7 +6,6 @@
 use std::path::PathBuf;
 
 use fstream::Error;
-use fstream::data::DatasetKind;
 use fstream::experiment::PlannedRun;
 use fstream::experiment::plan::{DEFAULT_DATA_DIR, ExperimentSpec, plan_new_runs};
 use fstream::experiment::resume::{Matched, ResumeOverrides, match_stored, resumed};
@@ -77,7 +76,7 @@ pub(super) fn resume_run(
     let layout = Layout::new(&args.output_dir);
     let stored = read_run(&layout, run_id)?;
     check_flags_against(args, explicit, &stored.info)?;
-    let dataset: DatasetKind = stored.info.dataset.parse().map_err(Error::Config)?;
+    let dataset = stored.info.dataset;
     let recorded_dir = Some(&stored.info.data_dir).filter(|d| !d.is_empty());
     let dir = args
         .data_dir
@@ -156,7 +155,7 @@ fn check_flags_against(
     }
     let mut args = args.clone();
     if args.dataset.is_none() {
-        args.dataset = Some(recorded.dataset.parse().map_err(Error::Config)?);
+        args.dataset = Some(recorded.dataset);
     }
     if args.seed.is_empty() && args.seeds.is_none() {
         args.seed = vec![recorded.seed];
