@@ -67,7 +67,7 @@ pub(crate) fn write_atomically(
     let dir = path.parent().ok_or_else(|| Error::format(path, "no parent directory"))?;
     std::fs::create_dir_all(dir).at(dir)?;
     let file_name = path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
-    let tmp = dir.join(format!(".{file_name}.{}.tmp", std::process::id()));
+    let tmp = dir.join(format!("{}{}.tmp", temporary_prefix(&file_name), std::process::id()));
     let result = (|| {
         let mut file = File::create(&tmp).at(&tmp)?;
         write(&mut file).map_err(|e| e.with_io_path(path))?;
@@ -80,6 +80,12 @@ pub(crate) fn write_atomically(
         let _ = std::fs::remove_file(&tmp);
     }
     result
+}
+
+/// How the names of `file_name`'s temporary files begin (then the writer's process id and
+/// `.tmp`): hidden, and never ending in `.parquet`.
+pub(crate) fn temporary_prefix(file_name: &str) -> String {
+    format!(".{file_name}.")
 }
 
 /// Parquet settings. zstd level 1 keeps the writer far ahead of training. For presentations,

@@ -278,7 +278,7 @@ fn run_paths(layout: &Layout, run_id: &str) -> Result<Vec<PathBuf>> {
         .map(|table| layout.run_file(table, run_id))
         .filter(|p| p.exists())
         .collect();
-    let own_temp = format!(".{run_id}.parquet.");
+    let own_temp = super::temporary_prefix(&format!("{run_id}.parquet"));
     for table in [Table::Runs, Table::Epochs, Table::Examples] {
         let dir = layout.table_dir(table);
         for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {

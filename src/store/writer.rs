@@ -287,7 +287,7 @@ fn remove_superseded_checkpoints(layout: &Layout, run_id: &str, epoch: u32) -> R
 /// # Errors
 /// [`Error::Io`] naming a file or directory that cannot be listed or removed.
 pub fn remove_stale_temporaries(layout: &Layout, run: &RunInfo) -> Result<()> {
-    let own_table_temp = format!(".{}.parquet.", run.run_id);
+    let own_table_temp = super::temporary_prefix(&format!("{}.parquet", run.run_id));
     let mut dirs: Vec<(PathBuf, bool)> = [Table::Epochs, Table::Examples, Table::Runs]
         .into_iter()
         .map(|table| (layout.table_dir(table), false))
