@@ -4,9 +4,10 @@
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
 
-use crate::util::{Workspace, all_presentations_csv, parquet_files, signal, train_command};
+use crate::util::{
+    Workspace, all_presentations_csv, parquet_files, signal, train_command, wait_for_parquet_files,
+};
 
 /// The root's runs as `seed,status,epochs_completed,error` lines, by seed.
 fn runs_csv(ws: &Workspace) -> String {
@@ -181,11 +182,7 @@ fn sigterm_stops_the_run_resumably_and_the_printed_hint_works() {
         .args(["--dataset", "mnist", "--epochs", "30", "--batch-size", "20"])
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while parquet_files(&ws.root().join("presentations")).is_empty() {
-        assert!(Instant::now() < deadline, "no epoch committed in time");
-        std::thread::sleep(Duration::from_millis(1));
-    }
+    wait_for_parquet_files(&ws.root().join("presentations"), 1);
     signal(&child, libc::SIGTERM);
     let status = child.wait().unwrap();
     let stderr = std::fs::read_to_string(&log).unwrap();
@@ -298,11 +295,7 @@ fn runs_verify_and_rm_operate_a_root() {
         .args(["--dataset", "mnist", "--epochs", "500", "--batch-size", "20", "--seed", "2"])
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while parquet_files(&ws.root().join("presentations")).len() < 3 {
-        assert!(Instant::now() < deadline, "no epoch committed in time");
-        std::thread::sleep(Duration::from_millis(1));
-    }
+    wait_for_parquet_files(&ws.root().join("presentations"), 3);
     let listing = ws.fstream(&["runs", "--root", &root, "--format", "csv"]);
     listing.assert_ok();
     let rows: Vec<Vec<String>> = listing

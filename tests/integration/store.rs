@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use crate::util::{
     Workspace, all_presentations_csv, parquet_files, read_presentations, signal, train_command,
+    wait_for_parquet_files,
 };
 
 #[test]
@@ -25,11 +26,7 @@ fn killed_run_leaves_only_complete_epochs_visible() {
         .spawn()
         .unwrap();
     let presentations = ws.root().join("presentations");
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while parquet_files(&presentations).len() < 2 {
-        assert!(Instant::now() < deadline, "training produced no epochs in time");
-        std::thread::sleep(Duration::from_millis(1));
-    }
+    wait_for_parquet_files(&presentations, 2);
     child.kill().unwrap();
     child.wait().unwrap();
 
@@ -138,11 +135,7 @@ fn assert_kills_and_resumes_bit_identically(ws: &Workspace, config: &[&str]) {
 
     let killed = ws.path().join("killed");
     let mut child = train_command(ws, &killed, &log).args(config).spawn().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while !killed.join("runs").is_dir() || parquet_files(&killed.join("runs")).is_empty() {
-        assert!(Instant::now() < deadline);
-        std::thread::sleep(Duration::from_millis(1));
-    }
+    wait_for_parquet_files(&killed.join("runs"), 1);
     let run_file = parquet_files(&killed.join("runs")).remove(0);
     let run_id = run_file.file_stem().unwrap().to_str().unwrap().to_string();
 
@@ -272,11 +265,7 @@ fn ctrl_c_marks_the_run_failed_and_it_resumes_to_completion() {
     let log = ws.path().join("train.log");
     let config = ["--dataset", "mnist", "--seed", "3", "--epochs", "40", "--batch-size", "20"];
     let mut child = train_command(&ws, &ws.root(), &log).args(config).spawn().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while parquet_files(&ws.root().join("presentations")).is_empty() {
-        assert!(Instant::now() < deadline, "no epoch committed in time");
-        std::thread::sleep(Duration::from_millis(1));
-    }
+    wait_for_parquet_files(&ws.root().join("presentations"), 1);
     signal(&child, libc::SIGINT);
     let status = child.wait().unwrap();
     let stderr = std::fs::read_to_string(&log).unwrap();

@@ -400,3 +400,13 @@ pub fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
         }
     }
 }
+
+/// Waits (polling, no fixed sleep) until `dir` holds at least `count` committed `.parquet`
+/// files, e.g. the first epochs of a training process; fails after two minutes.
+pub fn wait_for_parquet_files(dir: &Path, count: usize) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while parquet_files(dir).len() < count {
+        assert!(std::time::Instant::now() < deadline, "{count} files never appeared in {dir:?}");
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+}
