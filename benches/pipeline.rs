@@ -14,6 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use fstream::data::{DatasetKind, ImageSet, Splits, mnist};
+use fstream::experiment::plan::{DataCache, ExperimentSpec, RemovalFlags, plan_new_runs};
 use fstream::experiment::{PlannedRun, run_experiment};
 use fstream::model::ModelKind;
 use fstream::record::{self, BatchStats, EpochSummary, ExampleTable, Record, RunInfo, RunStart};
@@ -202,7 +203,7 @@ fn bench_recording(
     for repetition in 0..repetitions {
         for (slot, record) in [(0, true), (1, false)] {
             let config = TrainConfig { epochs: 1, record, seed: repetition, ..base.clone() };
-            let run = planned_run(&format!("bench-{repetition}-{record}"), data, config, per_epoch);
+            let run = planned_run(data, config, per_epoch);
             let summaries: Mutex<Vec<EpochSummary>> = Mutex::new(Vec::new());
             let on_progress = |p: Progress<'_>| {
                 if let Progress::Epoch(s) = p {
@@ -226,33 +227,17 @@ fn bench_recording(
     on
 }
 
-fn planned_run(
-    run_id: &str,
-    data: &Arc<Splits>,
-    config: TrainConfig,
-    examples: usize,
-) -> PlannedRun {
-    PlannedRun {
-        info: RunInfo {
-            run_id: run_id.into(),
-            dataset: data.kind,
-            epochs: config.epochs,
-            record_presentations: config.record,
-            dataset_examples: data.train.len() as u32,
-            ..Default::default()
-        },
-        examples: ExampleTable {
-            original_labels: data.train.labels.clone(),
-            labels: data.train.labels.clone(),
-            in_training_set: vec![true; data.train.len()],
-            pixel_noisy: vec![false; data.train.len()],
-            coarse_labels: None,
-        },
-        data: Arc::clone(data),
-        config,
-        train_ids: (0..examples as u32).collect(),
-        resume: None,
-    }
+/// A run of `config` on the first `examples` examples of `data` (random removal of the
+/// rest), planned as `fstream train` plans one.
+fn planned_run(data: &Splits, config: TrainConfig, examples: usize) -> PlannedRun {
+    let mut spec = ExperimentSpec::new(data.kind, vec![config.seed], config);
+    spec.removal_flags = RemovalFlags {
+        remove_n: data.train.len() - examples,
+        keep_lowest_n: -1,
+        remove_subsample: 0,
+    };
+    let mut cache = DataCache::preloaded("generated".into(), data.clone());
+    plan_new_runs(&spec, &mut cache).expect("a valid bench run").remove(0)
 }
 
 fn median(values: &mut [f64]) -> f64 {

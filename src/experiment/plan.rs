@@ -74,6 +74,15 @@ impl DataCache {
         DataCache { dir, dataset, loaded: HashMap::new() }
     }
 
+    /// A cache holding data already in memory (generated data, benches) as permutation seed
+    /// 0, under the name `dir` for the `runs` rows.
+    pub fn preloaded(dir: PathBuf, data: Splits) -> Self {
+        let fingerprint = data.fingerprint();
+        let dataset = data.kind;
+        let loaded = HashMap::from([(0, (Arc::new(data), fingerprint))]);
+        DataCache { dir, dataset, loaded }
+    }
+
     /// The data directory.
     pub fn dir(&self) -> &Path {
         &self.dir
@@ -109,6 +118,22 @@ impl DataCache {
 }
 
 impl ExperimentSpec {
+    /// An experiment of one run per seed of `base` on `dataset`: no removal, no noise,
+    /// corrected semantics, permutation seed 0.
+    pub fn new(dataset: DatasetKind, seeds: Vec<u64>, base: TrainConfig) -> Self {
+        ExperimentSpec {
+            dataset,
+            seeds,
+            base,
+            sorting_file: None,
+            removal_flags: RemovalFlags::default(),
+            fidelity: Fidelity::Corrected,
+            permutation_seed: 0,
+            noise_percent_labels: 0.0,
+            pixel_noise: PixelNoise::default(),
+        }
+    }
+
     /// The `runs` fields of the run with `seed`, as far as the specification fixes them; the
     /// data-dependent ones (id, sizes, fingerprint, removal count, times) are left default.
     pub fn configured_info(&self, seed: u64) -> RunInfo {
