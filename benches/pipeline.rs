@@ -17,7 +17,9 @@ use fstream::data::{DatasetKind, ImageSet, Splits, mnist};
 use fstream::experiment::plan::{DataCache, ExperimentSpec, RemovalFlags, plan_new_runs};
 use fstream::experiment::{PlannedRun, run_experiment};
 use fstream::model::ModelKind;
-use fstream::record::{self, BatchStats, EpochSummary, ExampleTable, Record, RunInfo, RunStart};
+use fstream::record::{
+    self, BatchStats, EpochSummary, ExampleTable, Record, RunId, RunInfo, RunStart,
+};
 use fstream::store::writer::{WriterReport, spawn_writer};
 use fstream::train::optim::{LrSchedule, OptimizerConfig};
 use fstream::train::{Progress, TrainConfig};
@@ -254,7 +256,7 @@ fn write_synthetic(root: &Path, runs: usize, epochs: u32) -> (WriterReport, f64)
     let started = Instant::now();
     for run in 0..runs {
         let mut rng = ChaCha8Rng::seed_from_u64(run as u64);
-        let run_id = format!("synthetic-s{run}");
+        let run_id: RunId = format!("synthetic-s{run}").into();
         let info = RunInfo {
             run_id: run_id.clone(),
             dataset: DatasetKind::Mnist,

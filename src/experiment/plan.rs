@@ -12,7 +12,7 @@ use crate::data::selection::{Removal, select};
 use crate::data::{self, DatasetKind, Splits};
 use crate::error::{Error, Result};
 use crate::fidelity::Fidelity;
-use crate::record::{ExampleTable, RunInfo};
+use crate::record::{ExampleTable, RunId, RunInfo};
 use crate::store::sorting::SortingFile;
 use crate::store::writer::now_ms;
 use crate::train::TrainConfig;
@@ -339,10 +339,10 @@ fn warn_unpresented_removed(sorting: &SortingFile, removed: &[u32]) {
 
 /// A new run id: dataset, seed, UTC start time and a random suffix, e.g.
 /// `mnist-s1-20261128T075400Z-3f2a`.
-pub fn new_run_id(dataset: DatasetKind, seed: u64) -> String {
+pub fn new_run_id(dataset: DatasetKind, seed: u64) -> RunId {
     let time = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
     let compact: String = time.chars().filter(|c| !matches!(c, '-' | ':')).collect();
-    format!("{dataset}-s{seed}-{compact}-{:04x}", rand::random::<u16>())
+    format!("{dataset}-s{seed}-{compact}-{:04x}", rand::random::<u16>()).into()
 }
 
 #[cfg(test)]

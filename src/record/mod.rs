@@ -11,8 +11,68 @@ use crate::data::corrupt::PixelNoiseMode;
 use crate::model::ModelKind;
 use crate::train::optim::OptimizerKind;
 
-/// Identifies one training run; safe to use in file paths (letters, digits, `-`, `_`).
-pub type RunId = String;
+/// Identifies one training run, e.g. `mnist-s1-20261128T075400Z-3f2a`; safe to use in file
+/// paths (fstream makes them of letters, digits, `-` and `_`). Stored as a plain string.
+#[derive(
+    Debug,
+    Clone,
+    Default,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+#[serde(transparent)]
+pub struct RunId(String);
+
+impl RunId {
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::ops::Deref for RunId {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl AsRef<str> for RunId {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Maps keyed by run id can be looked up with a `&str` (hash and equality are the string's).
+impl std::borrow::Borrow<str> for RunId {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for RunId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<String> for RunId {
+    fn from(id: String) -> Self {
+        RunId(id)
+    }
+}
+
+impl From<&str> for RunId {
+    fn from(id: &str) -> Self {
+        RunId(id.to_string())
+    }
+}
 
 /// One message from a trainer to the writer.
 #[derive(Debug)]

@@ -258,7 +258,8 @@ pub fn epochs_batch(epochs: &[EpochSummary]) -> Result<RecordBatch> {
     Ok(RecordBatch::try_from_iter_with_nullable([
         (
             col::RUN_ID,
-            Arc::new(StringArray::from_iter_values(epochs.iter().map(|e| &e.run_id))) as ArrayRef,
+            Arc::new(StringArray::from_iter_values(epochs.iter().map(|e| e.run_id.as_str())))
+                as ArrayRef,
             false,
         ),
         (

@@ -16,7 +16,7 @@ use super::schema::{self, PresentationColumns, RunProgress, RunStatus};
 use super::{rename_durably, write_parquet_atomically};
 use crate::crash;
 use crate::error::{Error, IoContext, Result};
-use crate::record::{BatchStats, EpochSummary, Record, RunInfo, RunStart};
+use crate::record::{BatchStats, EpochSummary, Record, RunId, RunInfo, RunStart};
 
 /// What the writer did, returned when its channel closes.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -106,7 +106,7 @@ struct RunState {
 
 struct Writer {
     layout: Layout,
-    runs: HashMap<String, RunState>,
+    runs: HashMap<RunId, RunState>,
     report: WriterReport,
     reserve: SpaceReserve,
 }
@@ -251,7 +251,7 @@ impl Writer {
     /// Marks runs that are still running as failed, best effort: this runs on the way out of
     /// an error, so a second failure is not reported.
     fn fail_open_runs(&mut self, reason: &str) {
-        let open: Vec<String> = self
+        let open: Vec<RunId> = self
             .runs
             .iter()
             .filter(|(_, s)| s.progress.status == RunStatus::Running)

@@ -291,7 +291,7 @@ impl BatchSink<'_> {
     }
 
     fn diverged(&self, step: u32) -> Error {
-        Error::Diverged { run_id: self.run_id.clone(), epoch: self.epoch, step }
+        Error::Diverged { run_id: self.run_id.to_string(), epoch: self.epoch, step }
     }
 
     /// The epoch's totals; with recording off, a non-finite loss in any batch (tracked on the

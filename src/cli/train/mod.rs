@@ -12,6 +12,7 @@ use fstream::Error;
 use fstream::data::{DatasetKind, cifar, mnist};
 use fstream::experiment::plan::{DEFAULT_DATA_DIR, DataCache, ExperimentSpec, plan_new_runs};
 use fstream::experiment::{PlannedRun, run_experiment};
+use fstream::record::RunId;
 use fstream::store::layout::Layout;
 use fstream::store::lock::{RunLock, lock_run};
 use fstream::train::Progress;
@@ -99,7 +100,7 @@ fn train_runs(args: &TrainArgs, runs: &[PlannedRun], quiet: bool) -> anyhow::Res
         );
     }
     let bars = Bars::new(args.progress, quiet);
-    let run_bars: Mutex<HashMap<String, ProgressBar>> = Mutex::new(
+    let run_bars: Mutex<HashMap<RunId, ProgressBar>> = Mutex::new(
         runs.iter()
             .map(|r| {
                 let prefix = format!("seed {:>3}", r.info.seed);
