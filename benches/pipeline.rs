@@ -93,6 +93,40 @@ fn bench_mnist_training() {
         "fstream with recording / minimal loop: {:.2}x (target >= 1.00x)",
         fstream_rate / minimal_rate
     );
+    if threads >= 2 {
+        let one_thread = TrainConfig { intra_op_threads: 1, ..base };
+        let fstream_rate = two_concurrent_fstream_runs(&data, &one_thread, per_epoch);
+        let minimal_rate: f64 = std::thread::scope(|scope| {
+            let loops: Vec<_> = (0..2)
+                .map(|_| scope.spawn(|| minimal_tch_loop(&data, &one_thread, per_epoch, 3)))
+                .collect();
+            loops.into_iter().map(|l| l.join().unwrap()).sum()
+        });
+        println!(
+            "2 runs x 1 thread, examples/s of both together: fstream {fstream_rate:.1}, minimal loops {minimal_rate:.1}: {:.2}x",
+            fstream_rate / minimal_rate
+        );
+    }
+}
+
+/// Examples/s of two runs of `config` (seeds 1 and 2) trained at once by one fstream
+/// experiment, recording on: the sum of both runs' rates in their second epoch.
+fn two_concurrent_fstream_runs(data: &Arc<Splits>, config: &TrainConfig, per_epoch: usize) -> f64 {
+    let dir = tempfile::tempdir().unwrap();
+    let runs: Vec<PlannedRun> = (1..=2)
+        .map(|seed| planned_run(data, TrainConfig { epochs: 2, seed, ..config.clone() }, per_epoch))
+        .collect();
+    let rates: Mutex<Vec<f64>> = Mutex::new(Vec::new());
+    let on_progress = |p: Progress<'_>| {
+        if let Progress::Epoch(s) = p
+            && s.epoch == 2
+        {
+            rates.lock().unwrap().push(s.examples as f64 / s.train_seconds);
+        }
+        std::ops::ControlFlow::Continue(())
+    };
+    run_experiment(dir.path(), &runs, &on_progress).unwrap();
+    rates.into_inner().unwrap().iter().sum()
 }
 
 /// Examples/s of the plainest training loop tch allows for `config`'s model and batch size:
