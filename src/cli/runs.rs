@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use clap::Args;
 use fstream::Error;
 use fstream::query::Catalog;
+use fstream::store::layout::Table;
 use fstream::store::lock::lock_holder;
 use polars::prelude::{Column, NamedFrom, Series};
 
@@ -30,13 +31,19 @@ pub fn run(args: RunsArgs) -> anyhow::Result<()> {
     }
     let catalog = Catalog::open(&args.root)?;
     let predicate = fstream::query::check_predicate(args.where_sql.as_deref().unwrap_or("TRUE"))?;
+    // Before any run commits an epoch there is no epochs table to join.
+    let (test_acc, join) = match catalog.scan(Table::Epochs)? {
+        Some(_) => (
+            "l.test_acc",
+            "LEFT JOIN (SELECT run_id, epoch, test_acc FROM epochs) l \
+             ON l.run_id = s.run_id AND l.epoch = s.epochs_completed",
+        ),
+        None => ("CAST(NULL AS DOUBLE)", ""),
+    };
     let sql = format!(
-        "WITH selected AS (SELECT * FROM runs WHERE {predicate}), \
-         last_epoch AS (SELECT run_id, epoch, test_acc FROM epochs) \
+        "WITH selected AS (SELECT * FROM runs WHERE {predicate}) \
          SELECT s.run_id, s.dataset, s.seed, s.status, s.epochs_completed, s.epochs, \
-         l.test_acc AS last_test_acc, s.error \
-         FROM selected s LEFT JOIN last_epoch l \
-         ON l.run_id = s.run_id AND l.epoch = s.epochs_completed \
+         {test_acc} AS last_test_acc, s.error FROM selected s {join} \
          ORDER BY s.started_at, s.run_id"
     );
     let mut frame =

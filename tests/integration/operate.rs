@@ -357,3 +357,21 @@ fn runs_verify_and_rm_operate_a_root() {
         .assert_exit_code(2)
         .assert_error_contains(&format!("no run {live_id} under"));
 }
+
+#[test]
+fn runs_lists_a_run_that_never_committed_an_epoch() {
+    let ws = Workspace::new();
+    ws.write_tiny_mnist(100, 10);
+    let status = train_command(&ws, &ws.root(), &ws.path().join("crash.log"))
+        .args(["--dataset", "mnist", "--epochs", "2"])
+        .env("FSTREAM_CRASH_POINT", "epoch-after-presentations#1")
+        .status()
+        .unwrap();
+    assert_eq!(status.signal(), Some(libc::SIGKILL));
+    let root = ws.root().display().to_string();
+    let listing = ws.fstream(&["runs", "--root", &root, "--format", "csv"]);
+    listing.assert_ok();
+    let row = listing.stdout().lines().nth(1).unwrap().to_string();
+    let fields: Vec<&str> = row.split(',').collect();
+    assert_eq!(fields[2..8], ["1", "stopped (resume it)", "0", "2", "", ""], "{row}");
+}
