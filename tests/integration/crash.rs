@@ -2,10 +2,11 @@
 //! commit protocol leaves no partial file for any reader, shows only what its `runs` row
 //! declares, and resumes to presentations bit-identical to an uninterrupted run.
 
-use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 
-use crate::util::{Workspace, all_presentations_csv, parquet_files, train_command};
+use crate::util::{
+    Workspace, all_presentations_csv, parquet_files, train_command, train_crashing_at,
+};
 
 const CONFIG: [&str; 8] =
     ["--dataset", "mnist", "--seed", "2", "--epochs", "3", "--batch-size", "25"];
@@ -30,14 +31,7 @@ const CRASHES: [&str; 13] = [
 
 /// Trains with `spec` armed; asserts the process died by SIGKILL and returns the run id.
 fn crash(ws: &Workspace, root: &Path, spec: &str) -> String {
-    let log = ws.path().join("crash.log");
-    let status = train_command(ws, root, &log)
-        .args(CONFIG)
-        .env("FSTREAM_CRASH_POINT", spec)
-        .status()
-        .unwrap();
-    let stderr = std::fs::read_to_string(&log).unwrap();
-    assert_eq!(status.signal(), Some(libc::SIGKILL), "{spec}: {status:?}\n{stderr}");
+    train_crashing_at(ws, root, &CONFIG, spec);
     let runs = parquet_files(&root.join("runs"));
     assert_eq!(runs.len(), 1, "{spec}: one runs row");
     runs[0].file_stem().unwrap().to_string_lossy().into_owned()
@@ -133,12 +127,7 @@ fn a_crash_before_the_first_runs_row_leaves_only_hidden_orphans() {
     ws.write_tiny_mnist(TRAIN_EXAMPLES, 20);
     let root = ws.root();
     let log = ws.path().join("crash.log");
-    let status = train_command(&ws, &root, &log)
-        .args(CONFIG)
-        .env("FSTREAM_CRASH_POINT", "write-partial@/runs/#1")
-        .status()
-        .unwrap();
-    assert_eq!(status.signal(), Some(libc::SIGKILL));
+    train_crashing_at(&ws, &root, &CONFIG, "write-partial@/runs/#1");
     assert!(parquet_files(&root.join("runs")).is_empty());
     let verify = ws.fstream(&["verify", "--root", root.to_str().unwrap()]);
     verify.assert_ok();

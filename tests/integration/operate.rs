@@ -1,12 +1,12 @@
 //! Operating a root: resume that checks what it resumes, resuming a whole experiment,
 //! failures that are states (divergence, SIGTERM, a full disk), and `runs`, `verify`, `rm`.
 
-use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
 use std::process::Command;
 
 use crate::util::{
-    Workspace, all_presentations_csv, parquet_files, signal, train_command, wait_for_parquet_files,
+    Workspace, all_presentations_csv, parquet_files, signal, train_command, train_crashing_at,
+    wait_for_parquet_files,
 };
 
 /// The root's runs as `seed,status,epochs_completed,error` lines, by seed.
@@ -107,14 +107,9 @@ fn resume_without_an_id_continues_an_experiment() {
     let experiment = ["--epochs", "3", "--seeds", "1..3"];
     ws.train(&["--epochs", "3", "--seed", "1"]).assert_ok();
     // Seed 2 is killed after its first epoch; seed 3 never starts.
-    let log = ws.path().join("crash.log");
-    let status = train_command(&ws, &ws.root(), &log)
-        .args(["--dataset", "mnist", "--batch-size", "16", "--lr", "0.05"])
-        .args(["--epochs", "3", "--seed", "2"])
-        .env("FSTREAM_CRASH_POINT", "epoch-after-runs-row#1")
-        .status()
-        .unwrap();
-    assert_eq!(status.signal(), Some(libc::SIGKILL));
+    let seed_2 = ["--dataset", "mnist", "--batch-size", "16", "--lr", "0.05", "--epochs", "3"];
+    let seed_2 = [&seed_2[..], &["--seed", "2"]].concat();
+    train_crashing_at(&ws, &ws.root(), &seed_2, "epoch-after-runs-row#1");
     let before: Vec<String> = parquet_files(&ws.root().join("runs"))
         .iter()
         .map(|p| p.file_stem().unwrap().to_string_lossy().into_owned())
@@ -362,12 +357,8 @@ fn runs_verify_and_rm_operate_a_root() {
 fn runs_lists_a_run_that_never_committed_an_epoch() {
     let ws = Workspace::new();
     ws.write_tiny_mnist(100, 10);
-    let status = train_command(&ws, &ws.root(), &ws.path().join("crash.log"))
-        .args(["--dataset", "mnist", "--epochs", "2"])
-        .env("FSTREAM_CRASH_POINT", "epoch-after-presentations#1")
-        .status()
-        .unwrap();
-    assert_eq!(status.signal(), Some(libc::SIGKILL));
+    let args = ["--dataset", "mnist", "--epochs", "2"];
+    train_crashing_at(&ws, &ws.root(), &args, "epoch-after-presentations#1");
     let root = ws.root().display().to_string();
     let listing = ws.fstream(&["runs", "--root", &root, "--format", "csv"]);
     listing.assert_ok();

@@ -410,3 +410,14 @@ pub fn wait_for_parquet_files(dir: &Path, count: usize) {
         std::thread::sleep(std::time::Duration::from_millis(1));
     }
 }
+
+/// Runs `fstream train ARGS` into `root` with crash point `spec` armed
+/// (`FSTREAM_CRASH_POINT`) and asserts that the process died there, by SIGKILL.
+pub fn train_crashing_at(ws: &Workspace, root: &Path, args: &[&str], spec: &str) {
+    use std::os::unix::process::ExitStatusExt;
+    let log = ws.path().join("crash.log");
+    let status =
+        train_command(ws, root, &log).args(args).env("FSTREAM_CRASH_POINT", spec).status().unwrap();
+    let stderr = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(status.signal(), Some(libc::SIGKILL), "{spec}: {status:?}\n{stderr}");
+}
