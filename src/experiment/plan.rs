@@ -12,10 +12,12 @@ use crate::data::selection::{Removal, select};
 use crate::data::{self, DatasetKind, Splits};
 use crate::error::{Error, Result};
 use crate::fidelity::Fidelity;
+use crate::model::ModelKind;
 use crate::record::{ExampleTable, RunId, RunInfo};
 use crate::store::sorting::SortingFile;
 use crate::store::writer::now_ms;
 use crate::train::TrainConfig;
+use crate::train::optim::{LrSchedule, OptimizerConfig, OptimizerKind};
 
 use super::PlannedRun;
 
@@ -25,6 +27,39 @@ pub const MAX_RUNS_PER_PROCESS: usize = 64;
 
 /// The data directory of new runs when none is given.
 pub const DEFAULT_DATA_DIR: &str = "data";
+
+/// The reference's settings for a dataset and an optimizer (docs/semantics.md, "Training"):
+/// what a run uses where no flag says otherwise.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReferenceDefaults {
+    /// The MNIST CNN for MNIST, ResNet18 for CIFAR.
+    pub model: ModelKind,
+    /// 64 for MNIST, 128 for CIFAR.
+    pub batch_size: usize,
+    /// SGD lr 0.01 momentum 0.5 (MNIST); SGD lr 0.1 Nesterov 0.9 weight decay 5e-4 (CIFAR);
+    /// Adam lr 1e-3.
+    pub optimizer: OptimizerConfig,
+    /// Learning-rate drops after epochs 60, 120, 160 for SGD on CIFAR; none otherwise.
+    pub lr_milestones: Vec<u32>,
+}
+
+impl ReferenceDefaults {
+    /// The defaults of `dataset` trained with `optimizer`.
+    pub fn new(dataset: DatasetKind, optimizer: OptimizerKind) -> Self {
+        let cifar = dataset.is_cifar();
+        let sgd_on_cifar = cifar && optimizer == OptimizerKind::Sgd;
+        ReferenceDefaults {
+            model: if cifar { ModelKind::ResNet18 } else { ModelKind::MnistCnn },
+            batch_size: if cifar { 128 } else { 64 },
+            optimizer: match (optimizer, cifar) {
+                (OptimizerKind::Adam, _) => OptimizerConfig::ADAM,
+                (OptimizerKind::Sgd, true) => OptimizerConfig::CIFAR,
+                (OptimizerKind::Sgd, false) => OptimizerConfig::MNIST,
+            },
+            lr_milestones: if sgd_on_cifar { LrSchedule::cifar(0).milestones } else { Vec::new() },
+        }
+    }
+}
 
 /// A checked experiment: everything but the data-dependent checks, which
 /// [`plan_new_runs`] makes.

@@ -9,7 +9,9 @@ use fstream::Error;
 use fstream::data::DatasetKind;
 use fstream::data::batch::Cutout;
 use fstream::data::corrupt::{PixelNoise, PixelNoiseMode, check_percent};
-use fstream::experiment::plan::{ExperimentSpec, MAX_RUNS_PER_PROCESS, RemovalFlags};
+use fstream::experiment::plan::{
+    ExperimentSpec, MAX_RUNS_PER_PROCESS, ReferenceDefaults, RemovalFlags,
+};
 use fstream::fidelity::Fidelity;
 use fstream::model::ModelKind;
 use fstream::train::TrainConfig;
@@ -209,16 +211,17 @@ impl TryFrom<&TrainArgs> for ExperimentSpec {
                 seeds.len()
             )));
         }
-        let model = model_for(dataset, args.model)?;
-        let batch_size = args.batch_size.unwrap_or(if dataset.is_cifar() { 128 } else { 64 });
+        let defaults = ReferenceDefaults::new(dataset, args.optimizer);
+        let model = model_for(dataset, args.model.unwrap_or(defaults.model))?;
+        let batch_size = args.batch_size.unwrap_or(defaults.batch_size);
         for (flag, value) in [("--epochs", args.epochs as usize), ("--batch-size", batch_size)] {
             if value == 0 {
                 return Err(Error::Config(format!("{flag} must be at least 1")));
             }
         }
         let fidelity: Fidelity = args.fidelity.into();
-        let optimizer = optimizer_config(args, dataset)?;
-        let lr_schedule = lr_schedule(args, dataset, fidelity)?;
+        let optimizer = optimizer_config(args, defaults.optimizer)?;
+        let lr_schedule = lr_schedule(args, defaults.lr_milestones, fidelity)?;
         check_percent("--noise-percent-labels", args.noise_percent_labels)?;
         check_percent("--noise-percent-pixels", args.noise_percent_pixels)?;
         check_non_negative("--noise-std-pixels", args.noise_std_pixels)?;
@@ -282,11 +285,8 @@ impl TryFrom<&TrainArgs> for ExperimentSpec {
     }
 }
 
-/// `--model`, or the reference's default for the dataset; refuses a model whose input
-/// shape is not the dataset's.
-fn model_for(dataset: DatasetKind, model: Option<ModelKind>) -> Result<ModelKind, Error> {
-    let default = if dataset.is_cifar() { ModelKind::ResNet18 } else { ModelKind::MnistCnn };
-    let model = model.unwrap_or(default);
+/// `model`, refused when its input shape is not the dataset's.
+fn model_for(dataset: DatasetKind, model: ModelKind) -> Result<ModelKind, Error> {
     let image_shape = dataset.image_shape();
     if model.input_shape() != image_shape {
         let shape = |[c, h, w]: [usize; 3]| format!("{c}x{h}x{w}");
@@ -299,9 +299,9 @@ fn model_for(dataset: DatasetKind, model: Option<ModelKind>) -> Result<ModelKind
     Ok(model)
 }
 
-/// The optimizer: the reference's defaults for the dataset and `--optimizer`, with the
+/// The optimizer: the reference's `defaults` for the dataset and `--optimizer`, with the
 /// flags given on top.
-fn optimizer_config(args: &TrainArgs, dataset: DatasetKind) -> Result<OptimizerConfig, Error> {
+fn optimizer_config(args: &TrainArgs, defaults: OptimizerConfig) -> Result<OptimizerConfig, Error> {
     if args.optimizer == OptimizerKind::Adam {
         let momentum_flag =
             args.momentum.map(|_| "--momentum").or(args.no_nesterov.then_some("--no-nesterov"));
@@ -311,11 +311,6 @@ fn optimizer_config(args: &TrainArgs, dataset: DatasetKind) -> Result<OptimizerC
             )));
         }
     }
-    let defaults = match (args.optimizer, dataset.is_cifar()) {
-        (OptimizerKind::Adam, _) => OptimizerConfig::ADAM,
-        (OptimizerKind::Sgd, true) => OptimizerConfig::CIFAR,
-        (OptimizerKind::Sgd, false) => OptimizerConfig::MNIST,
-    };
     let config = OptimizerConfig {
         lr: args.lr.unwrap_or(defaults.lr),
         momentum: args.momentum.unwrap_or(defaults.momentum),
@@ -339,11 +334,11 @@ fn optimizer_config(args: &TrainArgs, dataset: DatasetKind) -> Result<OptimizerC
     Ok(config)
 }
 
-/// The learning-rate schedule: `--lr-milestones`, or the reference's CIFAR schedule for SGD
-/// on CIFAR; drops come one epoch late with `--fidelity faithful`.
+/// The learning-rate schedule: `--lr-milestones`, or the reference's `default_milestones`;
+/// drops come one epoch late with `--fidelity faithful`.
 fn lr_schedule(
     args: &TrainArgs,
-    dataset: DatasetKind,
+    default_milestones: Vec<u32>,
     fidelity: Fidelity,
 ) -> Result<LrSchedule, Error> {
     let delay = match fidelity {
@@ -361,10 +356,7 @@ fn lr_schedule(
                 },
             )?
         }
-        None if dataset.is_cifar() && args.optimizer == OptimizerKind::Sgd => {
-            LrSchedule::cifar(delay).milestones
-        }
-        None => Vec::new(),
+        None => default_milestones,
     };
     check_positive("--lr-gamma", args.lr_gamma)?;
     if milestones.is_empty() {
