@@ -9,8 +9,9 @@ use std::path::Path;
 use polars::prelude::*;
 use polars::sql::SQLContext;
 
-use crate::error::{Error, Result, first_line};
+use crate::error::{Error, Result};
 use crate::store::layout::{Layout, Table};
+use crate::store::parquet_row_count;
 use crate::store::schema::{RunStatus, col};
 
 /// A dataset root opened for reading. Its tables show only what the `runs` rows declare
@@ -264,16 +265,8 @@ fn first_unreadable_file(layout: &Layout) -> Option<Error> {
         collect_parquet_files(&layout.table_dir(table), &mut files);
     }
     files.into_iter().find_map(|path| {
-        let reader = std::fs::File::open(&path).map_err(|e| e.to_string()).and_then(|f| {
-            ParquetReader::new(f).num_rows().map_err(|e| first_line(&e.to_string()).into())
-        });
-        reader.err().map(|reason| {
-            Error::format(
-                &path,
-                format!(
-                    "not a readable Parquet file ({reason}); `fstream verify` lists the damage"
-                ),
-            )
+        parquet_row_count(&path).err().map(|reason| {
+            Error::format(&path, format!("{reason}; `fstream verify` lists the damage"))
         })
     })
 }

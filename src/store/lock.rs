@@ -52,6 +52,11 @@ pub fn lock_holder(layout: &Layout, run_id: &str) -> Option<u32> {
     })
 }
 
+/// Whether process `pid` exists (read from `/proc`, so only on Linux).
+pub(crate) fn process_alive(pid: u32) -> bool {
+    std::path::Path::new(&format!("/proc/{pid}")).exists()
+}
+
 /// Whether a `/proc/locks` file id (`MAJ:MIN:INODE`, device numbers in hex of any width)
 /// equals `wanted`.
 fn same_file_id(id: &str, wanted: &str) -> bool {

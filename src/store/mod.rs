@@ -82,6 +82,15 @@ pub(crate) fn write_atomically(
     result
 }
 
+/// The row count from a Parquet file's footer, or why the file is not complete Parquet.
+pub(crate) fn parquet_row_count(path: &Path) -> std::result::Result<u64, String> {
+    let file = File::open(path).map_err(|e| format!("missing or unreadable: {e}"))?;
+    let reader = parquet::file::reader::SerializedFileReader::new(file)
+        .map_err(|e| format!("not a complete Parquet file: {e}"))?;
+    Ok(parquet::file::reader::FileReader::metadata(&reader).file_metadata().num_rows().max(0)
+        as u64)
+}
+
 /// How the names of `file_name`'s temporary files begin (then the writer's process id and
 /// `.tmp`): hidden, and never ending in `.parquet`.
 pub(crate) fn temporary_prefix(file_name: &str) -> String {

@@ -5,13 +5,11 @@
 //! `epochs_completed`, files of runs without a `runs` row, superseded checkpoints, stray
 //! temporary files; they can be removed. Runs that a live process holds locked are skipped.
 
-use std::fs::File;
 use std::path::{Path, PathBuf};
 
-use parquet::file::reader::{FileReader, SerializedFileReader};
-
 use super::layout::{Layout, Table, parse_epoch_dir};
-use super::lock::{lock_holder, lock_run};
+use super::lock::{lock_holder, lock_run, process_alive};
+use super::parquet_row_count;
 use super::runs::{StoredRun, read_epochs_prefix, read_run};
 use super::schema::RunStatus;
 use crate::error::{Error, IoContext, Result};
@@ -147,7 +145,7 @@ fn check_run(layout: &Layout, run: &StoredRun, report: &mut VerifyReport) -> Res
         for epoch in 1..=completed {
             let path = layout.presentations_file(info.dataset.name(), run_id, epoch);
             report.files_checked += 1;
-            match parquet_rows(&path) {
+            match parquet_row_count(&path) {
                 Ok(rows) if rows == u64::from(info.train_examples) => {}
                 Ok(rows) => report.damage(
                     &path,
@@ -182,14 +180,6 @@ fn check_run(layout: &Layout, run: &StoredRun, report: &mut VerifyReport) -> Res
     Ok(())
 }
 
-/// The row count from a Parquet file's footer, or why it cannot be read.
-fn parquet_rows(path: &Path) -> std::result::Result<u64, String> {
-    let file = File::open(path).map_err(|e| format!("missing or unreadable: {e}"))?;
-    let reader =
-        SerializedFileReader::new(file).map_err(|e| format!("not a complete Parquet file: {e}"))?;
-    Ok(reader.metadata().file_metadata().num_rows().max(0) as u64)
-}
-
 /// The entries of `dir` whose names `number` parses, with their numbers (none when `dir` is
 /// missing).
 fn numbered_entries(
@@ -219,7 +209,7 @@ fn find_stray_files(layout: &Layout, known: &[String], report: &mut VerifyReport
     for path in temporaries {
         let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
         let writer_alive = match writer_pid(name) {
-            Some(pid) => Path::new(&format!("/proc/{pid}")).exists(),
+            Some(pid) => process_alive(pid),
             // A trainer's checkpoint in progress: alive while its run is locked.
             None => path
                 .parent()

@@ -4,13 +4,14 @@
 //! (see [`super::write_parquet_atomically`]).
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::thread::JoinHandle;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use crossbeam_channel::Receiver;
 
 use super::layout::{Layout, Table};
+use super::lock::process_alive;
 use super::runs::read_epochs_prefix;
 use super::schema::{self, PresentationColumns, RunProgress, RunStatus};
 use super::{rename_durably, write_parquet_atomically};
@@ -68,7 +69,7 @@ impl SpaceReserve {
         let dir = layout.root();
         std::fs::create_dir_all(dir).at(dir)?;
         for stale in layout.space_reserve_files()? {
-            if !stale.1.is_some_and(|pid| Path::new(&format!("/proc/{pid}")).exists()) {
+            if !stale.1.is_some_and(process_alive) {
                 std::fs::remove_file(&stale.0).at(&stale.0)?;
             }
         }
