@@ -281,8 +281,7 @@ impl BatchSink<'_> {
         loss: &Tensor,
     ) -> Result<()> {
         if !self.record {
-            self.totals.track_nonfinite(loss, step)?;
-            return self.totals.add_device(logits, targets, loss);
+            return self.totals.add_device(logits, targets, loss, Some(step));
         }
         let stats = batch_stats(logits, targets, loss)?;
         if stats.loss.iter().any(|l| !l.is_finite()) {
@@ -406,10 +405,10 @@ impl EpochTotals {
         }
     }
 
-    /// Notes `step` if any of the `[N]` losses `loss` is NaN or infinite.
-    fn track_nonfinite(&mut self, loss: &Tensor, step: u32) -> Result<()> {
-        let _no_grad = tch::no_grad_guard();
-        let finite = loss.f_isfinite()?.f_all()?.f_to_kind(Kind::Int64)?;
+    /// Notes `step` if the batch's loss sum `batch_loss` (a scalar) is NaN or infinite, which
+    /// it is exactly when one of its losses is.
+    fn track_nonfinite(&mut self, batch_loss: &Tensor, step: u32) -> Result<()> {
+        let finite = batch_loss.f_isfinite()?.f_to_kind(Kind::Int64)?;
         // finite ? MAX : step, without a branch on the host.
         let candidate = (&finite * i64::MAX).f_add(&((1 - &finite) * i64::from(step)))?;
         self.device_first_nonfinite_step =
@@ -427,9 +426,21 @@ impl EpochTotals {
         self.host_correct += correct.iter().filter(|&&c| c).count() as u64;
     }
 
-    fn add_device(&mut self, logits: &Tensor, targets: &Tensor, loss: &Tensor) -> Result<()> {
+    /// Adds a batch's loss sum and correct count on the device; with `step`, also notes a
+    /// non-finite loss there ([`EpochTotals::track_nonfinite`]).
+    fn add_device(
+        &mut self,
+        logits: &Tensor,
+        targets: &Tensor,
+        loss: &Tensor,
+        step: Option<u32>,
+    ) -> Result<()> {
         let _no_grad = tch::no_grad_guard();
-        self.device_loss += loss.f_sum(Kind::Double)?;
+        let batch_loss = loss.f_sum(Kind::Double)?;
+        if let Some(step) = step {
+            self.track_nonfinite(&batch_loss, step)?;
+        }
+        self.device_loss += batch_loss;
         self.device_correct +=
             logits.f_argmax(1, false)?.f_eq_tensor(targets)?.f_sum(Kind::Int64)?;
         Ok(())
@@ -460,7 +471,7 @@ fn evaluate(
         let logits = net.forward_t(&batches.normalize(&images.f_narrow(0, start, len)?)?, false);
         let targets = labels.f_narrow(0, start, len)?;
         let loss = cross_entropy(&logits, &targets)?;
-        totals.add_device(&logits, &targets, &loss)?;
+        totals.add_device(&logits, &targets, &loss, None)?;
     }
     totals.means(n as usize)
 }
