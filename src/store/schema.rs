@@ -410,6 +410,49 @@ mod tests {
         }
     }
 
+    /// The `runs` columns are listed once, in [`runs_batch`]; this keeps that list and
+    /// [`RunInfo`] together: every field is a column of the same name holding the same value
+    /// (times as millisecond timestamps, milestones comma-joined).
+    #[test]
+    fn every_run_info_field_is_a_runs_column_with_its_value() {
+        let run = RunInfo {
+            run_id: "r1".into(),
+            seed: 7,
+            lr_milestones: vec![60, 120],
+            sorting_file: Some("order.parquet".into()),
+            keep_lowest_n: -1,
+            started_at_ms: 1_700_000_000_000,
+            ..RunInfo::default()
+        };
+        let progress =
+            RunProgress { status: RunStatus::Running, epochs_completed: 0, finished_at_ms: None };
+        let batch = runs_batch(&run, &progress).unwrap();
+        let serde_json::Value::Object(fields) = serde_json::to_value(&run).unwrap() else {
+            panic!("RunInfo serializes as an object")
+        };
+        for (name, value) in fields {
+            let column = match name.as_str() {
+                "started_at_ms" => "started_at",
+                other => other,
+            };
+            let array =
+                batch.column_by_name(column).unwrap_or_else(|| panic!("no column {column}"));
+            let stored = match array.as_any().downcast_ref::<TimestampMillisecondArray>() {
+                Some(times) => times.value(0).to_string(),
+                None => arrow::util::display::array_value_to_string(array, 0).unwrap(),
+            };
+            let expected = match &value {
+                serde_json::Value::Array(items) => {
+                    items.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(",")
+                }
+                serde_json::Value::String(text) => text.clone(),
+                serde_json::Value::Null => String::new(),
+                other => other.to_string(),
+            };
+            assert_eq!(stored, expected, "column {column}");
+        }
+    }
+
     #[test]
     fn run_times_are_stored_in_utc() {
         let progress =
