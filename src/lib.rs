@@ -21,6 +21,7 @@
 
 mod crash;
 pub mod data;
+pub mod dynamics;
 pub mod error;
 pub mod experiment;
 pub mod fidelity;

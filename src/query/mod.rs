@@ -1,4 +1,4 @@
-//! Reading a dataset root with polars: the four tables as lazy frames, registered for SQL, and
+//! Reading a dataset root with polars: the tables as lazy frames, registered for SQL, and
 //! the forgetting computations of [`forgetting`]. Reads only what `store` wrote, by way of
 //! `store::layout` and `store::schema`; never links tch.
 
@@ -117,6 +117,10 @@ impl Catalog {
                     (Table::Runs, _) => None,
                     (_, None) => Some(run),
                     (Table::Examples, Some(_)) => None,
+                    // A file one epoch ahead of the `runs` row: all of the run's rows.
+                    (Table::Dynamics, Some(epoch)) => {
+                        Some(run.and(col(col::EPOCHS).gt(lit(epoch))))
+                    }
                     (_, Some(epoch)) => Some(run.and(col(col::EPOCH).gt(lit(epoch)))),
                 }
             })

@@ -8,7 +8,7 @@
 
 use std::path::{Path, PathBuf};
 
-/// The four tables of a dataset root.
+/// The tables of a dataset root.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Table {
     /// One row per presentation of an example (hive-partitioned).
@@ -19,11 +19,17 @@ pub enum Table {
     Examples,
     /// One row per run.
     Runs,
+    /// One row per run and presented example: the run's training dynamics.
+    Dynamics,
 }
 
 impl Table {
     /// All tables, as registered for SQL.
-    pub const ALL: [Table; 4] = [Table::Presentations, Table::Epochs, Table::Examples, Table::Runs];
+    pub const ALL: [Table; 5] =
+        [Table::Presentations, Table::Epochs, Table::Examples, Table::Runs, Table::Dynamics];
+
+    /// The tables kept as one file per run (every table but `presentations`).
+    pub const PER_RUN: [Table; 4] = [Table::Runs, Table::Epochs, Table::Examples, Table::Dynamics];
 
     /// The table's name in SQL and its directory under the root.
     pub fn name(self) -> &'static str {
@@ -32,6 +38,7 @@ impl Table {
             Table::Epochs => "epochs",
             Table::Examples => "examples",
             Table::Runs => "runs",
+            Table::Dynamics => "dynamics",
         }
     }
 }
@@ -67,7 +74,7 @@ impl Layout {
         format!("{}/{pattern}", self.table_dir(table).display())
     }
 
-    /// The file of a small table (`epochs`, `examples`, `runs`) for one run.
+    /// The file of a small table (`epochs`, `examples`, `runs`, `dynamics`) for one run.
     pub fn run_file(&self, table: Table, run_id: &str) -> PathBuf {
         debug_assert_ne!(table, Table::Presentations);
         self.table_dir(table).join(format!("{run_id}.parquet"))
@@ -156,7 +163,7 @@ impl Layout {
                 names(dir).iter().filter_map(|n| n.strip_prefix("run_id=")).map(String::from),
             );
         }
-        for table in [Table::Epochs, Table::Examples, Table::Runs] {
+        for table in Table::PER_RUN {
             let files = names(self.table_dir(table));
             let stems = files
                 .iter()

@@ -3,6 +3,7 @@
 //! `.parquet`, fsynced, renamed into place, and the directory fsynced — so readers see whole
 //! files or nothing, even after a crash.
 
+pub mod dynamics;
 pub mod layout;
 pub mod lock;
 pub mod runs;

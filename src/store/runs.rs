@@ -114,7 +114,7 @@ pub fn read_epochs_prefix(path: &Path, last: u32) -> Result<Option<RecordBatch>>
 }
 
 /// The whole file as one batch.
-fn read_batch(path: &Path) -> Result<RecordBatch> {
+pub(crate) fn read_batch(path: &Path) -> Result<RecordBatch> {
     let bad = |e: &dyn std::fmt::Display| Error::format(path, e.to_string());
     let file = File::open(path).at(path)?;
     let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| bad(&e))?;
@@ -124,7 +124,8 @@ fn read_batch(path: &Path) -> Result<RecordBatch> {
     Ok(concat_batches(&schema, &batches)?)
 }
 
-fn column<'a, T: Array + 'static>(
+/// Column `name` of `batch` as `T`, or an error naming `path`.
+pub(crate) fn column<'a, T: Array + 'static>(
     batch: &'a RecordBatch,
     name: &str,
     path: &Path,

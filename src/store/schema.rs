@@ -55,6 +55,14 @@ pub mod col {
     pub const RANK: &str = "rank";
     /// Sorting files: whether any counted run presented the example.
     pub const PRESENTED: &str = "presented";
+    /// `dynamics`: committed epochs a run's rows cover.
+    pub const EPOCHS: &str = "epochs";
+    /// `dynamics`: presentations of an example in a run.
+    pub const PRESENTATIONS: &str = "presentations";
+    /// `dynamics`: presentations classified correctly.
+    pub const CORRECT_PRESENTATIONS: &str = "correct_presentations";
+    /// `dynamics`: correct → incorrect transitions.
+    pub const FORGETTING_EVENTS: &str = "forgetting_events";
 }
 
 /// A run's lifecycle state, stored in `runs.status`.
@@ -370,6 +378,8 @@ mod tests {
         if field.is_nullable() { format!("{kind}, nullable") } else { kind }
     }
 
+    use crate::dynamics::RunDynamics;
+
     #[test]
     fn every_table_matches_its_schema_document() {
         let progress =
@@ -400,6 +410,10 @@ mod tests {
             (
                 include_str!("../../schemas/presentations.md"),
                 PresentationColumns::default().to_batch(),
+            ),
+            (
+                include_str!("../../schemas/dynamics.md"),
+                super::super::dynamics::dynamics_batch("r", &RunDynamics::new(1), &[0]),
             ),
         ];
         for (markdown, batch) in tables {

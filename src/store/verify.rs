@@ -7,6 +7,7 @@
 
 use std::path::{Path, PathBuf};
 
+use super::dynamics::read_dynamics;
 use super::layout::{Layout, Table, parse_epoch_dir};
 use super::lock::{lock_holder, lock_run, process_alive};
 use super::parquet_row_count;
@@ -158,6 +159,10 @@ fn check_run(layout: &Layout, run: &StoredRun, report: &mut VerifyReport) -> Res
             }
         }
     }
+    if info.record_presentations && completed > 0 {
+        report.files_checked += 1;
+        check_dynamics(layout, run, report);
+    }
     for (epoch, dir) in numbered_entries(&run_dir, parse_epoch_dir)? {
         if epoch == 0 || epoch > completed {
             let reason = format!("epoch {epoch} of run {run_id} is not committed");
@@ -178,6 +183,36 @@ fn check_run(layout: &Layout, run: &StoredRun, report: &mut VerifyReport) -> Res
         }
     }
     Ok(())
+}
+
+/// Checks that a run's `dynamics` file covers its committed epochs and training set. A file
+/// one epoch ahead of a run that is not complete is a crash between two commit steps: hidden
+/// from readers, and rebuilt when the run resumes.
+fn check_dynamics(layout: &Layout, run: &StoredRun, report: &mut VerifyReport) {
+    let path = layout.run_file(Table::Dynamics, &run.info.run_id);
+    let completed = run.epochs_completed;
+    let rebuild = "`fstream rebuild` builds it from the presentations";
+    match read_dynamics(layout, &run.info.run_id, run.info.dataset_examples as usize) {
+        Ok(None) => report.damage(&path, format!("missing; {rebuild}")),
+        Ok(Some(dynamics)) => {
+            let ahead = run.status != RunStatus::Complete && dynamics.epochs() == completed + 1;
+            let rows = dynamics.columns.presentations.iter().filter(|&&p| p > 0).count();
+            if dynamics.epochs() != completed && !ahead {
+                let covered = dynamics.epochs();
+                report.damage(
+                    &path,
+                    format!("covers {covered} epochs, expected {completed}; {rebuild}"),
+                );
+            } else if rows != run.info.train_examples as usize {
+                let expected = run.info.train_examples;
+                report.damage(
+                    &path,
+                    format!("{rows} rows, expected {expected} (the run's training set); {rebuild}"),
+                );
+            }
+        }
+        Err(e) => report.damage(&path, format!("{e}; {rebuild}")),
+    }
 }
 
 /// The entries of `dir` whose names `number` parses, with their numbers (none when `dir` is
@@ -263,13 +298,13 @@ fn writer_pid(name: &str) -> Option<u32> {
 
 /// Every file and directory of `run_id` under the root, the `runs` row first.
 fn run_paths(layout: &Layout, run_id: &str) -> Result<Vec<PathBuf>> {
-    let mut paths: Vec<PathBuf> = [Table::Runs, Table::Epochs, Table::Examples]
+    let mut paths: Vec<PathBuf> = Table::PER_RUN
         .into_iter()
         .map(|table| layout.run_file(table, run_id))
         .filter(|p| p.exists())
         .collect();
     let own_temp = super::temporary_prefix(&format!("{run_id}.parquet"));
-    for table in [Table::Runs, Table::Epochs, Table::Examples] {
+    for table in Table::PER_RUN {
         let dir = layout.table_dir(table);
         for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();

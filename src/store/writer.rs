@@ -1,7 +1,8 @@
 //! The writer thread: receives [`Record`]s from the trainers, buffers each run's current epoch,
 //! and commits it as one Parquet partition (sorted by `example_id`) when the epoch ends. It also
-//! keeps each run's `runs`, `epochs` and `examples` files up to date. All commits are atomic
-//! (see [`super::write_parquet_atomically`]).
+//! keeps each run's `runs`, `epochs`, `examples` and `dynamics` files up to date: the run's
+//! [`RunDynamics`] takes in each epoch as it is committed. All commits are atomic (see
+//! [`super::write_parquet_atomically`]).
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -10,12 +11,14 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use crossbeam_channel::Receiver;
 
+use super::dynamics::{dynamics_batch, read_dynamics, rebuild_dynamics};
 use super::layout::{Layout, Table};
 use super::lock::process_alive;
 use super::runs::read_epochs_prefix;
 use super::schema::{self, PresentationColumns, RunProgress, RunStatus};
 use super::{rename_durably, write_parquet_atomically};
 use crate::crash;
+use crate::dynamics::{Observation, RunDynamics};
 use crate::error::{Error, IoContext, Result};
 use crate::record::{BatchStats, EpochSummary, Record, RunId, RunInfo, RunStart};
 
@@ -103,6 +106,10 @@ struct RunState {
     earlier_epochs: Option<arrow::array::RecordBatch>,
     epochs: Vec<EpochSummary>,
     buffer: PresentationColumns,
+    /// The committed epochs' dynamics (`None` for runs trained without recording).
+    dynamics: Option<RunDynamics>,
+    /// Labels trained on, by example id (the `dynamics` rows carry them).
+    labels: Vec<u16>,
 }
 
 struct Writer {
@@ -159,7 +166,13 @@ impl Writer {
                 vec![],
             )?;
         }
+        let dynamics = match run.record_presentations {
+            true => Some(self.resumed_dynamics(&run, resume_after)?),
+            false => None,
+        };
         let state = RunState {
+            dynamics,
+            labels: examples.labels,
             progress: RunProgress {
                 status: RunStatus::Running,
                 epochs_completed: resume_after,
@@ -173,6 +186,31 @@ impl Writer {
         let run_id = state.info.run_id.clone();
         self.runs.insert(run_id.clone(), state);
         self.write_run_row(&run_id)
+    }
+
+    /// The dynamics of a run's first `epochs` epochs: its committed file when that covers
+    /// them, else rebuilt from its presentations (a crash between two commit steps, or a root
+    /// written before the table existed).
+    fn resumed_dynamics(&self, run: &RunInfo, epochs: u32) -> Result<RunDynamics> {
+        let examples = run.dataset_examples as usize;
+        if epochs == 0 {
+            return Ok(RunDynamics::new(examples));
+        }
+        match read_dynamics(&self.layout, &run.run_id, examples) {
+            Ok(Some(dynamics)) if dynamics.epochs() == epochs => Ok(dynamics),
+            found => {
+                let why = match found {
+                    Ok(Some(d)) => format!("it covers {} epochs", d.epochs()),
+                    Ok(None) => "it has none".to_string(),
+                    Err(e) => e.to_string(),
+                };
+                log::info!(
+                    "run {}: rebuilding its dynamics over {epochs} epochs from the presentations ({why})",
+                    run.run_id
+                );
+                rebuild_dynamics(&self.layout, run, epochs)
+            }
+        }
     }
 
     fn state(&mut self, run_id: &str) -> Result<&mut RunState> {
@@ -210,13 +248,25 @@ impl Writer {
         if let Some(earlier) = &state.earlier_epochs {
             epochs = arrow::compute::concat_batches(&epochs.schema(), [earlier, &epochs])?;
         }
+        let sorted = buffer.sorted_by_example_id();
+        let dynamics_file = match &mut state.dynamics {
+            Some(dynamics) if !sorted.is_empty() => {
+                add_epoch(dynamics, epoch, &sorted)?;
+                Some(dynamics_batch(&run_id, dynamics, &state.labels)?)
+            }
+            _ => None,
+        };
         if let Some(path) = presentation_file {
-            let batch = buffer.sorted_by_example_id().to_batch()?;
+            let batch = sorted.to_batch()?;
             self.report.presentation_bytes += write_parquet_atomically(&path, &batch, vec![])?;
             self.report.presentation_rows += buffer.len() as u64;
             self.report.presentation_files += 1;
         }
         crash::point("epoch-after-presentations", None);
+        if let Some(batch) = dynamics_file {
+            write_parquet_atomically(&layout.run_file(Table::Dynamics, &run_id), &batch, vec![])?;
+        }
+        crash::point("epoch-after-dynamics", None);
         if let Some(temp) = checkpoint {
             rename_durably(&temp, &layout.checkpoint_file(&run_id, epoch))?;
         }
@@ -264,6 +314,36 @@ impl Writer {
     }
 }
 
+/// Adds one epoch's presentations to a run's dynamics.
+///
+/// # Errors
+/// [`Error::Thread`] when the trainer sent an example id outside the dataset (a bug).
+fn add_epoch(
+    dynamics: &mut RunDynamics,
+    epoch: u32,
+    presentations: &PresentationColumns,
+) -> Result<()> {
+    dynamics.begin_epoch(epoch);
+    let n = dynamics.num_examples();
+    for row in 0..presentations.len() {
+        let example = presentations.example_id[row] as usize;
+        if example >= n {
+            return Err(Error::Thread {
+                thread: "writer".into(),
+                reason: format!("example_id {example} outside the dataset's {n} examples"),
+            });
+        }
+        let correct = presentations.correct[row];
+        let observation = Observation {
+            correct,
+            loss: presentations.loss[row],
+            margin: presentations.margin[row],
+        };
+        dynamics.observe(example, observation);
+    }
+    Ok(())
+}
+
 /// Removes the run's checkpoints of epochs before `epoch` (normally the previous one; more
 /// when a crash came between a commit and this clean-up).
 fn remove_superseded_checkpoints(layout: &Layout, run_id: &str, epoch: u32) -> Result<()> {
@@ -289,10 +369,8 @@ fn remove_superseded_checkpoints(layout: &Layout, run_id: &str, epoch: u32) -> R
 /// [`Error::Io`] naming a file or directory that cannot be listed or removed.
 pub fn remove_stale_temporaries(layout: &Layout, run: &RunInfo) -> Result<()> {
     let own_table_temp = super::temporary_prefix(&format!("{}.parquet", run.run_id));
-    let mut dirs: Vec<(PathBuf, bool)> = [Table::Epochs, Table::Examples, Table::Runs]
-        .into_iter()
-        .map(|table| (layout.table_dir(table), false))
-        .collect();
+    let mut dirs: Vec<(PathBuf, bool)> =
+        Table::PER_RUN.into_iter().map(|table| (layout.table_dir(table), false)).collect();
     dirs.push((layout.run_presentations_dir(run.dataset.name(), &run.run_id), true));
     dirs.push((layout.checkpoint_dir(&run.run_id), true));
     while let Some((dir, whole)) = dirs.pop() {

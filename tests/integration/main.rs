@@ -5,6 +5,7 @@
 mod cifar;
 mod cli;
 mod crash;
+mod dynamics;
 mod interop;
 mod operate;
 mod query;

@@ -28,7 +28,11 @@ fn train_writes_every_presentation_of_every_epoch_once() {
         }
     }
     let files = parquet_files(&ws.root());
-    assert_eq!(files.len(), 2 * 3 + 2 * 3, "6 presentation files + runs, epochs, examples per run");
+    assert_eq!(
+        files.len(),
+        2 * 3 + 2 * 4,
+        "6 presentation files + runs, epochs, examples, dynamics per run"
+    );
     assert!(run.stderr().contains("epoch 3/3 (lr 0.05): train acc"), "{}", run.stderr());
 }
 

@@ -6,7 +6,7 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 
-use arrow::array::{Array, BooleanArray, UInt32Array};
+use arrow::array::{Array, BooleanArray, Float32Array, UInt32Array};
 use fstream::data::idx::encode_idx;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
@@ -265,6 +265,29 @@ pub struct Presentation {
     pub epoch: u32,
     pub example_id: u32,
     pub correct: bool,
+    pub loss: f32,
+    pub margin: f32,
+}
+
+/// Column `name` of `batch` as `T` (panics when it is missing or of another type).
+pub fn typed_column<'a, T: Array + 'static>(
+    batch: &'a arrow::array::RecordBatch,
+    name: &str,
+) -> &'a T {
+    batch
+        .column_by_name(name)
+        .unwrap_or_else(|| panic!("no column {name}"))
+        .as_any()
+        .downcast_ref::<T>()
+        .unwrap_or_else(|| panic!("column {name} of another type"))
+}
+
+/// Every row of a Parquet file, as one batch, read with the parquet crate.
+pub fn read_parquet(path: &Path) -> arrow::array::RecordBatch {
+    let builder = ParquetRecordBatchReaderBuilder::try_new(File::open(path).unwrap()).unwrap();
+    let schema = builder.schema().clone();
+    let batches: Vec<_> = builder.build().unwrap().map(|b| b.unwrap()).collect();
+    arrow::compute::concat_batches(&schema, &batches).unwrap()
 }
 
 /// Reads every presentation of every run with the parquet crate, keyed by run id (taken from
@@ -285,25 +308,17 @@ pub fn read_presentations(root: &Path) -> BTreeMap<String, Vec<Presentation>> {
             .unwrap();
         for batch in reader {
             let batch = batch.unwrap();
-            let ids = batch
-                .column_by_name("example_id")
-                .unwrap()
-                .as_any()
-                .downcast_ref::<UInt32Array>()
-                .unwrap()
-                .clone();
-            let correct = batch
-                .column_by_name("correct")
-                .unwrap()
-                .as_any()
-                .downcast_ref::<BooleanArray>()
-                .unwrap()
-                .clone();
+            let ids = typed_column::<UInt32Array>(&batch, "example_id");
+            let correct = typed_column::<BooleanArray>(&batch, "correct");
+            let loss = typed_column::<Float32Array>(&batch, "loss");
+            let margin = typed_column::<Float32Array>(&batch, "margin");
             for i in 0..ids.len() {
                 runs.entry(run_id.clone()).or_default().push(Presentation {
                     epoch,
                     example_id: ids.value(i),
                     correct: correct.value(i),
+                    loss: loss.value(i),
+                    margin: margin.value(i),
                 });
             }
         }

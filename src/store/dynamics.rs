@@ -1,0 +1,195 @@
+//! The `dynamics` table on disk (`schemas/dynamics.md`): one file per run, one row per example
+//! the run presented, replaced at each epoch commit. Its `epochs` column says how many epochs
+//! the file covers. Also rebuilds a run's dynamics from its presentation files, for roots
+//! written before the table existed and for a resume after a crash between two commit steps.
+
+use std::fs::File;
+use std::path::Path;
+use std::sync::Arc;
+
+use arrow::array::{
+    Array, ArrayRef, BooleanArray, Float32Array, Float64Array, RecordBatch, StringArray,
+    UInt16Array, UInt32Array,
+};
+use parquet::arrow::ProjectionMask;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+use super::layout::{Layout, Table};
+use super::runs::{column, read_batch};
+use super::schema::col;
+use crate::dynamics::{DynamicsColumns, Observation, RunDynamics};
+use crate::error::{Error, IoContext, Result};
+use crate::record::RunInfo;
+
+/// The `dynamics` rows of a run: one per presented example, by example id. `labels` are the
+/// labels trained on, by example id.
+///
+/// # Errors
+/// [`crate::Error::Arrow`] on an internal schema error.
+pub fn dynamics_batch(run_id: &str, dynamics: &RunDynamics, labels: &[u16]) -> Result<RecordBatch> {
+    let c = &dynamics.columns;
+    let rows: Vec<usize> = (0..c.len()).filter(|&i| c.presentations[i] > 0).collect();
+    let n = rows.len();
+    let u32s = |values: &[u32]| -> ArrayRef {
+        Arc::new(UInt32Array::from_iter_values(rows.iter().map(|&i| values[i])))
+    };
+    // 0 means "no such epoch": stored as null.
+    let epochs_or_null = |values: &[u32]| -> ArrayRef {
+        Arc::new(rows.iter().map(|&i| Some(values[i]).filter(|&e| e > 0)).collect::<UInt32Array>())
+    };
+    let f64s = |values: &[f64]| -> ArrayRef {
+        Arc::new(Float64Array::from_iter_values(rows.iter().map(|&i| values[i])))
+    };
+    Ok(RecordBatch::try_from_iter_with_nullable([
+        (col::RUN_ID, Arc::new(StringArray::from(vec![run_id; n])) as ArrayRef, false),
+        (
+            col::EXAMPLE_ID,
+            Arc::new(UInt32Array::from_iter_values(rows.iter().map(|&i| i as u32))),
+            false,
+        ),
+        (
+            col::LABEL,
+            Arc::new(UInt16Array::from_iter_values(rows.iter().map(|&i| labels[i]))),
+            false,
+        ),
+        (col::EPOCHS, Arc::new(UInt32Array::from(vec![dynamics.epochs(); n])), false),
+        (col::PRESENTATIONS, u32s(&c.presentations), false),
+        (col::CORRECT_PRESENTATIONS, u32s(&c.correct_presentations), false),
+        (col::FORGETTING_EVENTS, u32s(&c.forgetting_events), false),
+        ("first_correct_epoch", epochs_or_null(&c.first_correct_epoch), true),
+        ("last_incorrect_epoch", epochs_or_null(&c.last_incorrect_epoch), true),
+        (
+            "last_correct",
+            Arc::new(rows.iter().map(|&i| Some(c.last_correct[i])).collect::<BooleanArray>()),
+            false,
+        ),
+        ("loss_sum", f64s(&c.loss_sum), false),
+        ("margin_sum", f64s(&c.margin_sum), false),
+        ("p_label_sum", f64s(&c.p_label_sum), false),
+        ("p_label_sq_sum", f64s(&c.p_label_sq_sum), false),
+    ])?)
+}
+
+/// Reads a run's committed dynamics file back, over a dataset of `num_examples` examples
+/// (`None` when the run has none).
+///
+/// # Errors
+/// [`Error::Format`] naming the file when it is not a dynamics file of that dataset.
+pub fn read_dynamics(
+    layout: &Layout,
+    run_id: &str,
+    num_examples: usize,
+) -> Result<Option<RunDynamics>> {
+    let path = layout.run_file(Table::Dynamics, run_id);
+    if !path.is_file() {
+        return Ok(None);
+    }
+    let batch = read_batch(&path)?;
+    let u32s = |name| column::<UInt32Array>(&batch, name, &path);
+    let f64s = |name| column::<Float64Array>(&batch, name, &path);
+    let epochs = u32s(col::EPOCHS)?;
+    let ids = u32s(col::EXAMPLE_ID)?;
+    let mut c = DynamicsColumns::zeroed(num_examples);
+    let (presentations, correct, events) = (
+        u32s(col::PRESENTATIONS)?,
+        u32s(col::CORRECT_PRESENTATIONS)?,
+        u32s(col::FORGETTING_EVENTS)?,
+    );
+    let (first_correct, last_incorrect) =
+        (u32s("first_correct_epoch")?, u32s("last_incorrect_epoch")?);
+    let last_correct = column::<BooleanArray>(&batch, "last_correct", &path)?;
+    let sums =
+        [f64s("loss_sum")?, f64s("margin_sum")?, f64s("p_label_sum")?, f64s("p_label_sq_sum")?];
+    for row in 0..batch.num_rows() {
+        let i = ids.value(row) as usize;
+        if i >= num_examples || epochs.value(row) != epochs.value(0) {
+            return Err(Error::format(
+                &path,
+                format!(
+                    "row {row}: example_id {i} or epochs {} does not fit a run of {num_examples} examples over {} epochs",
+                    epochs.value(row),
+                    epochs.value(0)
+                ),
+            ));
+        }
+        c.presentations[i] = presentations.value(row);
+        c.correct_presentations[i] = correct.value(row);
+        c.forgetting_events[i] = events.value(row);
+        c.first_correct_epoch[i] =
+            if first_correct.is_valid(row) { first_correct.value(row) } else { 0 };
+        c.last_incorrect_epoch[i] =
+            if last_incorrect.is_valid(row) { last_incorrect.value(row) } else { 0 };
+        c.last_correct[i] = last_correct.value(row);
+        c.loss_sum[i] = sums[0].value(row);
+        c.margin_sum[i] = sums[1].value(row);
+        c.p_label_sum[i] = sums[2].value(row);
+        c.p_label_sq_sum[i] = sums[3].value(row);
+    }
+    Ok(Some(RunDynamics::from_columns(epochs.value(0), c)))
+}
+
+/// Builds a run's dynamics over its first `epochs` epochs from its presentation files, in
+/// the order the writer adds them, so the result equals the table the writer keeps.
+///
+/// # Errors
+/// [`Error::Format`] naming a presentation file that is missing or damaged.
+pub fn rebuild_dynamics(layout: &Layout, run: &RunInfo, epochs: u32) -> Result<RunDynamics> {
+    let mut dynamics = RunDynamics::new(run.dataset_examples as usize);
+    for epoch in 1..=epochs {
+        let path = layout.presentations_file(run.dataset.name(), &run.run_id, epoch);
+        dynamics.begin_epoch(epoch);
+        for batch in read_presentation_columns(
+            &path,
+            &[col::EXAMPLE_ID, col::CORRECT, col::LOSS, col::MARGIN],
+        )? {
+            let ids = column::<UInt32Array>(&batch, col::EXAMPLE_ID, &path)?;
+            let correct = column::<BooleanArray>(&batch, col::CORRECT, &path)?;
+            let loss = column::<Float32Array>(&batch, col::LOSS, &path)?;
+            let margin = column::<Float32Array>(&batch, col::MARGIN, &path)?;
+            for row in 0..batch.num_rows() {
+                let example = checked_example(&path, ids.value(row), dynamics.num_examples())?;
+                let observation = Observation {
+                    correct: correct.value(row),
+                    loss: loss.value(row),
+                    margin: margin.value(row),
+                };
+                dynamics.observe(example, observation);
+            }
+        }
+    }
+    Ok(dynamics)
+}
+
+/// The batches of a presentation file, with only the named columns.
+///
+/// # Errors
+/// [`Error::Format`] naming the file when it is missing or not a presentations file.
+pub fn read_presentation_columns(path: &Path, columns: &[&str]) -> Result<Vec<RecordBatch>> {
+    let bad = |e: &dyn std::fmt::Display| Error::format(path, e.to_string());
+    if !path.is_file() {
+        return Err(Error::format(
+            path,
+            "missing: the run declares this epoch committed (`fstream verify` lists the damage)",
+        ));
+    }
+    let file = File::open(path).at(path)?;
+    let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| bad(&e))?;
+    let mask = ProjectionMask::columns(builder.parquet_schema(), columns.iter().copied());
+    let batches = builder.with_projection(mask).build().map_err(|e| bad(&e))?;
+    batches.collect::<std::result::Result<Vec<_>, _>>().map_err(|e| bad(&e))
+}
+
+/// `id` as an index into a dataset of `num_examples` examples.
+///
+/// # Errors
+/// [`Error::Format`] naming `path` when the id is outside the dataset.
+pub fn checked_example(path: &Path, id: u32, num_examples: usize) -> Result<usize> {
+    let example = id as usize;
+    if example >= num_examples {
+        return Err(Error::format(
+            path,
+            format!("example_id {id} outside the dataset's {num_examples} examples"),
+        ));
+    }
+    Ok(example)
+}
