@@ -15,12 +15,19 @@ use std::sync::atomic::{AtomicU32, Ordering};
 pub const ENV: &str = "FSTREAM_CRASH_POINT";
 
 /// Every crash point: its name and where it is.
-pub const POINTS: [(&str, &str); 9] = [
+pub const POINTS: [(&str, &str); 10] = [
     ("write-partial", "a Parquet file is half written (a row group on disk, no footer)"),
     ("write-renamed", "a committed file was renamed into place, before the directory fsync"),
     ("checkpoint-partial", "half of a checkpoint's bytes are written"),
     ("epoch-after-presentations", "an epoch's presentations are committed, nothing else"),
-    ("epoch-after-checkpoint", "presentations and checkpoint committed, before the epochs rows"),
+    (
+        "epoch-after-dynamics",
+        "presentations and the dynamics file committed, before the checkpoint",
+    ),
+    (
+        "epoch-after-checkpoint",
+        "presentations, dynamics and checkpoint committed, before the epochs rows",
+    ),
     ("epoch-after-epochs-rows", "the epochs rows committed, before the runs row"),
     ("epoch-after-runs-row", "the runs row declares the epoch, before the old checkpoint goes"),
     ("download-partial", "a download has received its first bytes"),

@@ -39,7 +39,7 @@ pub struct View {
 /// The views registered for SQL.
 pub const VIEWS: [View; 1] = [View {
     name: "forgetting_per_run",
-    reads: Table::Presentations,
+    reads: Table::Dynamics,
     sql: include_str!("../../queries/views/forgetting_per_run.sql"),
 }];
 

@@ -1,22 +1,23 @@
 //! Deterministic crash points (`FSTREAM_CRASH_POINT`): a run SIGKILLed at each step of the
 //! commit protocol leaves no partial file for any reader, shows only what its `runs` row
-//! declares, and resumes to presentations bit-identical to an uninterrupted run.
+//! declares, and resumes to presentations and dynamics bit-identical to an uninterrupted run.
 
 use std::path::{Path, PathBuf};
 
-use crate::util::{
-    Workspace, all_presentations_csv, parquet_files, train_command, train_crashing_at,
-};
+use crate::util::{Workspace, committed_data_csv, parquet_files, train_command, train_crashing_at};
 
 const CONFIG: [&str; 8] =
     ["--dataset", "mnist", "--seed", "2", "--epochs", "3", "--batch-size", "25"];
 const TRAIN_EXAMPLES: usize = 200;
 
 /// The points, each with a path filter and hit number that place it inside an epoch's commit.
-const CRASHES: [&str; 13] = [
+const CRASHES: [&str; 16] = [
     "write-partial@/presentations/#2",
     "write-renamed@/presentations/#1",
     "epoch-after-presentations#2",
+    "write-partial@/dynamics/#2",
+    "write-renamed@/dynamics/#2",
+    "epoch-after-dynamics#2",
     "checkpoint-partial#2",
     "write-renamed@/checkpoints/#1",
     "epoch-after-checkpoint#1",
@@ -60,6 +61,22 @@ fn committed_view(ws: &Workspace, root: &Path) -> (String, usize, usize) {
     (fields[0].to_string(), fields[1].parse().unwrap(), fields[2].parse().unwrap())
 }
 
+/// Visible `dynamics` rows that cover other epochs than the `runs` row declares (0 when the
+/// root has no dynamics file yet).
+fn visible_dynamics_ahead(ws: &Workspace, root: &Path) -> usize {
+    if parquet_files(&root.join("dynamics")).is_empty() {
+        return 0;
+    }
+    let sql = ws.path().join("dynamics_view.sql");
+    std::fs::write(
+        &sql,
+        "SELECT COUNT(*) AS rows FROM dynamics d JOIN runs r ON d.run_id = r.run_id \
+         WHERE d.epochs <> r.epochs_completed",
+    )
+    .unwrap();
+    ws.query_csv_at(&sql, root).lines().nth(1).unwrap().parse().unwrap()
+}
+
 /// Every `*.parquet` file under `root` is a complete Parquet file (read independently).
 fn assert_every_parquet_file_is_complete(root: &Path, spec: &str) {
     for file in parquet_files(root) {
@@ -76,7 +93,7 @@ fn every_crash_point_leaves_committed_epochs_only_and_resumes_bit_identically() 
     let straight = ws.path().join("straight");
     let log = ws.path().join("straight.log");
     assert!(train_command(&ws, &straight, &log).args(CONFIG).status().unwrap().success());
-    let expected = all_presentations_csv(&ws, &straight);
+    let expected = committed_data_csv(&ws, &straight);
 
     let mut crashed_copies: Vec<PathBuf> = Vec::new();
     for (i, spec) in CRASHES.iter().enumerate() {
@@ -86,6 +103,7 @@ fn every_crash_point_leaves_committed_epochs_only_and_resumes_bit_identically() 
         let (status, completed, rows) = committed_view(&ws, &root);
         assert_eq!(status, "running", "{spec}");
         assert_eq!(rows, completed * TRAIN_EXAMPLES, "{spec}: only declared epochs are visible");
+        assert_eq!(visible_dynamics_ahead(&ws, &root), 0, "{spec}: dynamics of undeclared epochs");
         let copy = ws.path().join(format!("copy{i}"));
         crate::util::copy_dir(&root, &copy);
         crashed_copies.push(copy);
@@ -97,7 +115,7 @@ fn every_crash_point_leaves_committed_epochs_only_and_resumes_bit_identically() 
         let stderr = std::fs::read_to_string(ws.path().join("resume.log")).unwrap();
         assert!(resume.success(), "{spec}: resume failed\n{stderr}");
         assert_eq!(committed_view(&ws, &root), ("complete".into(), 3, 3 * TRAIN_EXAMPLES));
-        assert_eq!(all_presentations_csv(&ws, &root), expected, "{spec}: not bit-identical");
+        assert_eq!(committed_data_csv(&ws, &root), expected, "{spec}: not bit-identical");
         let verify = ws.fstream(&["verify", "--root", root.to_str().unwrap()]);
         verify.assert_ok();
         assert_eq!(verify.stdout(), "", "{spec}: verify finds nothing after the resume");

@@ -39,12 +39,20 @@ JOIN read_parquet('{root}/runs/*.parquet') r USING (run_id)
 WHERE e.epoch <= r.epochs_completed""")
 for table in ["runs", "examples"]:
     con.execute(f"CREATE VIEW {table} AS SELECT * FROM read_parquet('{root}/{table}/*.parquet')")
+con.execute(f"""CREATE VIEW dynamics AS
+SELECT d.* FROM read_parquet('{root}/dynamics/*.parquet') d
+JOIN read_parquet('{root}/runs/*.parquet') r USING (run_id)
+WHERE d.epochs <= r.epochs_completed""")
 con.execute("CREATE VIEW forgetting_per_run AS " + open(f"{queries}/views/forgetting_per_run.sql").read())
-sql = open(f"{queries}/forgetting_counts.sql").read()
-got = con.execute(sql).fetchall()
 want = [tuple(int(v) for v in line.split(",")[:2]) for line in open(order_csv).read().splitlines()[1:]]
-assert [(int(a), int(b)) for a, b in got] == want, (got[:5], want[:5])
-print(f"duckdb: forgetting_counts.sql matches fstream order on {len(want)} examples")
+for name in ["forgetting_counts", "forgetting_counts_from_presentations"]:
+    got = con.execute(open(f"{queries}/{name}.sql").read()).fetchall()
+    assert [(int(a), int(b)) for a, b in got] == want, (name, got[:5], want[:5])
+    print(f"duckdb: {name}.sql matches fstream order on {len(want)} examples")
+
+first_learned = con.execute(open(f"{queries}/first_learned.sql").read()).fetchall()
+assert len(first_learned) == len(want) * len(runs), len(first_learned)
+print(f"duckdb: first_learned.sql gives {len(first_learned)} rows")
 
 breakdown = con.execute(open(f"{queries}/label_noise_breakdown.sql").read()).fetchall()
 pairs = sum(row[2] for row in breakdown)

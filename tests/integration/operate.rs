@@ -5,7 +5,7 @@ use std::path::Path;
 use std::process::Command;
 
 use crate::util::{
-    Workspace, all_presentations_csv, parquet_files, signal, train_command, train_crashing_at,
+    Workspace, committed_data_csv, parquet_files, signal, train_command, train_crashing_at,
     wait_for_parquet_files,
 };
 
@@ -92,8 +92,8 @@ fn resume_checks_the_data_and_the_flags_and_extends_a_complete_run() {
     straight.write_tiny_mnist(100, 10);
     straight.train(&["--epochs", "2"]).assert_ok();
     assert_eq!(
-        all_presentations_csv(&ws, &ws.root()),
-        all_presentations_csv(&straight, &straight.root())
+        committed_data_csv(&ws, &ws.root()),
+        committed_data_csv(&straight, &straight.root())
     );
     resume(&["--epochs", "1"])
         .assert_exit_code(2)

@@ -51,6 +51,10 @@ fn shipped_sql_gives_the_same_numbers_as_order() {
     let mut lines = counts.lines();
     assert_eq!(lines.next(), Some("example_id,forgetting_count"));
     assert_eq!(lines.map(String::from).collect::<Vec<_>>(), order);
+    // The definition over every presentation gives the same counts as the dynamics table.
+    let from_presentations =
+        ws.query_csv(&repo_file("queries/forgetting_counts_from_presentations.sql"));
+    assert_eq!(from_presentations, counts);
 
     let unforgettable = order.iter().filter(|l| l.ends_with(",0")).count();
     let csv = ws.query_csv(&repo_file("queries/unforgettable_count.sql"));

@@ -6,7 +6,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::util::{
-    Workspace, all_presentations_csv, parquet_files, read_presentations, signal, train_command,
+    Workspace, committed_data_csv, parquet_files, read_presentations, signal, train_command,
     wait_for_parquet_files,
 };
 
@@ -197,7 +197,7 @@ fn assert_kills_and_resumes_bit_identically(ws: &Workspace, config: &[&str]) {
     }
     eprintln!("killed {kills:?} (epoch time {epoch_micros} us), then resumed");
     assert!(!kills.is_empty(), "the run was never interrupted");
-    assert_eq!(all_presentations_csv(ws, &killed), all_presentations_csv(ws, &straight));
+    assert_eq!(committed_data_csv(ws, &killed), committed_data_csv(ws, &straight));
 }
 
 #[test]

@@ -222,7 +222,12 @@ impl Workspace {
 
     /// `fstream query FILE --root ROOT --format csv`, asserting success; returns stdout.
     pub fn query_csv(&self, sql_file: &Path) -> String {
-        let root = self.root().display().to_string();
+        self.query_csv_at(sql_file, &self.root())
+    }
+
+    /// `fstream query SQL_FILE --format csv` over `root`; asserts success, returns stdout.
+    pub fn query_csv_at(&self, sql_file: &Path, root: &Path) -> String {
+        let root = root.display().to_string();
         let run = self.fstream(&[
             "query",
             sql_file.to_str().unwrap(),
@@ -367,19 +372,28 @@ pub fn read_order_csv(path: &Path) -> Vec<(u32, u32, u32)> {
         .collect()
 }
 
-/// Rows of every presentation, as CSV in a fixed order, for bit-for-bit comparison.
-pub fn all_presentations_csv(ws: &Workspace, root: &std::path::Path) -> String {
-    let sql = ws.path().join("all.sql");
-    std::fs::write(
-        &sql,
+/// Every committed presentation and dynamics row of the root as CSV (run ids left out, so
+/// that roots trained apart compare equal): what "bit-identical" compares.
+pub fn committed_data_csv(ws: &Workspace, root: &std::path::Path) -> String {
+    let query = |name: &str, sql: &str| {
+        let path = ws.path().join(name);
+        std::fs::write(&path, sql).unwrap();
+        ws.query_csv_at(&path, root)
+    };
+    let presentations = query(
+        "all.sql",
         "SELECT epoch, step, example_id, label, loss, correct, margin FROM presentations \
          ORDER BY epoch, example_id",
-    )
-    .unwrap();
-    let root = root.display().to_string();
-    let run = ws.fstream(&["query", sql.to_str().unwrap(), "--root", &root, "--format", "csv"]);
-    run.assert_ok();
-    run.stdout()
+    );
+    let dynamics = query(
+        "dynamics.sql",
+        "SELECT r.seed, d.example_id, d.label, d.epochs, d.presentations, \
+         d.correct_presentations, d.forgetting_events, d.first_correct_epoch, \
+         d.last_incorrect_epoch, d.last_correct, d.loss_sum, d.margin_sum, d.p_label_sum, \
+         d.p_label_sq_sum FROM dynamics d JOIN runs r ON d.run_id = r.run_id \
+         ORDER BY r.seed, d.example_id",
+    );
+    presentations + &dynamics
 }
 
 /// `fstream train` into `root`, its stderr going to `log`.
