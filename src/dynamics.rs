@@ -188,6 +188,7 @@ mod tests {
         assert_eq!(d.forgetting_count(0, None), Some(3));
         assert_eq!(d.forgetting_count(0, Some(200)), Some(200));
         assert_eq!(dynamics(&[true]).forgetting_count(0, None), Some(0));
+        assert_eq!(dynamics(&[false]).forgetting_count(0, None), Some(1));
         assert_eq!(RunDynamics::new(1).forgetting_count(0, None), None);
     }
 

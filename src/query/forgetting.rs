@@ -4,8 +4,9 @@
 //! flag, bug 4). Counts are summed over runs and sorted ascending with a deterministic
 //! tie-break.
 //!
-//! The counting pass exploits the layout: each epoch partition is one file sorted by
-//! `example_id`, so a run is a stream of epoch files read in epoch order, two columns each,
+//! A run's counts come from its `dynamics` file (one row per example) when that covers the
+//! epochs counted. Otherwise (an `--epochs N` prefix) the layout makes streaming cheap: each
+//! epoch partition is one file sorted by `example_id`, read in epoch order, two columns each,
 //! into dense per-example state. No sort, no group-by; runs are counted in parallel.
 
 use polars::prelude::*;
@@ -14,9 +15,11 @@ use rand::rngs::ChaCha8Rng;
 use rand::seq::SliceRandom;
 
 use super::Catalog;
+use crate::dynamics::RunDynamics;
 use crate::error::{Error, IoContext, Result, first_line};
 use crate::fidelity::Fidelity;
 use crate::record::RunInfo;
+use crate::store::dynamics::{checked_example, read_dynamics};
 use crate::store::schema::{RunStatus, col};
 use crate::store::sorting::SortingFile;
 
@@ -196,48 +199,6 @@ pub fn check_comparable(runs: &[SelectedRun]) -> Result<()> {
     Ok(())
 }
 
-/// Per-example state of one run while its epochs stream by.
-#[derive(Debug, Clone)]
-pub struct RunCounter {
-    last_correct: Vec<bool>,
-    ever_correct: Vec<bool>,
-    forgetting_events: Vec<u32>,
-    presentations: Vec<u32>,
-}
-
-impl RunCounter {
-    /// State for a dataset of `num_examples` examples, none presented yet.
-    pub fn new(num_examples: usize) -> Self {
-        RunCounter {
-            last_correct: vec![false; num_examples],
-            ever_correct: vec![false; num_examples],
-            forgetting_events: vec![0; num_examples],
-            presentations: vec![0; num_examples],
-        }
-    }
-
-    /// Records a presentation of `example_id` (presentations must arrive in time order per
-    /// example). A correct → incorrect transition is a forgetting event.
-    pub fn observe(&mut self, example_id: usize, correct: bool) {
-        if self.last_correct[example_id] && !correct {
-            self.forgetting_events[example_id] += 1;
-        }
-        self.last_correct[example_id] = correct;
-        self.ever_correct[example_id] |= correct;
-        self.presentations[example_id] += 1;
-    }
-
-    /// The run's forgetting count of each example (`None`: never presented). A never-correct
-    /// example counts `penalty` if given, else its number of presentations.
-    pub fn counts(&self, penalty: Option<u32>) -> impl Iterator<Item = Option<u32>> + '_ {
-        (0..self.presentations.len()).map(move |i| match self.presentations[i] {
-            0 => None,
-            n if !self.ever_correct[i] => Some(penalty.unwrap_or(n)),
-            _ => Some(self.forgetting_events[i]),
-        })
-    }
-}
-
 /// Forgetting counts summed over runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ForgettingCounts {
@@ -306,9 +267,9 @@ pub fn count_forgetting(
                         presented: vec![false; num_examples],
                     };
                     for run in runs.iter().skip(w).step_by(workers) {
-                        let counter = count_run(catalog, run, used(run), num_examples)?;
-                        for (i, count) in counter.counts(penalty).enumerate() {
-                            if let Some(count) = count {
+                        let dynamics = run_dynamics(catalog, run, used(run), num_examples)?;
+                        for i in 0..num_examples {
+                            if let Some(count) = dynamics.forgetting_count(i, penalty) {
                                 sums.totals[i] += count;
                                 sums.presented[i] = true;
                             }
@@ -335,14 +296,37 @@ pub fn count_forgetting(
     Ok(result)
 }
 
-/// Streams the first `epochs` epoch files of `run` through a [`RunCounter`].
-fn count_run(
+/// The dynamics of `run` over its first `epochs` epochs: its `dynamics` file when that covers
+/// exactly those (one row per example), else counted from its presentation files (an
+/// `--epochs N` prefix, or a file that is missing or damaged).
+fn run_dynamics(
     catalog: &Catalog,
     run: &SelectedRun,
     epochs: u32,
     num_examples: usize,
-) -> Result<RunCounter> {
-    let mut counter = RunCounter::new(num_examples);
+) -> Result<RunDynamics> {
+    if epochs == run.epochs_completed {
+        match read_dynamics(catalog.layout(), &run.run_id, num_examples) {
+            Ok(Some(dynamics)) if dynamics.epochs() == epochs => return Ok(dynamics),
+            Ok(_) => log::info!(
+                "run {}: no dynamics file covering its {epochs} epochs; counting its presentations (`fstream rebuild` writes one)",
+                run.run_id
+            ),
+            Err(e) => log::warn!("{e}; counting run {}'s presentations instead", run.run_id),
+        }
+    }
+    count_presentations(catalog, run, epochs, num_examples)
+}
+
+/// Streams the first `epochs` epoch files of `run` (two columns each) into its dynamics'
+/// correctness columns.
+fn count_presentations(
+    catalog: &Catalog,
+    run: &SelectedRun,
+    epochs: u32,
+    num_examples: usize,
+) -> Result<RunDynamics> {
+    let mut dynamics = RunDynamics::new(num_examples);
     for epoch in 1..=epochs {
         let path =
             &catalog.layout().presentations_file(run.info.dataset.name(), &run.run_id, epoch);
@@ -366,17 +350,12 @@ fn count_run(
         if ids.null_count() + correct.null_count() > 0 {
             return Err(Error::format(path, "null example_id or correct"));
         }
+        dynamics.begin_epoch(epoch);
         for (id, correct) in ids.into_no_null_iter().zip(correct.iter().map(|c| c == Some(true))) {
-            if id as usize >= num_examples {
-                return Err(Error::format(
-                    path,
-                    format!("example_id {id} outside the dataset's {num_examples} examples"),
-                ));
-            }
-            counter.observe(id as usize, correct);
+            dynamics.observe_correct(checked_example(path, id, num_examples)?, correct);
         }
     }
-    Ok(counter)
+    Ok(dynamics)
 }
 
 /// Orders every example: the presented ones by total count ascending, ties by `tie_break`,
@@ -436,45 +415,6 @@ pub fn compute_order(catalog: &Catalog, options: &OrderOptions) -> Result<OrderR
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// Counts of one example presented with the given correctness sequence.
-    fn count(sequence: &[bool], penalty: Option<u32>) -> Option<u32> {
-        let mut counter = RunCounter::new(1);
-        for &c in sequence {
-            counter.observe(0, c);
-        }
-        counter.counts(penalty).next().unwrap()
-    }
-
-    #[test]
-    fn forgetting_events_are_correct_to_incorrect_transitions() {
-        assert_eq!(count(&[false, true, false, true, true, false], None), Some(2));
-        assert_eq!(count(&[true, false, false, false], None), Some(1));
-        assert_eq!(count(&[false, false, true], None), Some(0));
-    }
-
-    #[test]
-    fn always_correct_is_unforgettable() {
-        assert_eq!(count(&[true, true, true], None), Some(0));
-    }
-
-    #[test]
-    fn never_learned_counts_its_presentations_or_the_faithful_penalty() {
-        assert_eq!(count(&[false, false, false], None), Some(3));
-        assert_eq!(count(&[false, false, false], Some(200)), Some(200));
-    }
-
-    #[test]
-    fn single_epoch_runs_have_no_transitions() {
-        assert_eq!(count(&[true], None), Some(0));
-        assert_eq!(count(&[false], None), Some(1));
-    }
-
-    #[test]
-    fn never_presented_examples_have_no_count() {
-        let counter = RunCounter::new(2);
-        assert_eq!(counter.counts(None).collect::<Vec<_>>(), vec![None, None]);
-    }
 
     #[test]
     fn order_breaks_ties_by_example_id() {

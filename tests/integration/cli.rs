@@ -156,7 +156,20 @@ fn bad_input_table() {
     let victim = crate::util::parquet_files(&corrupt_root.join("presentations")).remove(0);
     let bytes = std::fs::read(&victim).unwrap();
     std::fs::write(&victim, &bytes[..bytes.len() / 2]).unwrap();
+    // Without a dynamics file (a root written before the table), order reads presentations.
+    for file in crate::util::parquet_files(&corrupt_root.join("dynamics")) {
+        std::fs::remove_file(file).unwrap();
+    }
     let corrupt = corrupt_root.display().to_string();
+    let corrupt_dynamics_root = ws.path().join("corrupt-dynamics");
+    crate::util::copy_dir(&ws.root(), &corrupt_dynamics_root);
+    let dynamics_victim =
+        crate::util::parquet_files(&corrupt_dynamics_root.join("dynamics")).remove(0);
+    std::fs::write(&dynamics_victim, b"PAR1 not really").unwrap();
+    let corrupt_dynamics = corrupt_dynamics_root.display().to_string();
+    let all_dynamics = ws.path().join("dynamics.sql");
+    std::fs::write(&all_dynamics, "SELECT * FROM dynamics").unwrap();
+    let all_dynamics = all_dynamics.display().to_string();
     let order40 = ws.path().join("order40.parquet").display().to_string();
     let not_parquet = not_parquet.display().to_string();
     let out = ws.path().display().to_string();
@@ -275,6 +288,12 @@ fn bad_input_table() {
             strings(&["query", &all_presentations, "--root", &corrupt]),
             2,
             victim.display().to_string(),
+        ),
+        (
+            "corrupt dynamics file (query)",
+            strings(&["query", &all_dynamics, "--root", &corrupt_dynamics]),
+            2,
+            dynamics_victim.display().to_string(),
         ),
         (
             "a statement other than SELECT",
