@@ -5,6 +5,7 @@ mod logger;
 mod order;
 mod progress;
 mod query;
+mod rebuild;
 mod runs;
 mod train;
 mod verify;
@@ -39,7 +40,7 @@ enum Command {
     Train(Box<train::TrainArgs>),
     /// Count forgetting events across runs and write the sorting file.
     Order(order::OrderArgs),
-    /// Run an SQL file over the tables presentations, epochs, examples and runs.
+    /// Run an SQL file over the tables presentations, dynamics, epochs, examples and runs.
     Query(query::QueryArgs),
     /// List the runs of a root: status, progress, last test accuracy, live process.
     Runs(runs::RunsArgs),
@@ -47,6 +48,8 @@ enum Command {
     Verify(verify::VerifyArgs),
     /// Delete runs and all their files (refused while a process trains them).
     Rm(verify::RmArgs),
+    /// Build the dynamics table of runs from their presentations (older roots).
+    Rebuild(rebuild::RebuildArgs),
 }
 
 /// Corrected or faithful semantics where the reference has a bug (docs/semantics.md).
@@ -147,5 +150,6 @@ pub fn run() -> anyhow::Result<()> {
         Command::Runs(args) => runs::run(args),
         Command::Verify(args) => verify::run_verify(args),
         Command::Rm(args) => verify::run_rm(args),
+        Command::Rebuild(args) => rebuild::run(args),
     }
 }

@@ -15,8 +15,10 @@ use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use super::layout::{Layout, Table};
-use super::runs::{column, read_batch};
+use super::lock::lock_run;
+use super::runs::{StoredRun, column, read_batch};
 use super::schema::col;
+use super::write_parquet_atomically;
 use crate::dynamics::{DynamicsColumns, Observation, RunDynamics};
 use crate::error::{Error, IoContext, Result};
 use crate::record::RunInfo;
@@ -158,6 +160,44 @@ pub fn rebuild_dynamics(layout: &Layout, run: &RunInfo, epochs: u32) -> Result<R
         }
     }
     Ok(dynamics)
+}
+
+/// What [`rebuild_run`] did with one run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rebuilt {
+    /// The run's file now covers this many epochs, with one row per presented example.
+    Written {
+        /// Epochs covered.
+        epochs: u32,
+        /// Rows written.
+        rows: usize,
+    },
+    /// Nothing to build: trained with `--no-record`, or no epoch committed yet.
+    NothingRecorded,
+    /// A live process trains the run (and keeps its dynamics itself).
+    Live,
+}
+
+/// Rebuilds a run's `dynamics` file from its committed presentations and commits it, holding
+/// the run's lock meanwhile.
+///
+/// # Errors
+/// [`Error::Format`] naming a presentation file that is missing or damaged; [`Error::Io`]
+/// when the file cannot be written.
+pub fn rebuild_run(layout: &Layout, run: &StoredRun) -> Result<Rebuilt> {
+    let info = &run.info;
+    if !info.record_presentations || run.epochs_completed == 0 {
+        return Ok(Rebuilt::NothingRecorded);
+    }
+    let _lock = match lock_run(layout, &info.run_id) {
+        Ok(lock) => lock,
+        Err(Error::Config(_)) => return Ok(Rebuilt::Live),
+        Err(e) => return Err(e),
+    };
+    let dynamics = rebuild_dynamics(layout, info, run.epochs_completed)?;
+    let batch = dynamics_batch(&info.run_id, &dynamics, &run.examples.labels)?;
+    write_parquet_atomically(&layout.run_file(Table::Dynamics, &info.run_id), &batch, vec![])?;
+    Ok(Rebuilt::Written { epochs: dynamics.epochs(), rows: batch.num_rows() })
 }
 
 /// The batches of a presentation file, with only the named columns.
