@@ -7,6 +7,7 @@
 //!
 //! Run: `cargo bench --bench pipeline` (scripts/bench.sh sets up libtorch first). Sections can
 //! be chosen: `cargo bench --bench pipeline -- train resnet18 writer order`.
+//! `FSTREAM_BENCH_KEEP=1` keeps the generated 60M-row root (and skips timing it).
 
 use std::path::Path;
 use std::process::Command;
@@ -337,6 +338,7 @@ fn write_synthetic(root: &Path, runs: usize, epochs: u32) -> (WriterReport, f64)
         let info = RunInfo {
             run_id: run_id.clone(),
             dataset: DatasetKind::Mnist,
+            seed: run as u64,
             epochs,
             dataset_examples: EXAMPLES as u32,
             train_examples: EXAMPLES as u32,
@@ -414,13 +416,24 @@ fn bench_writer() {
         rows / report.busy_seconds / 1e6
     );
     println!(
+        "keeping the dynamics table: {:.2} s, {:.1}% of the writer's busy time (target <= 5%)",
+        report.dynamics_seconds,
+        100.0 * report.dynamics_seconds / report.busy_seconds
+    );
+    println!(
         "bytes per presentation on disk: {:.2} (target <= 8)",
         report.presentation_bytes as f64 / rows
     );
 }
 
+/// Shipped queries timed against the synthetic root: (file, time target s, memory target MB).
+const TIMED_QUERIES: [(&str, f64, f64); 2] = [
+    ("queries/forgetting_counts.sql", 0.5, 400.0),
+    ("queries/forgetting_counts_from_presentations.sql", f64::NAN, 2000.0),
+];
+
 fn bench_order() {
-    println!("== order: 5 runs x 200 epochs x 60,000 examples (60M presentations)");
+    println!("== order and queries: 5 runs x 200 epochs x 60,000 examples (60M presentations)");
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("root");
     let (report, _) = write_synthetic(&root, 5, 200);
@@ -429,49 +442,86 @@ fn bench_order() {
         report.presentation_rows,
         report.presentation_bytes as f64 / 1e6
     );
+    if std::env::var_os("FSTREAM_BENCH_KEEP").is_some() {
+        println!("kept for inspection (FSTREAM_BENCH_KEEP): {}", root.display());
+        std::mem::forget(dir);
+        return;
+    }
     let out = dir.path().display().to_string();
     let root_arg = root.display().to_string();
-    let order = || {
-        let started = Instant::now();
-        let status = Command::new(env!("CARGO_BIN_EXE_fstream"))
-            .args([
-                "-q",
-                "order",
-                "--dataset",
-                "mnist",
-                "--input-dir",
-                &root_arg,
-                "--output-dir",
-                &out,
-                "--output-name",
-                "o",
-            ])
-            .stdout(std::process::Stdio::null())
-            .status()
-            .unwrap();
-        assert!(status.success());
-        started.elapsed().as_secs_f64()
-    };
-    order(); // warm the page cache
-    let mut times: Vec<f64> = (0..3).map(|_| order()).collect();
+    let order = [
+        "-q",
+        "order",
+        "--dataset",
+        "mnist",
+        "--input-dir",
+        &root_arg,
+        "--output-dir",
+        &out,
+        "--output-name",
+        "o",
+    ];
+    measured_fstream(&order); // warm the page cache
+    let (seconds, mb) = median_of_3(&order);
     println!(
-        "fstream order: {:.2} s (median of 3, warm cache; target <= 1.5 s)",
-        median(&mut times)
+        "fstream order: {seconds:.2} s, peak RSS {mb:.0} MB (median of 3, warm cache; target <= 0.2 s)"
     );
-    println!("fstream order peak RSS: {:.0} MB (target <= 1500 MB)", peak_child_rss_mb());
+    let prefix = [&order[..], &["--epochs", "200"]].concat();
+    let (seconds, mb) = median_of_3(&prefix);
+    println!(
+        "fstream order --epochs 200 (streams the presentations): {seconds:.2} s, peak RSS {mb:.0} MB"
+    );
+    for (file, time_target, memory_target) in TIMED_QUERIES {
+        let args = ["-q", "query", file, "--root", &root_arg, "--format", "csv"];
+        let (seconds, mb) = median_of_3(&args);
+        let time_target = if time_target.is_nan() {
+            "no slower than DuckDB".to_string()
+        } else {
+            format!("<= {time_target} s")
+        };
+        println!(
+            "fstream query {file}: {seconds:.2} s, peak RSS {mb:.0} MB (median of 3; targets {time_target}, <= {memory_target} MB)"
+        );
+    }
     if let Some(python) = std::env::var_os("FSTREAM_PYTHON") {
         let script = format!(
-            "import duckdb, time\ncon = duckdb.connect()\ncon.execute(\"SET enable_progress_bar = false\")\ncon.execute(\"CREATE VIEW presentations AS SELECT * FROM read_parquet('{root_arg}/presentations/**/*.parquet', hive_partitioning=true)\")\ncon.execute(\"CREATE VIEW runs AS SELECT * FROM read_parquet('{root_arg}/runs/*.parquet')\")\nsql = open('queries/forgetting_counts.sql').read()\nts = []\nfor _ in range(3):\n    t = time.time(); con.execute(sql).fetchall(); ts.append(time.time() - t)\nprint(f'duckdb forgetting_counts.sql: {{sorted(ts)[1]:.2f}} s (median of 3)')\n"
+            "import duckdb, time\ncon = duckdb.connect()\ncon.execute(\"SET enable_progress_bar = false\")\nfor table in ['runs', 'dynamics']:\n    con.execute(f\"CREATE VIEW {{table}} AS SELECT * FROM read_parquet('{root_arg}/{{table}}/*.parquet')\")\ncon.execute(\"CREATE VIEW presentations AS SELECT * FROM read_parquet('{root_arg}/presentations/**/*.parquet', hive_partitioning=true)\")\ncon.execute('CREATE VIEW forgetting_per_run AS ' + open('queries/views/forgetting_per_run.sql').read())\nfor name in ['forgetting_counts', 'forgetting_counts_from_presentations']:\n    sql = open(f'queries/{{name}}.sql').read()\n    ts = []\n    for _ in range(3):\n        t = time.time(); con.execute(sql).fetchall(); ts.append(time.time() - t)\n    print(f'duckdb {{name}}.sql: {{sorted(ts)[1]:.2f}} s (median of 3)')\n"
         );
         let output = Command::new(python).arg("-c").arg(script).output().unwrap();
-        print!("{}", String::from_utf8_lossy(&output.stdout));
+        print!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
     }
 }
 
-/// Peak resident memory of the largest child process so far, in MB.
-fn peak_child_rss_mb() -> f64 {
+/// Median wall time and the median of the peak memories of three runs of `fstream ARGS`.
+fn median_of_3(args: &[&str]) -> (f64, f64) {
+    let runs: Vec<(f64, f64)> = (0..3).map(|_| measured_fstream(args)).collect();
+    let mut seconds: Vec<f64> = runs.iter().map(|r| r.0).collect();
+    let mut mb: Vec<f64> = runs.iter().map(|r| r.1).collect();
+    (median(&mut seconds), median(&mut mb))
+}
+
+/// Runs `fstream ARGS` (stdout discarded) and returns its wall time and its own peak
+/// resident memory in MB.
+#[expect(clippy::zombie_processes, reason = "reaped by wait4, which reports its own usage")]
+fn measured_fstream(args: &[&str]) -> (f64, f64) {
+    let started = Instant::now();
+    let child = Command::new(env!("CARGO_BIN_EXE_fstream"))
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut status = 0;
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: getrusage fills the struct we own; RUSAGE_CHILDREN covers waited-for children.
-    unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage) };
-    usage.ru_maxrss as f64 / 1024.0
+    // SAFETY: wait4 waits for our own child and fills the status and usage we own.
+    let waited = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut usage) };
+    let seconds = started.elapsed().as_secs_f64();
+    assert!(
+        waited > 0 && libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "fstream {args:?} failed"
+    );
+    (seconds, usage.ru_maxrss as f64 / 1024.0)
 }

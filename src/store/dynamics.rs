@@ -23,6 +23,9 @@ use crate::dynamics::{DynamicsColumns, Observation, RunDynamics};
 use crate::error::{Error, IoContext, Result};
 use crate::record::RunInfo;
 
+/// The float sum columns, in table order.
+pub const SUM_COLUMNS: [&str; 4] = ["loss_sum", "margin_sum", "p_label_sum", "p_label_sq_sum"];
+
 /// The `dynamics` rows of a run: one per presented example, by example id. `labels` are the
 /// labels trained on, by example id.
 ///
@@ -65,10 +68,10 @@ pub fn dynamics_batch(run_id: &str, dynamics: &RunDynamics, labels: &[u16]) -> R
             Arc::new(rows.iter().map(|&i| Some(c.last_correct[i])).collect::<BooleanArray>()),
             false,
         ),
-        ("loss_sum", f64s(&c.loss_sum), false),
-        ("margin_sum", f64s(&c.margin_sum), false),
-        ("p_label_sum", f64s(&c.p_label_sum), false),
-        ("p_label_sq_sum", f64s(&c.p_label_sq_sum), false),
+        (SUM_COLUMNS[0], f64s(&c.loss_sum), false),
+        (SUM_COLUMNS[1], f64s(&c.margin_sum), false),
+        (SUM_COLUMNS[2], f64s(&c.p_label_sum), false),
+        (SUM_COLUMNS[3], f64s(&c.p_label_sq_sum), false),
     ])?)
 }
 

@@ -100,7 +100,8 @@ pub(crate) fn temporary_prefix(file_name: &str) -> String {
 
 /// Parquet settings. zstd level 1 keeps the writer far ahead of training. For presentations,
 /// each epoch file is sorted by `example_id`, so DELTA_BINARY_PACKED stores the ids in almost
-/// nothing; the float columns are byte-stream-split (no dictionary: losses rarely repeat),
+/// nothing; the float columns (and the dynamics table's sums) are byte-stream-split (no
+/// dictionary: values rarely repeat, and trying one costs more than the rest of the encoding),
 /// which lets zstd compress the exponent bytes. One row group per file: files are one epoch.
 fn writer_properties(metadata: Vec<KeyValue>) -> WriterProperties {
     let mut builder = WriterProperties::builder()
@@ -110,7 +111,7 @@ fn writer_properties(metadata: Vec<KeyValue>) -> WriterProperties {
         .set_key_value_metadata((!metadata.is_empty()).then_some(metadata))
         .set_column_dictionary_enabled(ColumnPath::from(col::EXAMPLE_ID), false)
         .set_column_encoding(ColumnPath::from(col::EXAMPLE_ID), Encoding::DELTA_BINARY_PACKED);
-    for float_column in [col::LOSS, col::MARGIN] {
+    for float_column in [col::LOSS, col::MARGIN].into_iter().chain(dynamics::SUM_COLUMNS) {
         builder = builder
             .set_column_dictionary_enabled(ColumnPath::from(float_column), false)
             .set_column_encoding(ColumnPath::from(float_column), Encoding::BYTE_STREAM_SPLIT);

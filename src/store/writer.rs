@@ -33,6 +33,8 @@ pub struct WriterReport {
     pub presentation_files: u64,
     /// Seconds spent handling records (the rest of the time the writer waited for them).
     pub busy_seconds: f64,
+    /// Of those, seconds spent keeping the `dynamics` table (adding epochs, committing files).
+    pub dynamics_seconds: f64,
 }
 
 /// Starts the writer thread for a dataset root. It runs until every sender is dropped.
@@ -249,6 +251,7 @@ impl Writer {
             epochs = arrow::compute::concat_batches(&epochs.schema(), [earlier, &epochs])?;
         }
         let sorted = buffer.sorted_by_example_id();
+        let dynamics_started = Instant::now();
         let dynamics_file = match &mut state.dynamics {
             Some(dynamics) if !sorted.is_empty() => {
                 add_epoch(dynamics, epoch, &sorted)?;
@@ -256,6 +259,7 @@ impl Writer {
             }
             _ => None,
         };
+        let mut dynamics_seconds = dynamics_started.elapsed().as_secs_f64();
         if let Some(path) = presentation_file {
             let batch = sorted.to_batch()?;
             self.report.presentation_bytes += write_parquet_atomically(&path, &batch, vec![])?;
@@ -264,8 +268,11 @@ impl Writer {
         }
         crash::point("epoch-after-presentations", None);
         if let Some(batch) = dynamics_file {
+            let started = Instant::now();
             write_parquet_atomically(&layout.run_file(Table::Dynamics, &run_id), &batch, vec![])?;
+            dynamics_seconds += started.elapsed().as_secs_f64();
         }
+        self.report.dynamics_seconds += dynamics_seconds;
         crash::point("epoch-after-dynamics", None);
         if let Some(temp) = checkpoint {
             rename_durably(&temp, &layout.checkpoint_file(&run_id, epoch))?;
