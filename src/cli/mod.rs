@@ -7,6 +7,8 @@ mod progress;
 mod query;
 mod rebuild;
 mod runs;
+mod scores;
+mod select;
 mod train;
 mod verify;
 
@@ -40,6 +42,8 @@ enum Command {
     Train(Box<train::TrainArgs>),
     /// Count forgetting events across runs and write the sorting file.
     Order(order::OrderArgs),
+    /// Score every example (forgetting, AUM, cartography, first learned) into a sorting file.
+    Scores(scores::ScoresArgs),
     /// Run an SQL file over the tables presentations, dynamics, epochs, examples and runs.
     Query(query::QueryArgs),
     /// List the runs of a root: status, progress, last test accuracy, live process.
@@ -146,6 +150,7 @@ pub fn run() -> anyhow::Result<()> {
             train::run(*args, &explicit, cli.quiet)
         }
         Command::Order(args) => order::run(args),
+        Command::Scores(args) => scores::run(args),
         Command::Query(args) => query::run(args),
         Command::Runs(args) => runs::run(args),
         Command::Verify(args) => verify::run_verify(args),

@@ -399,7 +399,7 @@ mod tests {
             permutation_seed: None,
             runs: vec![],
             example_ids: vec![2, 0, 1],
-            forgetting_counts: vec![0, 0, 1],
+            ranked: crate::store::sorting::Ranked::ForgettingCounts(vec![0, 0, 1]),
             presented: vec![true; 3],
         };
         assert_eq!(

@@ -6,8 +6,8 @@
 //!
 //! A run's counts come from its `dynamics` file (one row per example) when that covers the
 //! epochs counted. Otherwise (an `--epochs N` prefix) the layout makes streaming cheap: each
-//! epoch partition is one file sorted by `example_id`, read in epoch order, two columns each,
-//! into dense per-example state. No sort, no group-by; runs are counted in parallel.
+//! epoch partition is one file sorted by `example_id`, read in epoch order into dense
+//! per-example state. No sort, no group-by; runs are counted in parallel.
 
 use polars::prelude::*;
 use rand::SeedableRng;
@@ -16,12 +16,12 @@ use rand::seq::SliceRandom;
 
 use super::Catalog;
 use crate::dynamics::RunDynamics;
-use crate::error::{Error, IoContext, Result, first_line};
+use crate::error::{Error, Result, first_line};
 use crate::fidelity::Fidelity;
 use crate::record::RunInfo;
-use crate::store::dynamics::{checked_example, read_dynamics};
+use crate::store::dynamics::{read_dynamics, rebuild_dynamics};
 use crate::store::schema::{RunStatus, col};
-use crate::store::sorting::SortingFile;
+use crate::store::sorting::{Ranked, SortingFile};
 
 /// How ties between equal forgetting counts are ordered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -208,16 +208,59 @@ pub struct ForgettingCounts {
     pub presented: Vec<bool>,
 }
 
-/// Counts forgetting events of `runs` (chosen by [`select_runs`]) from their presentations.
+/// Counts forgetting events of `runs` (chosen by [`select_runs`]).
 ///
 /// # Errors
-/// [`Error::Config`] when runs of different sizes or epoch counts would be mixed, or a run has
-/// no recorded presentations; [`Error::Format`] naming the file when a partition is corrupt.
+/// [`Error::Config`] when runs of different sizes or epoch counts would be mixed (see
+/// [`plan_epochs`]); [`Error::Format`] naming the file when a partition is corrupt.
 pub fn count_forgetting(
     catalog: &Catalog,
     runs: &[SelectedRun],
     options: &OrderOptions,
 ) -> Result<ForgettingCounts> {
+    let plan = plan_epochs(runs, options)?;
+    let n = plan.num_examples;
+    let empty = || ForgettingCounts { totals: vec![0; n], presented: vec![false; n] };
+    fold_runs(
+        catalog,
+        runs,
+        &plan,
+        empty,
+        |sums, dynamics| {
+            for i in 0..n {
+                if let Some(count) = dynamics.forgetting_count(i, plan.penalty) {
+                    sums.totals[i] += count;
+                    sums.presented[i] = true;
+                }
+            }
+        },
+        |sums, other| {
+            for i in 0..n {
+                sums.totals[i] += other.totals[i];
+                sums.presented[i] |= other.presented[i];
+            }
+        },
+    )
+}
+
+/// Which epochs of each selected run are counted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EpochPlan {
+    /// Examples in the runs' dataset.
+    pub num_examples: usize,
+    /// Epochs counted of each run (its first ones), in the order of the runs.
+    pub epochs: Vec<u32>,
+    /// The faithful never-learned penalty (the reference's `--epochs`), if any.
+    pub penalty: Option<u32>,
+}
+
+/// Checks that `runs` can be counted together under `options` and says how many epochs of
+/// each are counted: all committed ones, the first `--epochs N`, or (faithful) at most N.
+///
+/// # Errors
+/// [`Error::Config`] when the runs' datasets differ in size, `--epochs` is 0 or more than a
+/// run committed, or (corrected) the runs would be counted over different epoch counts.
+pub fn plan_epochs(runs: &[SelectedRun], options: &OrderOptions) -> Result<EpochPlan> {
     let num_examples = runs[0].dataset_examples as usize;
     if let Some(other) = runs.iter().find(|r| r.dataset_examples as usize != num_examples) {
         return Err(Error::Config(format!(
@@ -240,66 +283,72 @@ pub fn count_forgetting(
         Fidelity::Corrected => options.epochs,
         Fidelity::Faithful => Some(options.epochs.unwrap_or(REFERENCE_EPOCHS)),
     };
-    let used =
-        |run: &SelectedRun| limit.map_or(run.epochs_completed, |n| n.min(run.epochs_completed));
+    let epochs: Vec<u32> = runs
+        .iter()
+        .map(|run| limit.map_or(run.epochs_completed, |n| n.min(run.epochs_completed)))
+        .collect();
     if options.fidelity == Fidelity::Corrected
-        && let Some(other) = runs.iter().find(|r| used(r) != used(&runs[0]))
+        && let Some(i) = epochs.iter().position(|&e| e != epochs[0])
     {
         return Err(Error::Config(format!(
             "runs have different epoch counts ({}: {}, {}: {}); pass --epochs N to use the first N epochs of each (N at most the smallest), or --fidelity faithful",
-            runs[0].run_id,
-            used(&runs[0]),
-            other.run_id,
-            used(other)
+            runs[0].run_id, epochs[0], runs[i].run_id, epochs[i]
         )));
     }
     let penalty = match options.fidelity {
         Fidelity::Corrected => None,
         Fidelity::Faithful => limit,
     };
+    Ok(EpochPlan { num_examples, epochs, penalty })
+}
+
+/// Loads each run's dynamics over its planned epochs, runs spread over the cores, and folds
+/// them: `add` into one accumulator per worker (made by `empty`), then `merge` into one.
+///
+/// # Errors
+/// The first run whose dynamics cannot be read ([`run_dynamics`]).
+pub fn fold_runs<A: Send>(
+    catalog: &Catalog,
+    runs: &[SelectedRun],
+    plan: &EpochPlan,
+    empty: impl Fn() -> A + Sync,
+    add: impl Fn(&mut A, &RunDynamics) + Sync,
+    merge: impl Fn(&mut A, A),
+) -> Result<A> {
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get()).min(runs.len());
+    let (empty, add) = (&empty, &add);
     let per_worker = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..workers)
             .map(|w| {
-                scope.spawn(move || -> Result<ForgettingCounts> {
-                    let mut sums = ForgettingCounts {
-                        totals: vec![0; num_examples],
-                        presented: vec![false; num_examples],
-                    };
-                    for run in runs.iter().skip(w).step_by(workers) {
-                        let dynamics = run_dynamics(catalog, run, used(run), num_examples)?;
-                        for i in 0..num_examples {
-                            if let Some(count) = dynamics.forgetting_count(i, penalty) {
-                                sums.totals[i] += count;
-                                sums.presented[i] = true;
-                            }
-                        }
+                scope.spawn(move || -> Result<A> {
+                    let mut acc = empty();
+                    for (run, &epochs) in runs.iter().zip(&plan.epochs).skip(w).step_by(workers) {
+                        add(&mut acc, &run_dynamics(catalog, run, epochs, plan.num_examples)?);
                     }
-                    Ok(sums)
+                    Ok(acc)
                 })
             })
             .collect();
         handles.into_iter().map(|h| h.join()).collect::<Vec<_>>()
     });
-    let mut result =
-        ForgettingCounts { totals: vec![0; num_examples], presented: vec![false; num_examples] };
+    let mut result = empty();
     for partial in per_worker {
         let partial = partial.map_err(|_| Error::Thread {
-            thread: "forgetting counter".into(),
+            thread: "run counter".into(),
             reason: "panicked".into(),
         })??;
-        for i in 0..num_examples {
-            result.totals[i] += partial.totals[i];
-            result.presented[i] |= partial.presented[i];
-        }
+        merge(&mut result, partial);
     }
     Ok(result)
 }
 
 /// The dynamics of `run` over its first `epochs` epochs: its `dynamics` file when that covers
-/// exactly those (one row per example), else counted from its presentation files (an
+/// exactly those (one row per example), else built from its presentation files (an
 /// `--epochs N` prefix, or a file that is missing or damaged).
-fn run_dynamics(
+///
+/// # Errors
+/// [`Error::Format`] naming a presentation file that is missing or damaged.
+pub fn run_dynamics(
     catalog: &Catalog,
     run: &SelectedRun,
     epochs: u32,
@@ -315,64 +364,45 @@ fn run_dynamics(
             Err(e) => log::warn!("{e}; counting run {}'s presentations instead", run.run_id),
         }
     }
-    count_presentations(catalog, run, epochs, num_examples)
-}
-
-/// Streams the first `epochs` epoch files of `run` (two columns each) into its dynamics'
-/// correctness columns.
-fn count_presentations(
-    catalog: &Catalog,
-    run: &SelectedRun,
-    epochs: u32,
-    num_examples: usize,
-) -> Result<RunDynamics> {
-    let mut dynamics = RunDynamics::new(num_examples);
-    for epoch in 1..=epochs {
-        let path =
-            &catalog.layout().presentations_file(run.info.dataset.name(), &run.run_id, epoch);
-        if !path.is_file() {
-            return Err(Error::format(
-                path,
-                format!(
-                    "missing: run {} declares {} committed epochs (`fstream verify` lists the damage)",
-                    run.run_id, run.epochs_completed
-                ),
-            ));
-        }
-        let bad = |e: PolarsError| Error::format(path, e.to_string());
-        let file = std::fs::File::open(path).at(path)?;
-        let frame = ParquetReader::new(file)
-            .with_columns(Some(vec![col::EXAMPLE_ID.into(), col::CORRECT.into()]))
-            .finish()
-            .map_err(bad)?;
-        let ids = frame.column(col::EXAMPLE_ID).and_then(|c| c.u32()).map_err(bad)?;
-        let correct = frame.column(col::CORRECT).and_then(|c| c.bool()).map_err(bad)?;
-        if ids.null_count() + correct.null_count() > 0 {
-            return Err(Error::format(path, "null example_id or correct"));
-        }
-        dynamics.begin_epoch(epoch);
-        for (id, correct) in ids.into_no_null_iter().zip(correct.iter().map(|c| c == Some(true))) {
-            dynamics.observe_correct(checked_example(path, id, num_examples)?, correct);
-        }
-    }
-    Ok(dynamics)
+    rebuild_dynamics(catalog.layout(), &run.info, epochs)
 }
 
 /// Orders every example: the presented ones by total count ascending, ties by `tie_break`,
 /// then the ones no counted run presented (count 0), by id.
 pub fn order(counts: &ForgettingCounts, tie_break: TieBreak) -> (Vec<u32>, Vec<u32>) {
-    let mut ids: Vec<u32> = (0..counts.totals.len() as u32).collect();
+    let value = |i: usize| f64::from(counts.totals[i]);
+    let ids = rank_examples(value, &counts.presented, false, tie_break);
+    let count = |i: usize| if counts.presented[i] { counts.totals[i] } else { 0 };
+    let sorted_counts = ids.iter().map(|&i| count(i as usize)).collect();
+    (ids, sorted_counts)
+}
+
+/// Example ids by rank: the presented examples by `value` (lowest first, or highest first
+/// when `descending`), ties by `tie_break`; then those no counted run presented, by id.
+pub fn rank_examples(
+    value: impl Fn(usize) -> f64,
+    presented: &[bool],
+    descending: bool,
+    tie_break: TieBreak,
+) -> Vec<u32> {
+    let mut ids: Vec<u32> = (0..presented.len() as u32).collect();
     if let TieBreak::Random { seed } = tie_break {
         ids.shuffle(&mut ChaCha8Rng::seed_from_u64(seed));
     }
-    // Presented examples by count; those no counted run presented after them, by id.
-    let key = |&i: &u32| match counts.presented[i as usize] {
-        true => (false, counts.totals[i as usize], 0),
-        false => (true, 0, i),
-    };
-    ids.sort_by_key(key);
-    let sorted_counts = ids.iter().map(|&i| key(&i).1).collect();
-    (ids, sorted_counts)
+    // A stable sort: equal values keep the tie-break's order.
+    ids.sort_by(|&a, &b| {
+        let (a, b) = (a as usize, b as usize);
+        match (presented[a], presented[b]) {
+            (true, true) => {
+                let by_value = value(a).total_cmp(&value(b));
+                if descending { by_value.reverse() } else { by_value }
+            }
+            (false, false) => a.cmp(&b),
+            // Presented before not presented.
+            (a_presented, b_presented) => b_presented.cmp(&a_presented),
+        }
+    });
+    ids
 }
 
 /// Everything `fstream order` reports.
@@ -404,7 +434,7 @@ pub fn compute_order(catalog: &Catalog, options: &OrderOptions) -> Result<OrderR
             permutation_seed: runs[0].info.permutation_seed,
             runs: runs.into_iter().map(|r| r.run_id).collect(),
             example_ids,
-            forgetting_counts,
+            ranked: Ranked::ForgettingCounts(forgetting_counts),
             presented,
         },
         skipped,

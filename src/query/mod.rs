@@ -3,6 +3,7 @@
 //! `store::layout` and `store::schema`; never links tch.
 
 pub mod forgetting;
+pub mod scores;
 
 use std::path::Path;
 

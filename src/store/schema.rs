@@ -51,6 +51,8 @@ pub mod col {
     pub const COARSE_LABEL: &str = "coarse_label";
     /// Forgetting count of a sorting file.
     pub const FORGETTING_COUNT: &str = "forgetting_count";
+    /// A sorting file's per-example score (`fstream scores`).
+    pub const SCORE: &str = "score";
     /// 0-based position in a sorting file's order.
     pub const RANK: &str = "rank";
     /// Sorting files: whether any counted run presented the example.

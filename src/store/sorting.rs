@@ -1,15 +1,16 @@
-//! Sorting files: the order `fstream order` computes and `fstream train --sorting-file` reads.
-//! A Parquet file with columns `example_id, forgetting_count, rank, presented` (one row per
-//! dataset example, by rank; examples no counted run presented come last, flagged) and
-//! key-value metadata naming the dataset, its size and its pixel permutation, so a sorting
-//! file cannot be applied to the wrong data. A CSV twin is written for humans.
+//! Sorting files: the order `fstream order` (or `fstream scores`) computes and `fstream train
+//! --sorting-file` reads. A Parquet file with columns `example_id, forgetting_count, rank,
+//! presented` (or `score` in place of `forgetting_count`), one row per dataset example, by
+//! rank (examples no counted run presented come last, flagged), and key-value metadata naming
+//! the dataset, its size and its pixel permutation, so a sorting file cannot be applied to the
+//! wrong data. A CSV twin is written for humans.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::Path;
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, BooleanArray, RecordBatch, UInt32Array};
+use arrow::array::{Array, ArrayRef, BooleanArray, Float64Array, RecordBatch, UInt32Array};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::file::metadata::KeyValue;
 
@@ -21,9 +22,45 @@ const DATASET_KEY: &str = "fstream.dataset";
 const DATASET_EXAMPLES_KEY: &str = "fstream.dataset_examples";
 const RUNS_KEY: &str = "fstream.runs";
 const PERMUTATION_SEED_KEY: &str = "fstream.permutation_seed";
+const SCORE_KEY: &str = "fstream.score";
+const DIRECTION_KEY: &str = "fstream.direction";
 
-/// An ordering of a dataset's examples, least forgotten first.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What a sorting file ranks the examples by.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Ranked {
+    /// Forgetting counts, ascending (`fstream order`): column `forgetting_count`.
+    ForgettingCounts(Vec<u32>),
+    /// A per-example score (`fstream scores`): column `score`.
+    Score {
+        /// The score's name (`aum`, `confidence`, …).
+        name: String,
+        /// Highest first instead of lowest first.
+        descending: bool,
+        /// The score of each ranked example.
+        values: Vec<f64>,
+    },
+}
+
+impl Ranked {
+    /// The value column's name.
+    fn column(&self) -> &'static str {
+        match self {
+            Ranked::ForgettingCounts(_) => col::FORGETTING_COUNT,
+            Ranked::Score { .. } => col::SCORE,
+        }
+    }
+
+    /// The value of the example at `rank`, as the CSV writes it.
+    fn text(&self, rank: usize) -> String {
+        match self {
+            Ranked::ForgettingCounts(counts) => counts[rank].to_string(),
+            Ranked::Score { values, .. } => values[rank].to_string(),
+        }
+    }
+}
+
+/// An ordering of a dataset's examples: least forgotten first, or by a score.
+#[derive(Debug, Clone, PartialEq)]
 pub struct SortingFile {
     /// Dataset name.
     pub dataset: String,
@@ -35,8 +72,8 @@ pub struct SortingFile {
     pub runs: Vec<String>,
     /// Example ids by rank.
     pub example_ids: Vec<u32>,
-    /// Forgetting count of each ranked example.
-    pub forgetting_counts: Vec<u32>,
+    /// The value each ranked example is ranked by.
+    pub ranked: Ranked,
     /// Whether any counted run presented each ranked example (false: removed in every run;
     /// its count is 0 and it is ranked last).
     pub presented: Vec<bool>,
@@ -49,17 +86,17 @@ impl SortingFile {
     /// [`Error::Io`] or [`Error::Parquet`] when a file cannot be written.
     pub fn write(&self, out_dir: &Path, stem: &str) -> Result<()> {
         let ranks: Vec<u32> = (0..self.example_ids.len() as u32).collect();
+        let values: ArrayRef = match &self.ranked {
+            Ranked::ForgettingCounts(counts) => Arc::new(UInt32Array::from(counts.clone())),
+            Ranked::Score { values, .. } => Arc::new(Float64Array::from(values.clone())),
+        };
         let batch = RecordBatch::try_from_iter_with_nullable([
             (
                 col::EXAMPLE_ID,
                 Arc::new(UInt32Array::from(self.example_ids.clone())) as ArrayRef,
                 false,
             ),
-            (
-                col::FORGETTING_COUNT,
-                Arc::new(UInt32Array::from(self.forgetting_counts.clone())),
-                false,
-            ),
+            (self.ranked.column(), values, false),
             (col::RANK, Arc::new(UInt32Array::from(ranks)), false),
             (col::PRESENTED, Arc::new(BooleanArray::from(self.presented.clone())), false),
         ])?;
@@ -71,18 +108,23 @@ impl SortingFile {
         if let Some(seed) = self.permutation_seed {
             metadata.push(KeyValue::new(PERMUTATION_SEED_KEY.into(), seed.to_string()));
         }
+        if let Ranked::Score { name, descending, .. } = &self.ranked {
+            let direction = if *descending { "descending" } else { "ascending" };
+            metadata.push(KeyValue::new(SCORE_KEY.into(), name.clone()));
+            metadata.push(KeyValue::new(DIRECTION_KEY.into(), direction.to_string()));
+        }
         write_parquet_atomically(&out_dir.join(format!("{stem}.parquet")), &batch, metadata)?;
 
         let csv_path = out_dir.join(format!("{stem}.csv"));
         write_atomically(&csv_path, |file| {
             let write_rows = || -> std::io::Result<()> {
                 let mut out = BufWriter::new(file);
-                let header = [col::EXAMPLE_ID, col::FORGETTING_COUNT, col::RANK, col::PRESENTED];
+                let header = [col::EXAMPLE_ID, self.ranked.column(), col::RANK, col::PRESENTED];
                 writeln!(out, "{}", header.join(","))?;
-                let rows =
-                    self.example_ids.iter().zip(&self.forgetting_counts).zip(&self.presented);
-                for (rank, ((id, count), presented)) in rows.enumerate() {
-                    writeln!(out, "{id},{count},{rank},{presented}")?;
+                for (rank, (id, presented)) in
+                    self.example_ids.iter().zip(&self.presented).enumerate()
+                {
+                    writeln!(out, "{id},{},{rank},{presented}", self.ranked.text(rank))?;
                 }
                 out.flush()
             };
@@ -124,9 +166,11 @@ impl SortingFile {
                 })?),
                 Err(_) => None,
             };
+        let score = value(SCORE_KEY).ok();
+        let descending = value(DIRECTION_KEY).is_ok_and(|d| d == "descending");
         let reader = builder.build().map_err(|e| bad(e.to_string()))?;
-        let (mut example_ids, mut forgetting_counts, mut presented) =
-            (Vec::new(), Vec::new(), Vec::new());
+        let (mut example_ids, mut forgetting_counts, mut scores, mut presented) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for batch in reader {
             let batch = batch.map_err(|e| bad(e.to_string()))?;
             // Files of earlier versions list presented examples only.
@@ -140,18 +184,14 @@ impl SortingFile {
                 }
                 None => presented.extend(std::iter::repeat_n(true, batch.num_rows())),
             }
-            for (name, out) in [
-                (col::EXAMPLE_ID, &mut example_ids),
-                (col::FORGETTING_COUNT, &mut forgetting_counts),
-            ] {
-                let column = batch
-                    .column_by_name(name)
-                    .and_then(|c| c.as_any().downcast_ref::<UInt32Array>())
-                    .ok_or_else(|| bad(format!("missing u32 column '{name}'")))?;
-                if column.null_count() > 0 {
-                    return Err(bad(format!("column '{name}' has nulls")));
-                }
-                out.extend_from_slice(column.values());
+            example_ids
+                .extend_from_slice(typed::<UInt32Array>(&batch, col::EXAMPLE_ID, path)?.values());
+            match score {
+                None => forgetting_counts.extend_from_slice(
+                    typed::<UInt32Array>(&batch, col::FORGETTING_COUNT, path)?.values(),
+                ),
+                Some(_) => scores
+                    .extend_from_slice(typed::<Float64Array>(&batch, col::SCORE, path)?.values()),
             }
         }
         let mut seen = vec![false; dataset_examples];
@@ -166,16 +206,32 @@ impl SortingFile {
                 }
             }
         }
+        let ranked = match score {
+            None => Ranked::ForgettingCounts(forgetting_counts),
+            Some(name) => Ranked::Score { name, descending, values: scores },
+        };
         Ok(SortingFile {
             dataset,
             dataset_examples,
             permutation_seed,
             runs,
             example_ids,
-            forgetting_counts,
+            ranked,
             presented,
         })
     }
+}
+
+/// Column `name` of a sorting file's batch as `T`, without nulls.
+fn typed<'a, T: Array + 'static>(batch: &'a RecordBatch, name: &str, path: &Path) -> Result<&'a T> {
+    let column =
+        batch.column_by_name(name).and_then(|c| c.as_any().downcast_ref::<T>()).ok_or_else(
+            || Error::format(path, format!("missing column '{name}' of the expected type")),
+        )?;
+    if column.null_count() > 0 {
+        return Err(Error::format(path, format!("column '{name}' has nulls")));
+    }
+    Ok(column)
 }
 
 #[cfg(test)]
@@ -191,7 +247,7 @@ mod tests {
             permutation_seed: Some(7),
             runs: vec!["a".into(), "b".into()],
             example_ids: vec![2, 0, 3, 1],
-            forgetting_counts: vec![0, 1, 4, 0],
+            ranked: Ranked::ForgettingCounts(vec![0, 1, 4, 0]),
             presented: vec![true, true, true, false],
         };
         sorting.write(dir.path(), "order").unwrap();
@@ -212,7 +268,7 @@ mod tests {
             permutation_seed: None,
             runs: vec![],
             example_ids: vec![1, 1],
-            forgetting_counts: vec![0, 0],
+            ranked: Ranked::ForgettingCounts(vec![0, 0]),
             presented: vec![true, true],
         };
         sorting.write(dir.path(), "order").unwrap();

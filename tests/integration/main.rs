@@ -9,6 +9,7 @@ mod dynamics;
 mod interop;
 mod operate;
 mod query;
+mod scores;
 mod store;
 mod train;
 mod util;

@@ -166,12 +166,11 @@ fn order_selects_runs_by_recorded_configuration() {
         .filter(|(id, _)| *id == no_dropout_run)
         .collect();
     let expected = expected_counts(&only, None);
-    let got: BTreeMap<u32, u32> = sorting
-        .example_ids
-        .iter()
-        .copied()
-        .zip(sorting.forgetting_counts.iter().copied())
-        .collect();
+    let fstream::store::sorting::Ranked::ForgettingCounts(counts) = &sorting.ranked else {
+        panic!("order ranks by forgetting counts")
+    };
+    let got: BTreeMap<u32, u32> =
+        sorting.example_ids.iter().copied().zip(counts.iter().copied()).collect();
     assert_eq!(got, expected);
 
     ws.order("none", &["--where", "seed > 10"])

@@ -1,0 +1,177 @@
+//! `fstream scores`: every score equals an independent computation from the presentation
+//! files, and a score file drives removal like a sorting file.
+
+use std::collections::BTreeMap;
+
+use crate::util::{Presentation, Workspace, read_order_csv, read_presentations};
+
+/// One run's value of `score` for one example's presentations (in epoch order), with the
+/// reference's never-learned rule (the run's presentations).
+fn per_run(score: &str, p: &[Presentation]) -> f64 {
+    let n = p.len() as f64;
+    let never = n;
+    let correct: Vec<bool> = p.iter().map(|p| p.correct).collect();
+    let p_label: Vec<f64> = p.iter().map(|p| (-f64::from(p.loss)).exp()).collect();
+    let mean = |values: &[f64]| values.iter().sum::<f64>() / n;
+    match score {
+        "forgetting" if !correct.contains(&true) => never,
+        "forgetting" => correct.windows(2).filter(|w| w[0] && !w[1]).count() as f64,
+        "first_learned" => p.iter().find(|p| p.correct).map_or(never, |p| f64::from(p.epoch)),
+        "learned_at" if !correct[correct.len() - 1] => never,
+        "learned_at" => p.iter().rev().find(|p| !p.correct).map_or(0, |p| p.epoch) as f64 + 1.0,
+        "aum" => mean(&p.iter().map(|p| f64::from(p.margin)).collect::<Vec<_>>()),
+        "confidence" => mean(&p_label),
+        "variability" => {
+            let m = mean(&p_label);
+            mean(&p_label.iter().map(|x| (x - m) * (x - m)).collect::<Vec<_>>()).sqrt()
+        }
+        "correctness" => correct.iter().filter(|&&c| c).count() as f64 / n,
+        other => panic!("no score {other}"),
+    }
+}
+
+/// Reads a score CSV: example id → score, in rank order.
+fn read_scores(path: &std::path::Path) -> Vec<(u32, f64)> {
+    let text = std::fs::read_to_string(path).unwrap();
+    let mut lines = text.lines();
+    assert_eq!(lines.next(), Some("example_id,score,rank,presented"));
+    lines
+        .map(|line| {
+            let f: Vec<&str> = line.split(',').collect();
+            (f[0].parse().unwrap(), f[1].parse().unwrap())
+        })
+        .collect()
+}
+
+#[test]
+fn every_score_equals_an_independent_computation_from_the_presentations() {
+    let ws = Workspace::new();
+    ws.write_tiny_mnist(150, 30);
+    let train =
+        ["--seeds", "1..2", "--epochs", "4", "--threads", "2", "--noise-percent-labels", "30"];
+    ws.train(&train).assert_ok();
+    let mut by_example: BTreeMap<u32, Vec<Vec<Presentation>>> = BTreeMap::new();
+    for presentations in read_presentations(&ws.root()).into_values() {
+        let mut runs: BTreeMap<u32, Vec<Presentation>> = BTreeMap::new();
+        for p in presentations {
+            runs.entry(p.example_id).or_default().push(p);
+        }
+        for (id, mut sequence) in runs {
+            sequence.sort_by_key(|p| p.epoch);
+            by_example.entry(id).or_default().push(sequence);
+        }
+    }
+    let root = ws.root().display().to_string();
+    for score in [
+        "forgetting",
+        "first_learned",
+        "learned_at",
+        "aum",
+        "confidence",
+        "variability",
+        "correctness",
+    ] {
+        let output = ws.path().join(format!("{score}.parquet"));
+        let args = ["scores", "--root", &root, "--dataset", "mnist", "--score", score, "--output"];
+        let run = ws.fstream(&[&args[..], &[output.to_str().unwrap()]].concat());
+        run.assert_ok();
+        assert!(
+            run.stdout().starts_with(&format!("{score} of 150 examples over 2 runs")),
+            "{}",
+            run.stdout()
+        );
+        let got = read_scores(&ws.path().join(format!("{score}.csv")));
+        let mut expected: Vec<(u32, f64)> = by_example
+            .iter()
+            .map(|(&id, runs)| {
+                let values: Vec<f64> = runs.iter().map(|p| per_run(score, p)).collect();
+                let total: f64 = values.iter().sum();
+                (id, if score == "forgetting" { total } else { total / values.len() as f64 })
+            })
+            .collect();
+        expected.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
+        assert_eq!(got.len(), expected.len(), "{score}");
+        for (rank, (g, e)) in got.iter().zip(&expected).enumerate() {
+            assert!(
+                (g.1 - e.1).abs() <= 1e-12 * e.1.abs().max(1.0),
+                "{score} rank {rank}: {g:?} vs {e:?}"
+            );
+        }
+        // The ranking itself: ascending values; equal values by example id.
+        let ids = |rows: &[(u32, f64)]| rows.iter().map(|r| r.0).collect::<Vec<_>>();
+        if !matches!(score, "confidence" | "variability") {
+            assert_eq!(ids(&got), ids(&expected), "{score}");
+        }
+        let distinct: std::collections::BTreeSet<u64> = got.iter().map(|r| r.1.to_bits()).collect();
+        assert!(distinct.len() > 1, "{score}: the fixture gives several values");
+    }
+
+    // Forgetting scores are the counts of `fstream order`.
+    ws.order("order", &[]).assert_ok();
+    let order: Vec<(u32, f64)> = read_order_csv(&ws.path().join("order.csv"))
+        .iter()
+        .map(|&(id, count, _)| (id, f64::from(count)))
+        .collect();
+    assert_eq!(read_scores(&ws.path().join("forgetting.csv")), order);
+}
+
+#[test]
+fn score_files_rank_both_ways_and_drive_removal() {
+    let ws = Workspace::new();
+    ws.write_tiny_mnist(120, 30);
+    ws.train(&[
+        "--seeds",
+        "1..2",
+        "--epochs",
+        "3",
+        "--threads",
+        "2",
+        "--noise-percent-labels",
+        "40",
+    ])
+    .assert_ok();
+    let root = ws.root().display().to_string();
+    let score_file = |name: &str, extra: &[&str]| {
+        let output = ws.path().join(format!("{name}.parquet")).display().to_string();
+        let args = ["scores", "--root", &root, "--dataset", "mnist", "--output", &output];
+        ws.fstream(&[&args[..], extra].concat()).assert_ok();
+        read_scores(&ws.path().join(format!("{name}.csv")))
+    };
+    let up = score_file("aum_up", &["--score", "aum"]);
+    let down = score_file("aum_down", &["--score", "aum", "--descending"]);
+    assert_eq!(down.iter().rev().cloned().collect::<Vec<_>>(), up, "distinct AUMs: reversed");
+    // One run: an example never learned there is inf under one rule and 0 under the other.
+    let one_run = ["--where", "seed = 1", "--score", "first_learned", "--never-learned"];
+    let infinite = score_file("never", &[&one_run[..], &["infinity"]].concat());
+    assert!(infinite.last().unwrap().1.is_infinite(), "never-learned examples rank last as inf");
+    let zero = score_file("zero", &[&one_run[..], &["zero"]].concat());
+    let never_learned = infinite.iter().filter(|r| r.1.is_infinite()).count();
+    assert!(never_learned > 0);
+    assert_eq!(zero.iter().filter(|r| r.1 == 0.0).count(), never_learned);
+
+    // Remove the 10 lowest-AUM examples (likely mislabeled) and train on the rest.
+    let removed: Vec<u32> = up[..10].iter().map(|r| r.0).collect();
+    let sorting = ws.path().join("aum_up.parquet").display().to_string();
+    let removal = [
+        "--seed",
+        "5",
+        "--epochs",
+        "1",
+        "--sorting-file",
+        &sorting,
+        "--remove-n",
+        "10",
+        "--keep-lowest-n",
+        "0",
+    ];
+    let run = ws.train(&removal);
+    run.assert_ok();
+    let run_id = run.stdout().lines().last().unwrap().to_string();
+    let examples = crate::util::read_parquet(&ws.root().join(format!("examples/{run_id}.parquet")));
+    let in_training =
+        crate::util::typed_column::<arrow::array::BooleanArray>(&examples, "in_training_set");
+    let dropped: Vec<u32> = (0..120).filter(|&i| !in_training.value(i as usize)).collect();
+    let mut removed_sorted = removed.clone();
+    removed_sorted.sort();
+    assert_eq!(dropped, removed_sorted);
+}
