@@ -16,10 +16,14 @@ use super::select::{SelectArgs, warn_skipped, warn_unpresented};
 pub struct ScoresArgs {
     #[command(flatten)]
     select: SelectArgs,
-    /// The score: forgetting, first_learned, learned_at, aum, confidence, variability or
-    /// correctness (formulas in schemas/dynamics.md).
+    /// The score: forgetting, first_learned, learned_at, aum, confidence, variability,
+    /// correctness (formulas in schemas/dynamics.md), or el2n (runs trained with --record
+    /// el2n; needs --epoch).
     #[arg(long, value_name = "SCORE")]
     score: Score,
+    /// The epoch whose EL2N is scored, averaged over the runs (--score el2n).
+    #[arg(long, value_name = "E")]
+    epoch: Option<u32>,
     /// The value of an example never learned in a run (forgetting, first_learned,
     /// learned_at): presentations (the reference), epochs:N, zero, infinity, or a number.
     #[arg(long, value_name = "RULE", default_value = "presentations")]
@@ -51,6 +55,7 @@ pub fn run(args: ScoresArgs) -> anyhow::Result<()> {
         score: args.score,
         never_learned: args.never_learned,
         descending: args.descending,
+        epoch: args.epoch,
     };
     let input_dir = &args.select.input_dir;
     let catalog = Catalog::open(input_dir)?;

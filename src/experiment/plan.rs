@@ -202,6 +202,7 @@ impl ExperimentSpec {
             noise_std_pixels: self.pixel_noise.std,
             pixel_noise_mode: self.pixel_noise.mode,
             record_presentations: config.record,
+            record_el2n: config.record_el2n,
             device: device_name(config.device),
             intra_op_threads: config.intra_op_threads as u32,
             fstream_version: env!("CARGO_PKG_VERSION").into(),

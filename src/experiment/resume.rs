@@ -180,6 +180,7 @@ fn stored_config(
         device,
         intra_op_threads: threads.unwrap_or(info.intra_op_threads as usize).max(1),
         record: info.record_presentations,
+        record_el2n: info.record_el2n,
     })
 }
 
@@ -206,7 +207,8 @@ mod tests {
             seed: 0,
             device: tch::Device::Cpu,
             intra_op_threads: 3,
-            record: false,
+            record: true,
+            record_el2n: true,
         };
         let spec = ExperimentSpec {
             dataset: DatasetKind::Cifar10,

@@ -13,7 +13,7 @@ use polars::sql::SQLContext;
 use crate::error::{Error, Result};
 use crate::store::layout::{Layout, Table};
 use crate::store::parquet_row_count;
-use crate::store::schema::{RunStatus, col};
+use crate::store::schema::{RunStatus, col, presentation_file_schema};
 
 /// A dataset root opened for reading. Its tables show only what the `runs` rows declare
 /// committed (the visibility rule, `docs/crash-safety.md`): epochs of a run after its
@@ -98,7 +98,14 @@ impl Catalog {
             },
             _ => HiveOptions::new_disabled(),
         };
-        let args = ScanArgsParquet { hive_options, ..Default::default() };
+        // Presentations files differ in their optional columns (`el2n`): read them all with
+        // every column, null where a file lacks it.
+        let (schema, allow_missing_columns) = match table {
+            Table::Presentations => (Some(presentation_schema()?), true),
+            _ => (None, false),
+        };
+        let args =
+            ScanArgsParquet { hive_options, schema, allow_missing_columns, ..Default::default() };
         let glob = self.layout.table_glob(table);
         let frame = LazyFrame::scan_parquet(PlRefPath::new(glob.as_str()), args)?;
         Ok(Some(match self.uncommitted(table) {
@@ -232,6 +239,28 @@ impl Catalog {
     fn unreadable_file(&self) -> Option<Error> {
         first_unreadable_file(&self.layout)
     }
+}
+
+/// The columns of presentations files, as polars types.
+///
+/// # Errors
+/// [`Error::Config`] for an Arrow type this mapping does not know (a bug caught by tests).
+fn presentation_schema() -> Result<SchemaRef> {
+    use arrow::datatypes::DataType as Arrow;
+    let arrow_schema = presentation_file_schema();
+    let fields = arrow_schema.fields().iter().map(|field| {
+        let kind = match field.data_type() {
+            Arrow::UInt16 => DataType::UInt16,
+            Arrow::UInt32 => DataType::UInt32,
+            Arrow::Float32 => DataType::Float32,
+            Arrow::Boolean => DataType::Boolean,
+            other => {
+                return Err(Error::Config(format!("presentations column of type {other:?}")));
+            }
+        };
+        Ok(Field::new(field.name().as_str().into(), kind))
+    });
+    Ok(Arc::new(fields.collect::<Result<Schema>>()?))
 }
 
 /// What the `runs` rows do not declare: epochs after `epochs_completed` of runs that are not

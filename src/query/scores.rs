@@ -2,15 +2,21 @@
 //! `schemas/dynamics.md`): forgetting counts, when examples are learned, area under the
 //! margin and dataset cartography's confidence, variability and correctness. Each run gives
 //! one value per presented example; forgetting counts are summed over runs (as the paper sums
-//! seeds), every other score is averaged over the runs that presented the example.
+//! seeds), every other score is averaged over the runs that presented the example. EL2N comes
+//! from the presentations of one epoch instead (runs trained with `--record el2n`).
 
 use super::Catalog;
 use super::forgetting::{
-    OrderOptions, RunSelection, SelectedRun, SkipReason, fold_runs, plan_epochs, rank_examples,
-    select_runs,
+    EpochPlan, OrderOptions, RunSelection, SelectedRun, SkipReason, fold_runs, plan_epochs,
+    rank_examples, select_runs,
 };
+use arrow::array::{Float32Array, UInt32Array};
+
 use crate::dynamics::RunDynamics;
 use crate::error::{Error, Result};
+use crate::store::dynamics::{checked_example, read_presentation_columns};
+use crate::store::runs::column;
+use crate::store::schema::col;
 use crate::store::sorting::{Ranked, SortingFile};
 
 /// The scores `fstream scores` computes.
@@ -30,11 +36,13 @@ pub enum Score {
     Variability,
     /// Dataset cartography's correctness: the fraction of presentations classified correctly.
     Correctness,
+    /// EL2N (Paul et al. 2021): `‖softmax − onehot(label)‖₂` at one epoch (`--record el2n`).
+    El2n,
 }
 
 impl Score {
     /// Every score, in the order `--help` lists them.
-    pub const ALL: [Score; 7] = [
+    pub const ALL: [Score; 8] = [
         Score::Forgetting,
         Score::FirstLearned,
         Score::LearnedAt,
@@ -42,6 +50,7 @@ impl Score {
         Score::Confidence,
         Score::Variability,
         Score::Correctness,
+        Score::El2n,
     ];
 
     /// The score's name on the command line and in score files.
@@ -54,6 +63,7 @@ impl Score {
             Score::Confidence => "confidence",
             Score::Variability => "variability",
             Score::Correctness => "correctness",
+            Score::El2n => "el2n",
         }
     }
 
@@ -92,6 +102,7 @@ impl Score {
                 (mean(c.p_label_sq_sum[example]) - confidence * confidence).max(0.0).sqrt()
             }
             Score::Correctness => mean(f64::from(c.correct_presentations[example])),
+            Score::El2n => unreachable!("EL2N is read from the presentations of one epoch"),
         })
     }
 }
@@ -153,6 +164,8 @@ pub struct ScoreOptions {
     pub never_learned: NeverLearned,
     /// Rank the highest scores first.
     pub descending: bool,
+    /// The epoch EL2N is read at (`--score el2n` only).
+    pub epoch: Option<u32>,
 }
 
 /// Everything `fstream scores` reports.
@@ -168,6 +181,87 @@ pub struct ScoreReport {
 struct Totals {
     sums: Vec<f64>,
     runs: Vec<u32>,
+}
+
+impl Totals {
+    fn new(num_examples: usize) -> Self {
+        Totals { sums: vec![0.0; num_examples], runs: vec![0; num_examples] }
+    }
+
+    fn add(&mut self, example: usize, value: f64) {
+        self.sums[example] += value;
+        self.runs[example] += 1;
+    }
+
+    fn merge(&mut self, other: Totals) {
+        for i in 0..self.sums.len() {
+            self.sums[i] += other.sums[i];
+            self.runs[i] += other.runs[i];
+        }
+    }
+}
+
+/// A dynamics score of every example, summed over `runs`.
+fn dynamics_totals(
+    catalog: &Catalog,
+    runs: &[SelectedRun],
+    plan: &EpochPlan,
+    score: Score,
+    never_learned: NeverLearned,
+) -> Result<Totals> {
+    let n = plan.num_examples;
+    fold_runs(
+        catalog,
+        runs,
+        plan,
+        || Totals::new(n),
+        |totals, dynamics| {
+            for i in 0..n {
+                if let Some(value) = score.of(dynamics, i, never_learned) {
+                    totals.add(i, value);
+                }
+            }
+        },
+        Totals::merge,
+    )
+}
+
+/// Each example's EL2N at `epoch`, summed over `runs`, read from their presentation files.
+///
+/// # Errors
+/// [`Error::Config`] when a run did not record EL2N or has not reached `epoch`;
+/// [`Error::Format`] naming a missing or damaged presentation file.
+fn el2n_totals(
+    catalog: &Catalog,
+    runs: &[SelectedRun],
+    plan: &EpochPlan,
+    epoch: u32,
+) -> Result<Totals> {
+    let mut totals = Totals::new(plan.num_examples);
+    for (run, &epochs) in runs.iter().zip(&plan.epochs) {
+        if !run.info.record_el2n {
+            return Err(Error::Config(format!(
+                "run {} was trained without --record el2n: it has no EL2N to score",
+                run.run_id
+            )));
+        }
+        if epoch == 0 || epoch > epochs {
+            return Err(Error::Config(format!(
+                "--epoch {epoch}: run {} has epochs 1..={epochs} counted",
+                run.run_id
+            )));
+        }
+        let path = catalog.layout().presentations_file(run.info.dataset.name(), &run.run_id, epoch);
+        for batch in read_presentation_columns(&path, &[col::EXAMPLE_ID, col::EL2N])? {
+            let ids = column::<UInt32Array>(&batch, col::EXAMPLE_ID, &path)?;
+            let el2n = column::<Float32Array>(&batch, col::EL2N, &path)?;
+            for row in 0..batch.num_rows() {
+                let example = checked_example(&path, ids.value(row), plan.num_examples)?;
+                totals.add(example, f64::from(el2n.value(row)));
+            }
+        }
+    }
+    Ok(totals)
 }
 
 /// Selects runs, computes the score per run and example, combines the runs (forgetting
@@ -186,26 +280,21 @@ pub fn compute_scores(catalog: &Catalog, options: &ScoreOptions) -> Result<Score
     let plan = plan_epochs(&runs, &options.selection)?;
     let n = plan.num_examples;
     let (score, never_learned) = (options.score, options.never_learned);
-    let totals = fold_runs(
-        catalog,
-        &runs,
-        &plan,
-        || Totals { sums: vec![0.0; n], runs: vec![0; n] },
-        |totals, dynamics| {
-            for i in 0..n {
-                if let Some(value) = score.of(dynamics, i, never_learned) {
-                    totals.sums[i] += value;
-                    totals.runs[i] += 1;
-                }
-            }
-        },
-        |totals, other| {
-            for i in 0..n {
-                totals.sums[i] += other.sums[i];
-                totals.runs[i] += other.runs[i];
-            }
-        },
-    )?;
+    let totals = match (score, options.epoch) {
+        (Score::El2n, Some(epoch)) => el2n_totals(catalog, &runs, &plan, epoch)?,
+        (Score::El2n, None) => {
+            return Err(Error::Config(
+                "--score el2n needs --epoch E: EL2N is read at one epoch (Paul et al. score early, e.g. epoch 20 of 200)".into(),
+            ));
+        }
+        (_, Some(_)) => {
+            return Err(Error::Config(format!(
+                "--epoch is for --score el2n; {} uses all counted epochs (--epochs N for the first N)",
+                score.name()
+            )));
+        }
+        (_, None) => dynamics_totals(catalog, &runs, &plan, score, never_learned)?,
+    };
     let value = |i: usize| match (score, totals.runs[i]) {
         (_, 0) => f64::NAN,
         (Score::Forgetting, _) => totals.sums[i],

@@ -180,6 +180,8 @@ pub struct RunInfo {
     pub train_examples: u32,
     /// Whether per-presentation statistics were recorded.
     pub record_presentations: bool,
+    /// Whether presentations have an `el2n` column (`--record el2n`).
+    pub record_el2n: bool,
     /// Device (`cpu`, `cuda:0`).
     pub device: String,
     /// libtorch intra-op threads.
@@ -262,6 +264,8 @@ pub struct BatchStats {
     pub correct: Vec<bool>,
     /// Target logit minus the largest other logit.
     pub margin: Vec<f32>,
+    /// EL2N of each example; empty unless the run records it.
+    pub el2n: Vec<f32>,
 }
 
 /// Summary of one finished epoch of one run (a row of the `epochs` table).

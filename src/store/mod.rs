@@ -136,6 +136,7 @@ mod tests {
             loss: vec![0.5, 2.25],
             correct: vec![true, false],
             margin: vec![0.75, -1.5],
+            el2n: Vec::new(),
         };
         let batch = columns.to_batch().unwrap();
         let bytes = write_parquet_atomically(&path, &batch, vec![]).unwrap();

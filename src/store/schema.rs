@@ -31,6 +31,8 @@ pub mod col {
     pub const CORRECT: &str = "correct";
     /// Target logit minus the largest other logit.
     pub const MARGIN: &str = "margin";
+    /// `‖softmax − onehot(label)‖₂` of a presentation (`--record el2n`).
+    pub const EL2N: &str = "el2n";
     /// Status of a run: running, complete or failed.
     pub const STATUS: &str = "status";
     /// Epochs a run has committed.
@@ -129,6 +131,8 @@ pub struct PresentationColumns {
     pub correct: Vec<bool>,
     /// Margin.
     pub margin: Vec<f32>,
+    /// EL2N; empty when the run does not record it (the file then has no `el2n` column).
+    pub el2n: Vec<f32>,
 }
 
 impl PresentationColumns {
@@ -156,6 +160,7 @@ impl PresentationColumns {
             loss: gather(&self.loss, &order),
             correct: gather(&self.correct, &order),
             margin: gather(&self.margin, &order),
+            el2n: if self.el2n.is_empty() { Vec::new() } else { gather(&self.el2n, &order) },
         }
     }
 
@@ -164,15 +169,33 @@ impl PresentationColumns {
     /// # Errors
     /// [`crate::Error::Arrow`] if the columns differ in length.
     pub fn to_batch(&self) -> Result<RecordBatch> {
-        Ok(RecordBatch::try_from_iter_with_nullable([
+        let mut columns = vec![
             (col::STEP, Arc::new(UInt32Array::from(self.step.clone())) as ArrayRef, false),
             (col::EXAMPLE_ID, Arc::new(UInt32Array::from(self.example_id.clone())), false),
             (col::LABEL, Arc::new(UInt16Array::from(self.label.clone())), false),
             (col::LOSS, Arc::new(Float32Array::from(self.loss.clone())), false),
             (col::CORRECT, Arc::new(BooleanArray::from(self.correct.clone())), false),
             (col::MARGIN, Arc::new(Float32Array::from(self.margin.clone())), false),
-        ])?)
+        ];
+        if !self.el2n.is_empty() {
+            columns.push((col::EL2N, Arc::new(Float32Array::from(self.el2n.clone())), false));
+        }
+        Ok(RecordBatch::try_from_iter_with_nullable(columns)?)
     }
+}
+
+/// Every column a presentations file can have (the optional `el2n` included), in file order.
+pub fn presentation_file_schema() -> arrow::datatypes::SchemaRef {
+    let one_row = PresentationColumns {
+        step: vec![0],
+        example_id: vec![0],
+        label: vec![0],
+        loss: vec![0.0],
+        correct: vec![false],
+        margin: vec![0.0],
+        el2n: vec![0.0],
+    };
+    one_row.to_batch().expect("one row of each column").schema()
 }
 
 /// The `runs` row of a run.
@@ -239,6 +262,7 @@ pub fn runs_batch(run: &RunInfo, progress: &RunProgress) -> Result<RecordBatch> 
             Arc::new(BooleanArray::from(vec![run.record_presentations])),
             false,
         ),
+        ("record_el2n", Arc::new(BooleanArray::from(vec![run.record_el2n])), false),
         ("device", text(&run.device), false),
         ("intra_op_threads", u32s(run.intra_op_threads), false),
         ("fstream_version", text(&run.fstream_version), false),
@@ -336,10 +360,12 @@ mod tests {
             loss: vec![0.1, 0.2, 0.3],
             correct: vec![true, false, true],
             margin: vec![1.0, -1.0, 2.0],
+            el2n: vec![0.1, 1.2, 0.3],
         };
         let sorted = columns.sorted_by_example_id();
         assert_eq!(sorted.example_id, vec![2, 5, 9]);
         assert_eq!(sorted.label, vec![2, 3, 1]);
+        assert_eq!(sorted.el2n, vec![1.2, 0.3, 0.1]);
         assert_eq!(sorted.loss, vec![0.2, 0.3, 0.1]);
         assert_eq!(sorted.correct, vec![false, true, true]);
         assert_eq!(sorted.margin, vec![-1.0, 2.0, 1.0]);
@@ -349,10 +375,13 @@ mod tests {
         assert_eq!(batch.schema().field(1).name(), col::EXAMPLE_ID);
     }
 
-    /// (column, type) rows of a schema document's table, partition columns left out.
+    /// (column, type) rows of a schema document's first table (the columns; later tables
+    /// document other things), partition columns left out.
     fn documented(markdown: &str) -> Vec<(String, String)> {
         markdown
             .lines()
+            .skip_while(|line| !line.starts_with('|'))
+            .take_while(|line| line.starts_with('|'))
             .filter_map(|line| {
                 let cells: Vec<&str> = line.split('|').map(str::trim).collect();
                 let name = cells.get(1)?.strip_prefix('`')?.strip_suffix('`')?;

@@ -230,6 +230,7 @@ impl Writer {
         buffer.loss.extend_from_slice(&batch.loss);
         buffer.correct.extend_from_slice(&batch.correct);
         buffer.margin.extend_from_slice(&batch.margin);
+        buffer.el2n.extend_from_slice(&batch.el2n);
         Ok(())
     }
 

@@ -68,6 +68,8 @@ pub struct TrainConfig {
     pub intra_op_threads: usize,
     /// Whether per-presentation statistics are computed and sent (off: only epoch summaries).
     pub record: bool,
+    /// Whether each presentation's EL2N is recorded too (needs `record`).
+    pub record_el2n: bool,
 }
 
 impl Default for TrainConfig {
@@ -85,6 +87,7 @@ impl Default for TrainConfig {
             device: Device::Cpu,
             intra_op_threads: 1,
             record: true,
+            record_el2n: false,
         }
     }
 }
@@ -185,6 +188,7 @@ pub fn train_run(
             labels,
             sender: &mut *sender,
             record: config.record,
+            el2n: config.record_el2n,
             totals: EpochTotals::new(device),
         };
         let augmentation_seed = epoch_seed(config.seed, epoch, AUGMENTATION_STREAM);
@@ -267,6 +271,7 @@ struct BatchSink<'a> {
     labels: &'a [u16],
     sender: &'a mut RecordSender,
     record: bool,
+    el2n: bool,
     totals: EpochTotals,
 }
 
@@ -283,7 +288,7 @@ impl BatchSink<'_> {
         if !self.record {
             return self.totals.add_device(logits, targets, loss, Some(step));
         }
-        let stats = batch_stats(logits, targets, loss)?;
+        let stats = batch_stats(logits, targets, loss, self.el2n)?;
         if stats.loss.iter().any(|l| !l.is_finite()) {
             return Err(self.diverged(step));
         }
@@ -297,6 +302,7 @@ impl BatchSink<'_> {
             loss: stats.loss,
             correct: stats.correct,
             margin: stats.margin,
+            el2n: stats.el2n,
         };
         send(self.sender, Record::Batch(record))
     }

@@ -175,3 +175,56 @@ fn score_files_rank_both_ways_and_drive_removal() {
     removed_sorted.sort();
     assert_eq!(dropped, removed_sorted);
 }
+
+#[test]
+fn el2n_is_recorded_on_request_and_scored_at_one_epoch() {
+    let ws = Workspace::new();
+    ws.write_tiny_mnist(100, 20);
+    ws.train(&["--seeds", "1..2", "--epochs", "3", "--threads", "2", "--record", "el2n"])
+        .assert_ok();
+    // Per presentation, EL2N is bounded by the label's probability: with p = exp(-loss),
+    // (1 - p) <= EL2N <= sqrt(2) (1 - p).
+    let mut at_epoch_2: BTreeMap<u32, Vec<f64>> = BTreeMap::new();
+    for file in crate::util::parquet_files(&ws.root().join("presentations")) {
+        let batch = crate::util::read_parquet(&file);
+        let column = |name| crate::util::typed_column::<arrow::array::Float32Array>(&batch, name);
+        let ids = crate::util::typed_column::<arrow::array::UInt32Array>(&batch, "example_id");
+        for row in 0..batch.num_rows() {
+            let (el2n, loss) = (f64::from(column("el2n").value(row)), column("loss").value(row));
+            let miss = 1.0 - (-f64::from(loss)).exp();
+            assert!(el2n >= miss - 1e-5 && el2n <= 2f64.sqrt() * miss + 1e-5, "{el2n} vs {miss}");
+            if file.to_string_lossy().contains("epoch=2/") {
+                at_epoch_2.entry(ids.value(row)).or_default().push(el2n);
+            }
+        }
+    }
+    let root = ws.root().display().to_string();
+    let output = ws.path().join("el2n.parquet").display().to_string();
+    let scores = ["scores", "--root", &root, "--dataset", "mnist", "--score", "el2n"];
+    ws.fstream(&[&scores[..], &["--epoch", "2", "--output", &output]].concat()).assert_ok();
+    let mut expected: Vec<(u32, f64)> = at_epoch_2
+        .iter()
+        .map(|(&id, values)| (id, values.iter().sum::<f64>() / values.len() as f64))
+        .collect();
+    expected.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
+    let got = read_scores(&ws.path().join("el2n.csv"));
+    assert_eq!(got.len(), 100);
+    for (g, e) in got.iter().zip(&expected) {
+        assert_eq!(g.0, e.0);
+        assert!((g.1 - e.1).abs() < 1e-12, "{g:?} vs {e:?}");
+    }
+
+    ws.fstream(&[&scores[..], &["--output", &output]].concat())
+        .assert_exit_code(2)
+        .assert_error_contains("--score el2n needs --epoch E");
+    ws.fstream(&[&scores[..], &["--epoch", "4", "--output", &output]].concat())
+        .assert_exit_code(2)
+        .assert_error_contains("--epoch 4: run mnist-s1-");
+    ws.train(&["--seed", "3", "--epochs", "3"]).assert_ok();
+    ws.fstream(&[&scores[..], &["--epoch", "2", "--output", &output]].concat())
+        .assert_exit_code(2)
+        .assert_error_contains("was trained without --record el2n");
+    ws.train(&["--seed", "4", "--epochs", "1", "--record", "el2n", "--no-record"])
+        .assert_exit_code(2)
+        .assert_error_contains("--record el2n adds a column to the presentations");
+}

@@ -168,6 +168,10 @@ pub struct TrainArgs {
     /// Do not record per-presentation statistics (epochs, examples and runs are still written).
     #[arg(long)]
     pub(super) no_record: bool,
+    /// Record extra per-presentation columns: el2n (‖softmax − onehot(label)‖₂, for
+    /// `fstream scores --score el2n`).
+    #[arg(long = "record", value_enum, value_name = "COLUMN", value_delimiter = ',')]
+    pub(super) record_columns: Vec<RecordColumn>,
     /// Mirror to download missing dataset files from (repeatable; default: the standard MNIST
     /// mirrors, or the CIFAR page).
     #[arg(long = "mirror", value_name = "URL")]
@@ -188,6 +192,13 @@ pub(super) enum DeviceArg {
     Cpu,
     /// The first CUDA GPU.
     Cuda,
+}
+
+/// Optional per-presentation columns (`--record`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(super) enum RecordColumn {
+    /// EL2N: the L2 norm of softmax minus the one-hot label (Paul et al. 2021).
+    El2n,
 }
 
 impl TryFrom<&TrainArgs> for ExperimentSpec {
@@ -222,6 +233,12 @@ impl TryFrom<&TrainArgs> for ExperimentSpec {
         let fidelity: Fidelity = args.fidelity.into();
         let optimizer = optimizer_config(args, defaults.optimizer)?;
         let lr_schedule = lr_schedule(args, defaults.lr_milestones, fidelity)?;
+        if args.no_record && !args.record_columns.is_empty() {
+            return Err(Error::Config(
+                "--record el2n adds a column to the presentations, which --no-record turns off"
+                    .into(),
+            ));
+        }
         check_percent("--noise-percent-labels", args.noise_percent_labels)?;
         check_percent("--noise-percent-pixels", args.noise_percent_pixels)?;
         check_non_negative("--noise-std-pixels", args.noise_std_pixels)?;
@@ -265,6 +282,7 @@ impl TryFrom<&TrainArgs> for ExperimentSpec {
                 device,
                 intra_op_threads: (total_threads / seeds.len()).max(1),
                 record: !args.no_record,
+                record_el2n: args.record_columns.contains(&RecordColumn::El2n),
             },
             seeds,
             sorting_file,

@@ -34,7 +34,7 @@ const EXECUTION_FLAGS: [&str; 12] = [
 
 /// Every flag that configures training, with the `runs` fields it sets: what `--resume
 /// RUN_ID` compares when the flag is given.
-const CONFIG_FLAGS: [(&str, &[&str]); 29] = [
+const CONFIG_FLAGS: [(&str, &[&str]); 30] = [
     ("dataset", &["dataset"]),
     ("seed", &["seed"]),
     ("seeds", &["seed"]),
@@ -64,6 +64,7 @@ const CONFIG_FLAGS: [(&str, &[&str]); 29] = [
     ("noise_std_pixels", &["noise_std_pixels"]),
     ("pixel_noise_mode", &["pixel_noise_mode"]),
     ("no_record", &["record_presentations"]),
+    ("record_columns", &["record_el2n"]),
 ];
 
 /// `--resume RUN_ID`: the stored run, ready to continue after its last committed epoch.
