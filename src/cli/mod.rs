@@ -1,6 +1,7 @@
 //! The command line: clap definitions of the subcommands, each in its own file, converted into
 //! library configurations and dispatched. Library code never sees a clap type.
 
+mod compare;
 mod logger;
 mod order;
 mod progress;
@@ -44,6 +45,8 @@ enum Command {
     Order(order::OrderArgs),
     /// Score every example (forgetting, AUM, cartography, first learned) into a sorting file.
     Scores(scores::ScoresArgs),
+    /// Compare two rankings, or each run's counts with the other runs' (correlations, overlaps).
+    Compare(compare::CompareArgs),
     /// Run an SQL file over the tables presentations, dynamics, epochs, examples and runs.
     Query(query::QueryArgs),
     /// List the runs of a root: status, progress, last test accuracy, live process.
@@ -151,6 +154,7 @@ pub fn run() -> anyhow::Result<()> {
         }
         Command::Order(args) => order::run(args),
         Command::Scores(args) => scores::run(args),
+        Command::Compare(args) => compare::run(args),
         Command::Query(args) => query::run(args),
         Command::Runs(args) => runs::run(args),
         Command::Verify(args) => verify::run_verify(args),

@@ -2,6 +2,7 @@
 //! the forgetting computations of [`forgetting`]. Reads only what `store` wrote, by way of
 //! `store::layout` and `store::schema`; never links tch.
 
+pub mod compare;
 pub mod forgetting;
 pub mod scores;
 

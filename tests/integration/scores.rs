@@ -228,3 +228,75 @@ fn el2n_is_recorded_on_request_and_scored_at_one_epoch() {
         .assert_exit_code(2)
         .assert_error_contains("--record el2n adds a column to the presentations");
 }
+
+/// Pearson correlation, written out for the test.
+fn pearson(a: &[f64], b: &[f64]) -> f64 {
+    let n = a.len() as f64;
+    let (ma, mb) = (a.iter().sum::<f64>() / n, b.iter().sum::<f64>() / n);
+    let cov: f64 = a.iter().zip(b).map(|(x, y)| (x - ma) * (y - mb)).sum();
+    let sa: f64 = a.iter().map(|x| (x - ma).powi(2)).sum::<f64>().sqrt();
+    let sb: f64 = b.iter().map(|y| (y - mb).powi(2)).sum::<f64>().sqrt();
+    cov / (sa * sb)
+}
+
+#[test]
+fn compare_reports_how_well_two_seeds_agree() {
+    let ws = Workspace::new();
+    ws.write_tiny_mnist(150, 30);
+    ws.train(&["--seeds", "1..2", "--epochs", "4", "--threads", "2"]).assert_ok();
+    let per_seed: Vec<Vec<f64>> = read_presentations(&ws.root())
+        .into_iter()
+        .map(|(run, presentations)| {
+            let one = BTreeMap::from([(run, presentations)]);
+            crate::util::expected_counts(&one, None).values().map(|&c| f64::from(c)).collect()
+        })
+        .collect();
+    let expected = pearson(&per_seed[0], &per_seed[1]);
+    let zeros = |v: &[f64]| v.iter().map(|&x| x == 0.0).collect::<Vec<_>>();
+    let (za, zb) = (zeros(&per_seed[0]), zeros(&per_seed[1]));
+    let both = za.iter().zip(&zb).filter(|(a, b)| **a && **b).count() as f64;
+    let either = za.iter().zip(&zb).filter(|(a, b)| **a || **b).count() as f64;
+
+    let root = ws.root().display().to_string();
+    let mut files = Vec::new();
+    for seed in [1, 2] {
+        let output = ws.path().join(format!("seed{seed}.parquet")).display().to_string();
+        let select = format!("seed = {seed}");
+        let args = ["scores", "--root", &root, "--dataset", "mnist", "--score", "forgetting"];
+        ws.fstream(&[&args[..], &["--where", &select, "--output", &output]].concat()).assert_ok();
+        files.push(output);
+    }
+    let run = ws.fstream(&["compare", &files[0], &files[1], "--k", "20", "--format", "csv"]);
+    run.assert_ok();
+    let out = run.stdout();
+    let mut lines = out.lines();
+    assert_eq!(
+        lines.next(),
+        Some("a,b,examples,pearson,spearman,k,lowest_k_overlap,highest_k_overlap,zero_jaccard")
+    );
+    let fields: Vec<String> = lines.next().unwrap().split(',').map(String::from).collect();
+    let number = |i: usize| fields[i].parse::<f64>().unwrap();
+    assert_eq!(number(2), 150.0);
+    assert!((number(3) - expected).abs() < 1e-12, "pearson {} vs {expected}", fields[3]);
+    assert!((-1.0..=1.0).contains(&number(4)));
+    assert_eq!(number(5), 20.0);
+    assert!((number(8) - both / either).abs() < 1e-12, "zero jaccard");
+
+    // --runs: with two runs, each is compared with the other.
+    let runs = ws.fstream(&[
+        "compare",
+        "--runs",
+        "--root",
+        &root,
+        "--dataset",
+        "mnist",
+        "--format",
+        "csv",
+    ]);
+    runs.assert_ok();
+    for line in runs.stdout().lines().skip(1) {
+        let pearson_runs: f64 = line.split(',').nth(3).unwrap().parse().unwrap();
+        assert!((pearson_runs - expected).abs() < 1e-12, "{line}");
+    }
+    assert_eq!(runs.stdout().lines().count(), 3);
+}
