@@ -2,6 +2,7 @@
 //! library configurations and dispatched. Library code never sees a clap type.
 
 mod compare;
+mod export;
 mod logger;
 mod order;
 mod progress;
@@ -47,6 +48,8 @@ enum Command {
     Scores(scores::ScoresArgs),
     /// Compare two rankings, or each run's counts with the other runs' (correlations, overlaps).
     Compare(compare::CompareArgs),
+    /// Write a sorting or score file as the reference's pickle or a NumPy .npy vector.
+    Export(export::ExportArgs),
     /// Run an SQL file over the tables presentations, dynamics, epochs, examples and runs.
     Query(query::QueryArgs),
     /// List the runs of a root: status, progress, last test accuracy, live process.
@@ -155,6 +158,7 @@ pub fn run() -> anyhow::Result<()> {
         Command::Order(args) => order::run(args),
         Command::Scores(args) => scores::run(args),
         Command::Compare(args) => compare::run(args),
+        Command::Export(args) => export::run(args),
         Command::Query(args) => query::run(args),
         Command::Runs(args) => runs::run(args),
         Command::Verify(args) => verify::run_verify(args),

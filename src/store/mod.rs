@@ -4,6 +4,7 @@
 //! files or nothing, even after a crash.
 
 pub mod dynamics;
+pub mod export;
 pub mod layout;
 pub mod lock;
 pub mod runs;

@@ -36,3 +36,47 @@ fn python_readers_see_the_same_data() {
         );
     }
 }
+
+#[test]
+fn the_references_idiom_reads_an_exported_pickle_and_numpy_reads_the_npy() {
+    let Some(python) = std::env::var_os("FSTREAM_PYTHON") else {
+        eprintln!("skipped: set FSTREAM_PYTHON to load the exported pickle and .npy in Python");
+        return;
+    };
+    let ws = Workspace::new();
+    ws.write_tiny_mnist(80, 10);
+    ws.train(&["--seeds", "1..2", "--epochs", "2", "--threads", "2"]).assert_ok();
+    ws.order("order", &[]).assert_ok();
+    let order = ws.path().join("order.parquet").display().to_string();
+    let pickle = ws.fstream(&["export", &order, "--to", "reference-pickle"]);
+    pickle.assert_ok();
+    assert_eq!(pickle.stdout().trim(), ws.path().join("order.pkl").display().to_string());
+    ws.fstream(&["export", &order, "--to", "npy"]).assert_ok();
+    let script = r#"
+import pickle, sys
+import numpy as np
+pkl, npy, csv = sys.argv[1:]
+rows = [line.split(",") for line in open(csv).read().splitlines()[1:]]
+k, r = 10, 25
+# The reference's run_mnist.py: np.array(pickle.load(f)['indices'])[keep_lowest_n:keep_lowest_n + remove_n]
+with open(pkl, "rb") as f:
+    removed = np.array(pickle.load(f)["indices"])[k:k + r]
+assert [int(i) for i in removed] == [int(row[0]) for row in rows[k:k + r]], removed
+counts = pickle.load(open(pkl, "rb"))["forgetting counts"]
+assert [int(c) for c in counts] == [int(row[1]) for row in rows]
+values = np.load(npy)
+assert values.shape == (len(rows),) and values.dtype == np.float64
+assert all(values[int(row[0])] == float(row[1]) for row in rows if row[3] == "true")
+print(f"reference idiom removed {len(removed)}; npy holds {values.shape[0]} values")
+"#;
+    let output = Command::new(python)
+        .args(["-c", script])
+        .arg(ws.path().join("order.pkl"))
+        .arg(ws.path().join("order.npy"))
+        .arg(ws.path().join("order.csv"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(stdout.trim(), "reference idiom removed 25; npy holds 80 values");
+}
