@@ -3,6 +3,7 @@
 
 mod compare;
 mod export;
+mod import;
 mod logger;
 mod order;
 mod progress;
@@ -50,6 +51,8 @@ enum Command {
     Compare(compare::CompareArgs),
     /// Write a sorting or score file as the reference's pickle or a NumPy .npy vector.
     Export(export::ExportArgs),
+    /// Import the reference's *_stats_dict.pkl files as complete runs of a root.
+    ImportReference(import::ImportArgs),
     /// Run an SQL file over the tables presentations, dynamics, epochs, examples and runs.
     Query(query::QueryArgs),
     /// List the runs of a root: status, progress, last test accuracy, live process.
@@ -159,6 +162,7 @@ pub fn run() -> anyhow::Result<()> {
         Command::Scores(args) => scores::run(args),
         Command::Compare(args) => compare::run(args),
         Command::Export(args) => export::run(args),
+        Command::ImportReference(args) => import::run(args),
         Command::Query(args) => query::run(args),
         Command::Runs(args) => runs::run(args),
         Command::Verify(args) => verify::run_verify(args),

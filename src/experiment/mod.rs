@@ -3,6 +3,7 @@
 //! `runs` table without stopping the others; a failing writer stops everything, and its error
 //! is the one reported.
 
+pub mod import;
 pub mod plan;
 pub mod resume;
 

@@ -6,6 +6,7 @@ mod cifar;
 mod cli;
 mod crash;
 mod dynamics;
+mod import;
 mod interop;
 mod operate;
 mod query;
