@@ -471,6 +471,33 @@ fn bench_order() {
     println!(
         "fstream order --epochs 200 (streams the presentations): {seconds:.2} s, peak RSS {mb:.0} MB"
     );
+    for score in [
+        "forgetting",
+        "first_learned",
+        "learned_at",
+        "aum",
+        "confidence",
+        "variability",
+        "correctness",
+    ] {
+        let output = dir.path().join(format!("{score}.parquet")).display().to_string();
+        let args = [
+            "-q",
+            "scores",
+            "--root",
+            &root_arg,
+            "--dataset",
+            "mnist",
+            "--score",
+            score,
+            "--output",
+            &output,
+        ];
+        let (seconds, mb) = median_of_3(&args);
+        println!(
+            "fstream scores --score {score}: {seconds:.2} s, peak RSS {mb:.0} MB (median of 3; target <= 1 s)"
+        );
+    }
     for (file, time_target, memory_target) in TIMED_QUERIES {
         let args = ["-q", "query", file, "--root", &root_arg, "--format", "csv"];
         let (seconds, mb) = median_of_3(&args);
