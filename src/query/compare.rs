@@ -6,6 +6,7 @@
 use super::Catalog;
 use super::forgetting::{OrderOptions, plan_epochs, run_dynamics, select_runs};
 use crate::error::{Error, Result};
+use crate::store::dynamics::Needed;
 use crate::store::sorting::{Ranked, SortingFile};
 
 /// The agreement of two per-example value vectors.
@@ -122,7 +123,8 @@ pub fn compare_runs(
         .iter()
         .zip(&plan.epochs)
         .map(|(run, &epochs)| {
-            let dynamics = run_dynamics(catalog, run, epochs, plan.num_examples)?;
+            let dynamics =
+                run_dynamics(catalog, run, epochs, plan.num_examples, Needed::Correctness)?;
             Ok((0..plan.num_examples).map(|i| dynamics.forgetting_count(i, plan.penalty)).collect())
         })
         .collect::<Result<_>>()?;

@@ -19,7 +19,7 @@ use crate::dynamics::RunDynamics;
 use crate::error::{Error, Result, first_line};
 use crate::fidelity::Fidelity;
 use crate::record::RunInfo;
-use crate::store::dynamics::{read_dynamics, rebuild_dynamics};
+use crate::store::dynamics::{Needed, read_dynamics, rebuild_dynamics};
 use crate::store::schema::{RunStatus, col};
 use crate::store::sorting::{Ranked, SortingFile};
 
@@ -225,6 +225,7 @@ pub fn count_forgetting(
         catalog,
         runs,
         &plan,
+        Needed::Correctness,
         empty,
         |sums, dynamics| {
             for i in 0..n {
@@ -302,8 +303,9 @@ pub fn plan_epochs(runs: &[SelectedRun], options: &OrderOptions) -> Result<Epoch
     Ok(EpochPlan { num_examples, epochs, penalty })
 }
 
-/// Loads each run's dynamics over its planned epochs, runs spread over the cores, and folds
-/// them: `add` into one accumulator per worker (made by `empty`), then `merge` into one.
+/// Loads each run's dynamics over its planned epochs (at least the `needed` columns), runs
+/// spread over the cores, and folds them: `add` into one accumulator per worker (made by
+/// `empty`), then `merge` into one.
 ///
 /// # Errors
 /// The first run whose dynamics cannot be read ([`run_dynamics`]).
@@ -311,6 +313,7 @@ pub fn fold_runs<A: Send>(
     catalog: &Catalog,
     runs: &[SelectedRun],
     plan: &EpochPlan,
+    needed: Needed,
     empty: impl Fn() -> A + Sync,
     add: impl Fn(&mut A, &RunDynamics) + Sync,
     merge: impl Fn(&mut A, A),
@@ -323,7 +326,9 @@ pub fn fold_runs<A: Send>(
                 scope.spawn(move || -> Result<A> {
                     let mut acc = empty();
                     for (run, &epochs) in runs.iter().zip(&plan.epochs).skip(w).step_by(workers) {
-                        add(&mut acc, &run_dynamics(catalog, run, epochs, plan.num_examples)?);
+                        let dynamics =
+                            run_dynamics(catalog, run, epochs, plan.num_examples, needed)?;
+                        add(&mut acc, &dynamics);
                     }
                     Ok(acc)
                 })
@@ -344,7 +349,7 @@ pub fn fold_runs<A: Send>(
 
 /// The dynamics of `run` over its first `epochs` epochs: its `dynamics` file when that covers
 /// exactly those (one row per example), else built from its presentation files (an
-/// `--epochs N` prefix, or a file that is missing or damaged).
+/// `--epochs N` prefix, or a file that is missing or damaged), the `needed` columns only.
 ///
 /// # Errors
 /// [`Error::Format`] naming a presentation file that is missing or damaged.
@@ -353,6 +358,7 @@ pub fn run_dynamics(
     run: &SelectedRun,
     epochs: u32,
     num_examples: usize,
+    needed: Needed,
 ) -> Result<RunDynamics> {
     if epochs == run.epochs_completed {
         match read_dynamics(catalog.layout(), &run.run_id, num_examples) {
@@ -364,7 +370,7 @@ pub fn run_dynamics(
             Err(e) => log::warn!("{e}; counting run {}'s presentations instead", run.run_id),
         }
     }
-    rebuild_dynamics(catalog.layout(), &run.info, epochs)
+    rebuild_dynamics(catalog.layout(), &run.info, epochs, needed)
 }
 
 /// Orders every example: the presented ones by total count ascending, ties by `tie_break`,

@@ -14,7 +14,7 @@ use arrow::array::{Float32Array, UInt32Array};
 
 use crate::dynamics::RunDynamics;
 use crate::error::{Error, Result};
-use crate::store::dynamics::{checked_example, read_presentation_columns};
+use crate::store::dynamics::{Needed, checked_example, read_presentation_columns};
 use crate::store::runs::column;
 use crate::store::schema::col;
 use crate::store::sorting::{Ranked, SortingFile};
@@ -214,6 +214,7 @@ fn dynamics_totals(
         catalog,
         runs,
         plan,
+        Needed::All,
         || Totals::new(n),
         |totals, dynamics| {
             for i in 0..n {

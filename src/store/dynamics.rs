@@ -133,32 +133,55 @@ pub fn read_dynamics(
     Ok(Some(RunDynamics::from_columns(epochs.value(0), c)))
 }
 
+/// Which dynamics columns a reader needs built from the presentations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Needed {
+    /// Presentations, correctness, forgetting and epochs: two columns read per file.
+    Correctness,
+    /// Everything, the loss, margin and p(label) sums included: four columns per file.
+    All,
+}
+
 /// Builds a run's dynamics over its first `epochs` epochs from its presentation files, in
-/// the order the writer adds them, so the result equals the table the writer keeps.
+/// the order the writer adds them, so the result equals the table the writer keeps (with
+/// [`Needed::Correctness`], the sums stay 0).
 ///
 /// # Errors
 /// [`Error::Format`] naming a presentation file that is missing or damaged.
-pub fn rebuild_dynamics(layout: &Layout, run: &RunInfo, epochs: u32) -> Result<RunDynamics> {
+pub fn rebuild_dynamics(
+    layout: &Layout,
+    run: &RunInfo,
+    epochs: u32,
+    needed: Needed,
+) -> Result<RunDynamics> {
     let mut dynamics = RunDynamics::new(run.dataset_examples as usize);
+    let columns: &[&str] = match needed {
+        Needed::Correctness => &[col::EXAMPLE_ID, col::CORRECT],
+        Needed::All => &[col::EXAMPLE_ID, col::CORRECT, col::LOSS, col::MARGIN],
+    };
     for epoch in 1..=epochs {
         let path = layout.presentations_file(run.dataset.name(), &run.run_id, epoch);
         dynamics.begin_epoch(epoch);
-        for batch in read_presentation_columns(
-            &path,
-            &[col::EXAMPLE_ID, col::CORRECT, col::LOSS, col::MARGIN],
-        )? {
+        for batch in read_presentation_columns(&path, columns)? {
             let ids = column::<UInt32Array>(&batch, col::EXAMPLE_ID, &path)?;
             let correct = column::<BooleanArray>(&batch, col::CORRECT, &path)?;
-            let loss = column::<Float32Array>(&batch, col::LOSS, &path)?;
-            let margin = column::<Float32Array>(&batch, col::MARGIN, &path)?;
+            let sums = match needed {
+                Needed::Correctness => None,
+                Needed::All => Some((
+                    column::<Float32Array>(&batch, col::LOSS, &path)?,
+                    column::<Float32Array>(&batch, col::MARGIN, &path)?,
+                )),
+            };
             for row in 0..batch.num_rows() {
                 let example = checked_example(&path, ids.value(row), dynamics.num_examples())?;
-                let observation = Observation {
-                    correct: correct.value(row),
-                    loss: loss.value(row),
-                    margin: margin.value(row),
-                };
-                dynamics.observe(example, observation);
+                let correct = correct.value(row);
+                match sums {
+                    None => dynamics.observe_correct(example, correct),
+                    Some((loss, margin)) => {
+                        let (loss, margin) = (loss.value(row), margin.value(row));
+                        dynamics.observe(example, Observation { correct, loss, margin });
+                    }
+                }
             }
         }
     }
@@ -197,7 +220,7 @@ pub fn rebuild_run(layout: &Layout, run: &StoredRun) -> Result<Rebuilt> {
         Err(Error::Config(_)) => return Ok(Rebuilt::Live),
         Err(e) => return Err(e),
     };
-    let dynamics = rebuild_dynamics(layout, info, run.epochs_completed)?;
+    let dynamics = rebuild_dynamics(layout, info, run.epochs_completed, Needed::All)?;
     let batch = dynamics_batch(&info.run_id, &dynamics, &run.examples.labels)?;
     write_parquet_atomically(&layout.run_file(Table::Dynamics, &info.run_id), &batch, vec![])?;
     Ok(Rebuilt::Written { epochs: dynamics.epochs(), rows: batch.num_rows() })

@@ -11,7 +11,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use crossbeam_channel::Receiver;
 
-use super::dynamics::{dynamics_batch, read_dynamics, rebuild_dynamics};
+use super::dynamics::{Needed, dynamics_batch, read_dynamics, rebuild_dynamics};
 use super::layout::{Layout, Table};
 use super::lock::process_alive;
 use super::runs::read_epochs_prefix;
@@ -210,7 +210,7 @@ impl Writer {
                     "run {}: rebuilding its dynamics over {epochs} epochs from the presentations ({why})",
                     run.run_id
                 );
-                rebuild_dynamics(&self.layout, run, epochs)
+                rebuild_dynamics(&self.layout, run, epochs, Needed::All)
             }
         }
     }

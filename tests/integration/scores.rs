@@ -3,6 +3,8 @@
 
 use std::collections::BTreeMap;
 
+use fstream::query::scores::Score;
+
 use crate::util::{Presentation, Workspace, read_order_csv, read_presentations};
 
 /// One run's value of `score` for one example's presentations (in epoch order), with the
@@ -62,15 +64,8 @@ fn every_score_equals_an_independent_computation_from_the_presentations() {
         }
     }
     let root = ws.root().display().to_string();
-    for score in [
-        "forgetting",
-        "first_learned",
-        "learned_at",
-        "aum",
-        "confidence",
-        "variability",
-        "correctness",
-    ] {
+    let dynamics_scores = Score::ALL.into_iter().filter(|&s| s != Score::El2n).map(Score::name);
+    for score in dynamics_scores {
         let output = ws.path().join(format!("{score}.parquet"));
         let args = ["scores", "--root", &root, "--dataset", "mnist", "--score", score, "--output"];
         let run = ws.fstream(&[&args[..], &[output.to_str().unwrap()]].concat());
