@@ -27,6 +27,7 @@ pub mod experiment;
 pub mod fidelity;
 pub mod model;
 mod names;
+pub mod plot;
 pub mod query;
 pub mod record;
 pub mod store;

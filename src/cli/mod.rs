@@ -6,6 +6,7 @@ mod export;
 mod import;
 mod logger;
 mod order;
+mod plot;
 mod progress;
 mod query;
 mod rebuild;
@@ -53,6 +54,8 @@ enum Command {
     Export(export::ExportArgs),
     /// Import the reference's *_stats_dict.pkl files as complete runs of a root.
     ImportReference(import::ImportArgs),
+    /// Draw a figure (forgetting histogram, examples, training curves, data map) as PNG or SVG.
+    Plot(plot::PlotArgs),
     /// Run an SQL file over the tables presentations, dynamics, epochs, examples and runs.
     Query(query::QueryArgs),
     /// List the runs of a root: status, progress, last test accuracy, live process.
@@ -163,6 +166,7 @@ pub fn run() -> anyhow::Result<()> {
         Command::Compare(args) => compare::run(args),
         Command::Export(args) => export::run(args),
         Command::ImportReference(args) => import::run(args),
+        Command::Plot(args) => plot::run(args),
         Command::Query(args) => query::run(args),
         Command::Runs(args) => runs::run(args),
         Command::Verify(args) => verify::run_verify(args),

@@ -7,7 +7,7 @@ use super::Catalog;
 use super::forgetting::{OrderOptions, plan_epochs, run_dynamics, select_runs};
 use crate::error::{Error, Result};
 use crate::store::dynamics::Needed;
-use crate::store::sorting::{Ranked, SortingFile};
+use crate::store::sorting::SortingFile;
 
 /// The agreement of two per-example value vectors.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -161,22 +161,8 @@ pub fn paired_values(a: &SortingFile, b: &SortingFile) -> Result<(Vec<f64>, Vec<
             b.permutation_seed
         )));
     }
-    let (va, vb) = (by_example(a), by_example(b));
+    let (va, vb) = (a.values_by_id(), b.values_by_id());
     Ok(va.into_iter().zip(vb).filter_map(|(x, y)| Some((x?, y?))).unzip())
-}
-
-/// A file's value of each example by id (`None`: not presented).
-fn by_example(file: &SortingFile) -> Vec<Option<f64>> {
-    let mut values = vec![None; file.dataset_examples];
-    for (rank, (&id, &presented)) in file.example_ids.iter().zip(&file.presented).enumerate() {
-        if presented {
-            values[id as usize] = Some(match &file.ranked {
-                Ranked::ForgettingCounts(counts) => f64::from(counts[rank]),
-                Ranked::Score { values, .. } => values[rank],
-            });
-        }
-    }
-    values
 }
 
 #[cfg(test)]

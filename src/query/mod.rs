@@ -3,6 +3,7 @@
 //! `store::layout` and `store::schema`; never links tch.
 
 pub mod compare;
+pub mod figures;
 pub mod forgetting;
 pub mod scores;
 

@@ -57,15 +57,7 @@ pub fn write_reference_pickle(file: &SortingFile, path: &Path) -> Result<u64> {
 /// # Errors
 /// [`Error::Io`] when the file cannot be written.
 pub fn write_npy(file: &SortingFile, path: &Path) -> Result<u64> {
-    let mut by_id = vec![f64::NAN; file.dataset_examples];
-    for (rank, (&id, &presented)) in file.example_ids.iter().zip(&file.presented).enumerate() {
-        if presented {
-            by_id[id as usize] = match &file.ranked {
-                Ranked::ForgettingCounts(counts) => f64::from(counts[rank]),
-                Ranked::Score { values, .. } => values[rank],
-            };
-        }
-    }
+    let by_id: Vec<f64> = file.values_by_id().into_iter().map(|v| v.unwrap_or(f64::NAN)).collect();
     write_atomically(path, |out| {
         let bytes = npy_bytes(&by_id);
         out.write_all(&bytes).at(path)

@@ -80,6 +80,20 @@ pub struct SortingFile {
 }
 
 impl SortingFile {
+    /// Each example's value by example id (`None`: no counted run presented it).
+    pub fn values_by_id(&self) -> Vec<Option<f64>> {
+        let mut values = vec![None; self.dataset_examples];
+        for (rank, (&id, &presented)) in self.example_ids.iter().zip(&self.presented).enumerate() {
+            if presented {
+                values[id as usize] = Some(match &self.ranked {
+                    Ranked::ForgettingCounts(counts) => f64::from(counts[rank]),
+                    Ranked::Score { values, .. } => values[rank],
+                });
+            }
+        }
+        values
+    }
+
     /// Writes `<stem>.parquet` and `<stem>.csv` atomically.
     ///
     /// # Errors

@@ -9,6 +9,7 @@ mod dynamics;
 mod import;
 mod interop;
 mod operate;
+mod plot;
 mod query;
 mod scores;
 mod store;

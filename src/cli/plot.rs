@@ -1,0 +1,197 @@
+//! `fstream plot`: the paper's figures from a root, as PNG or SVG, each with the CSV of the
+//! data it draws beside it.
+
+use std::path::PathBuf;
+
+use clap::Args;
+use fstream::Error;
+use fstream::data::{self, DatasetKind, ImageSet};
+use fstream::experiment::plan::DEFAULT_DATA_DIR;
+use fstream::fidelity::Fidelity;
+use fstream::plot::{
+    Cell, Curve, DataMap, ExampleGrid, ForgettingHistogram, HistogramSeries, MapPoint,
+    TrainingCurves, render,
+};
+use fstream::query::Catalog;
+use fstream::query::figures::{data_map, extreme_examples, forgetting_histogram, training_curves};
+use polars::prelude::{CsvWriter, DataFrame, SerWriter};
+
+use super::select::SelectArgs;
+
+#[derive(Debug, Args)]
+pub struct PlotArgs {
+    /// The figure.
+    #[arg(value_enum, value_name = "FIGURE")]
+    figure: FigureArg,
+    #[command(flatten)]
+    select: SelectArgs,
+    /// forgetting-histogram: one distribution per value of this runs column (e.g. no_dropout).
+    #[arg(long, value_name = "COLUMN")]
+    group_by: Option<String>,
+    /// examples: where the dataset's files are (the images are read from there).
+    #[arg(long, value_name = "DIR", default_value = DEFAULT_DATA_DIR)]
+    data_dir: PathBuf,
+    /// examples: how many unforgettable and how many most-forgotten examples.
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    count: usize,
+    /// Picture size in pixels.
+    #[arg(long, value_name = "WxH", default_value = "1200x800", value_parser = parse_size)]
+    size: (u32, u32),
+    /// The picture (`.png` or `.svg`); its data go to the same name with `.csv`.
+    #[arg(long, value_name = "FILE")]
+    output: PathBuf,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum FigureArg {
+    /// Fraction of examples per forgetting count (the paper's Figure 1).
+    ForgettingHistogram,
+    /// The unforgettable and the most forgotten training images (Figure 2).
+    Examples,
+    /// Train and test accuracy per epoch, one line per run.
+    TrainingCurves,
+    /// Confidence against variability per example, coloured by correctness (cartography).
+    DataMap,
+}
+
+fn parse_size(text: &str) -> Result<(u32, u32), String> {
+    let parsed = text.split_once('x').and_then(|(w, h)| Some((w.parse().ok()?, h.parse().ok()?)));
+    match parsed {
+        Some((w, h)) if (200..=8000).contains(&w) && (200..=8000).contains(&h) => Ok((w, h)),
+        _ => Err(format!("{text:?}: expected WIDTHxHEIGHT in pixels, each 200..8000")),
+    }
+}
+
+pub fn run(args: PlotArgs) -> anyhow::Result<()> {
+    let options = args.select.options(Fidelity::Corrected);
+    let catalog = Catalog::open(&args.select.input_dir)?;
+    let csv = args.output.with_extension("csv");
+    let dataset = options.dataset.clone();
+    let mut frame = match args.figure {
+        FigureArg::ForgettingHistogram => {
+            let frame = forgetting_histogram(&catalog, &options, args.group_by.as_deref())?;
+            let title = format!("Forgetting events per example, {dataset}");
+            render(&histogram(&frame, title)?, &args.output, args.size)?;
+            frame
+        }
+        FigureArg::TrainingCurves => {
+            let frame = training_curves(&catalog, &options)?;
+            render(
+                &curves(&frame, format!("Accuracy per epoch, {dataset}"))?,
+                &args.output,
+                args.size,
+            )?;
+            frame
+        }
+        FigureArg::DataMap => {
+            let frame = data_map(&catalog, &options)?;
+            let title = format!("Data map, {dataset} (Swayamdipta et al. 2020)");
+            render(&map(&frame, title)?, &args.output, args.size)?;
+            frame
+        }
+        FigureArg::Examples => {
+            let kind: DatasetKind = dataset.parse().map_err(Error::Config)?;
+            // Permuted MNIST is shown unpermuted: the permutation only shuffles pixels.
+            let shown = if kind == DatasetKind::PermutedMnist { DatasetKind::Mnist } else { kind };
+            let images = data::load(&args.data_dir, shown, 0)?.train;
+            let frame = extreme_examples(&catalog, &options, args.count, &images.labels)?;
+            let title = format!("Unforgettable and most forgotten examples, {dataset}");
+            render(&grid(&frame, &images, title)?, &args.output, args.size)?;
+            frame
+        }
+    };
+    write_csv(&mut frame, &csv)?;
+    log::info!("wrote {} and {}", args.output.display(), csv.display());
+    println!("{}", args.output.display());
+    Ok(())
+}
+
+/// Writes the figure's data as CSV.
+fn write_csv(frame: &mut DataFrame, path: &std::path::Path) -> anyhow::Result<()> {
+    let file = std::fs::File::create(path).map_err(|e| Error::io(path, e))?;
+    CsvWriter::new(std::io::BufWriter::new(file)).include_header(true).finish(frame)?;
+    Ok(())
+}
+
+fn histogram(frame: &DataFrame, title: String) -> anyhow::Result<ForgettingHistogram> {
+    let groups = frame.column("group")?.str()?;
+    let examples = frame.column("examples")?.u64()?;
+    let mut series: Vec<HistogramSeries> = Vec::new();
+    for (group, n) in groups.iter().zip(examples.iter()) {
+        let name = group.unwrap_or_default();
+        if series.last().is_none_or(|s| s.name != name) {
+            series.push(HistogramSeries { name: name.to_string(), examples: Vec::new() });
+        }
+        series.last_mut().expect("just pushed").examples.push(n.unwrap_or(0));
+    }
+    Ok(ForgettingHistogram { title, series })
+}
+
+fn curves(frame: &DataFrame, title: String) -> anyhow::Result<TrainingCurves> {
+    let runs = frame.column("run_id")?.str()?;
+    let epochs = frame.column("epoch")?.u32()?;
+    let train = frame.column("train_acc")?.f64()?;
+    let test = frame.column("test_acc")?.f64()?;
+    let mut curves: Vec<Curve> = Vec::new();
+    for i in 0..frame.height() {
+        let name = runs.get(i).unwrap_or_default();
+        if curves.last().is_none_or(|c| c.name != name) {
+            curves.push(Curve { name: name.to_string(), points: Vec::new() });
+        }
+        let point = (
+            epochs.get(i).unwrap_or(0),
+            train.get(i).unwrap_or(f64::NAN),
+            test.get(i).unwrap_or(f64::NAN),
+        );
+        curves.last_mut().expect("just pushed").points.push(point);
+    }
+    Ok(TrainingCurves { title, curves })
+}
+
+fn map(frame: &DataFrame, title: String) -> anyhow::Result<DataMap> {
+    let [confidence, variability, correctness] = ["confidence", "variability", "correctness"]
+        .map(|name| frame.column(name).and_then(|c| c.f64().cloned()));
+    let (confidence, variability, correctness) = (confidence?, variability?, correctness?);
+    let points = (0..frame.height())
+        .map(|i| MapPoint {
+            variability: variability.get(i).unwrap_or(f64::NAN),
+            confidence: confidence.get(i).unwrap_or(f64::NAN),
+            correctness: correctness.get(i).unwrap_or(f64::NAN),
+        })
+        .collect();
+    Ok(DataMap { title, points })
+}
+
+fn grid(frame: &DataFrame, images: &ImageSet, title: String) -> anyhow::Result<ExampleGrid> {
+    let rows = frame.column("row")?.str()?;
+    let ids = frame.column("example_id")?.u32()?;
+    let labels = frame.column("label")?.u32()?;
+    let counts = frame.column("forgetting_count")?.u32()?;
+    let mut grid = ExampleGrid { title, rows: Vec::new() };
+    for i in 0..frame.height() {
+        let row = rows.get(i).unwrap_or_default();
+        if grid.rows.last().is_none_or(|(name, _)| name != row) {
+            grid.rows.push((row.to_string(), Vec::new()));
+        }
+        let id = ids.get(i).unwrap_or(0);
+        let caption = vec![
+            format!("#{id}, label {}", labels.get(i).unwrap_or(0)),
+            super::counted(counts.get(i).unwrap_or(0) as usize, "event"),
+        ];
+        let cell = Cell {
+            rgb: rgb_image(images, id as usize),
+            size: (images.image_shape[2] as u32, images.image_shape[1] as u32),
+            caption,
+        };
+        grid.rows.last_mut().expect("just pushed").1.push(cell);
+    }
+    Ok(grid)
+}
+
+/// Image `index` of `images` as interleaved RGB (grey images in all three channels).
+fn rgb_image(images: &ImageSet, index: usize) -> Vec<u8> {
+    let [channels, height, width] = images.image_shape;
+    let plane = height * width;
+    let pixels = &images.pixels[index * images.image_len()..(index + 1) * images.image_len()];
+    (0..plane).flat_map(|p| (0..3).map(move |c| pixels[(c % channels) * plane + p])).collect()
+}
