@@ -10,10 +10,14 @@ use fstream::experiment::plan::DEFAULT_DATA_DIR;
 use fstream::fidelity::Fidelity;
 use fstream::plot::{
     Cell, Curve, DataMap, ExampleGrid, ForgettingHistogram, HistogramSeries, MapPoint,
-    TrainingCurves, render,
+    TrainingCurves, XyChart, XySeries, render,
 };
 use fstream::query::Catalog;
-use fstream::query::figures::{data_map, extreme_examples, forgetting_histogram, training_curves};
+use fstream::query::compare::compare;
+use fstream::query::figures::{
+    data_map, extreme_examples, forgetting_histogram, label_noise, removal, seed_stability,
+    training_curves,
+};
 use polars::prelude::{CsvWriter, DataFrame, SerWriter};
 
 use super::select::SelectArgs;
@@ -52,6 +56,16 @@ enum FigureArg {
     TrainingCurves,
     /// Confidence against variability per example, coloured by correctness (cartography).
     DataMap,
+    /// Per-run forgetting counts of noisy and clean examples (Figure 3).
+    LabelNoise,
+    /// One forgetting distribution per pixel-noise std (Supplementary Figure 11).
+    PixelNoise,
+    /// Each run's counts against the sum of the others', with Pearson and Spearman.
+    SeedStability,
+    /// Final test accuracy against examples removed, selected and random (Figures 5, 6).
+    Removal,
+    /// Final test accuracy against the removed window's first rank (Figure 5 right).
+    RemovalWindow,
 }
 
 fn parse_size(text: &str) -> Result<(u32, u32), String> {
@@ -68,10 +82,33 @@ pub fn run(args: PlotArgs) -> anyhow::Result<()> {
     let csv = args.output.with_extension("csv");
     let dataset = options.dataset.clone();
     let mut frame = match args.figure {
-        FigureArg::ForgettingHistogram => {
-            let frame = forgetting_histogram(&catalog, &options, args.group_by.as_deref())?;
+        FigureArg::ForgettingHistogram | FigureArg::PixelNoise => {
+            let group_by = match args.figure {
+                FigureArg::PixelNoise => Some("noise_std_pixels"),
+                _ => args.group_by.as_deref(),
+            };
+            let frame = forgetting_histogram(&catalog, &options, group_by)?;
             let title = format!("Forgetting events per example, {dataset}");
-            render(&histogram(&frame, title)?, &args.output, args.size)?;
+            let figure = histogram(&frame, title, "forgetting events (summed over runs)")?;
+            render(&figure, &args.output, args.size)?;
+            frame
+        }
+        FigureArg::LabelNoise => {
+            let frame = label_noise(&catalog, &options)?;
+            let title = format!("Forgetting of noisy and clean labels, {dataset}");
+            let figure = histogram(&frame, title, "forgetting events (per run)")?;
+            render(&figure, &args.output, args.size)?;
+            frame
+        }
+        FigureArg::SeedStability => {
+            let frame = seed_stability(&catalog, &options)?;
+            render(&stability(&frame, &dataset)?, &args.output, args.size)?;
+            frame
+        }
+        FigureArg::Removal | FigureArg::RemovalWindow => {
+            let window = args.figure == FigureArg::RemovalWindow;
+            let frame = removal(&catalog, &options, window)?;
+            render(&removal_chart(&frame, &dataset, window)?, &args.output, args.size)?;
             frame
         }
         FigureArg::TrainingCurves => {
@@ -113,7 +150,11 @@ fn write_csv(frame: &mut DataFrame, path: &std::path::Path) -> anyhow::Result<()
     Ok(())
 }
 
-fn histogram(frame: &DataFrame, title: String) -> anyhow::Result<ForgettingHistogram> {
+fn histogram(
+    frame: &DataFrame,
+    title: String,
+    x_label: &str,
+) -> anyhow::Result<ForgettingHistogram> {
     let groups = frame.column("group")?.str()?;
     let examples = frame.column("examples")?.u64()?;
     let mut series: Vec<HistogramSeries> = Vec::new();
@@ -124,7 +165,7 @@ fn histogram(frame: &DataFrame, title: String) -> anyhow::Result<ForgettingHisto
         }
         series.last_mut().expect("just pushed").examples.push(n.unwrap_or(0));
     }
-    Ok(ForgettingHistogram { title, series })
+    Ok(ForgettingHistogram { title, x_label: x_label.into(), series })
 }
 
 fn curves(frame: &DataFrame, title: String) -> anyhow::Result<TrainingCurves> {
@@ -194,4 +235,61 @@ fn rgb_image(images: &ImageSet, index: usize) -> Vec<u8> {
     let plane = height * width;
     let pixels = &images.pixels[index * images.image_len()..(index + 1) * images.image_len()];
     (0..plane).flat_map(|p| (0..3).map(move |c| pixels[(c % channels) * plane + p])).collect()
+}
+
+fn stability(frame: &DataFrame, dataset: &str) -> anyhow::Result<XyChart> {
+    let runs = frame.column("run_id")?.str()?;
+    let own = frame.column("own")?.f64()?;
+    let others = frame.column("others")?.f64()?;
+    let mut series: Vec<XySeries> = Vec::new();
+    for i in 0..frame.height() {
+        let run = runs.get(i).unwrap_or_default();
+        if series.last().is_none_or(|s| s.name != run) {
+            series.push(XySeries { name: run.to_string(), points: Vec::new() });
+        }
+        let point = (own.get(i).unwrap_or(f64::NAN), others.get(i).unwrap_or(f64::NAN), 0.0);
+        series.last_mut().expect("just pushed").points.push(point);
+    }
+    for s in &mut series {
+        let (a, b): (Vec<f64>, Vec<f64>) = s.points.iter().map(|p| (p.0, p.1)).unzip();
+        let c = compare(&a, &b, 0);
+        s.name = format!("{}: Pearson {:.3}, Spearman {:.3}", s.name, c.pearson, c.spearman);
+    }
+    Ok(XyChart {
+        title: format!("One run's forgetting counts against the other runs', {dataset}"),
+        axes: ("forgetting events in the run".into(), "summed over the other runs".into()),
+        lines: false,
+        series,
+    })
+}
+
+fn removal_chart(frame: &DataFrame, dataset: &str, window: bool) -> anyhow::Result<XyChart> {
+    let kinds = frame.column("removal")?.str()?;
+    let x = frame.column("x")?.f64()?;
+    let mean = frame.column("mean_test_acc")?.f64()?;
+    let std = frame.column("std_test_acc")?.f64()?;
+    let mut series: Vec<XySeries> = Vec::new();
+    for i in 0..frame.height() {
+        let kind = kinds.get(i).unwrap_or_default();
+        if series.last().is_none_or(|s| s.name != format!("{kind} removal")) {
+            series.push(XySeries { name: format!("{kind} removal"), points: Vec::new() });
+        }
+        let point = (
+            x.get(i).unwrap_or(f64::NAN),
+            mean.get(i).unwrap_or(f64::NAN),
+            std.get(i).unwrap_or(0.0),
+        );
+        series.last_mut().expect("just pushed").points.push(point);
+    }
+    let x_axis = if window {
+        "first rank of the removed window (keep_lowest_n)"
+    } else {
+        "examples removed"
+    };
+    Ok(XyChart {
+        title: format!("Final test accuracy, mean ± 1 sd over seeds, {dataset}"),
+        axes: (x_axis.into(), "test accuracy (fraction)".into()),
+        lines: true,
+        series,
+    })
 }

@@ -41,6 +41,8 @@ impl HistogramSeries {
 pub struct ForgettingHistogram {
     /// Title line.
     pub title: String,
+    /// What the counts are (the x axis title).
+    pub x_label: String,
     /// The distributions.
     pub series: Vec<HistogramSeries>,
 }
@@ -61,7 +63,7 @@ impl Figure for ForgettingHistogram {
         chart
             .configure_mesh()
             .disable_x_mesh()
-            .x_desc("forgetting events (summed over runs)")
+            .x_desc(self.x_label.as_str())
             .y_desc("fraction of examples")
             .axis_desc_style(("sans-serif", AXIS_TITLE))
             .label_style(("sans-serif", LABELS))
@@ -253,6 +255,88 @@ impl Figure for DataMap {
                 .map_err(text)?
                 .label(*name)
                 .legend(move |(x, y)| Circle::new((x + 8, y), 6, style));
+        }
+        chart
+            .configure_series_labels()
+            .label_font(("sans-serif", LABELS))
+            .background_style(WHITE.mix(0.9))
+            .border_style(BLACK)
+            .position(SeriesLabelPosition::UpperRight)
+            .draw()
+            .map_err(text)
+    }
+}
+
+/// One series of [`XyChart`]: points, and optionally a ±1 standard deviation band.
+#[derive(Debug, Clone, PartialEq)]
+pub struct XySeries {
+    /// The legend's name.
+    pub name: String,
+    /// (x, y, standard deviation of y; 0 for none).
+    pub points: Vec<(f64, f64, f64)>,
+}
+
+/// A chart of series of points: joined by lines (with their ±1 sd band) or scattered.
+#[derive(Debug, Clone, PartialEq)]
+pub struct XyChart {
+    /// Title line.
+    pub title: String,
+    /// Axis titles (x, y).
+    pub axes: (String, String),
+    /// Join the points of a series by a line (else draw them as a scatter).
+    pub lines: bool,
+    /// The series.
+    pub series: Vec<XySeries>,
+}
+
+impl Figure for XyChart {
+    fn draw<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>) -> Result<(), String> {
+        let all = || self.series.iter().flat_map(|s| s.points.iter());
+        let range = |values: Vec<f64>| {
+            let (low, high) = values
+                .iter()
+                .filter(|v| v.is_finite())
+                .fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), &v| (l.min(v), h.max(v)));
+            let pad = ((high - low) * 0.05).max(1e-3);
+            if low.is_finite() { (low - pad)..(high + pad) } else { 0.0..1.0 }
+        };
+        let xs = range(all().map(|p| p.0).collect());
+        let ys = range(all().flat_map(|p| [p.1 - p.2, p.1 + p.2]).collect());
+        let mut chart = ChartBuilder::on(area)
+            .caption(&self.title, ("sans-serif", CAPTION))
+            .margin(20)
+            .x_label_area_size(60)
+            .y_label_area_size(90)
+            .build_cartesian_2d(xs, ys)
+            .map_err(text)?;
+        chart
+            .configure_mesh()
+            .x_desc(self.axes.0.as_str())
+            .y_desc(self.axes.1.as_str())
+            .axis_desc_style(("sans-serif", AXIS_TITLE))
+            .label_style(("sans-serif", LABELS))
+            .draw()
+            .map_err(text)?;
+        for (i, series) in self.series.iter().enumerate() {
+            let c = colour(i);
+            let points: Vec<(f64, f64)> = series.points.iter().map(|p| (p.0, p.1)).collect();
+            if self.lines {
+                if series.points.iter().any(|p| p.2 > 0.0) {
+                    let upper = series.points.iter().map(|p| (p.0, p.1 + p.2));
+                    let lower = series.points.iter().rev().map(|p| (p.0, p.1 - p.2));
+                    let band: Vec<(f64, f64)> = upper.chain(lower).collect();
+                    chart.draw_series([Polygon::new(band, c.mix(0.2).filled())]).map_err(text)?;
+                }
+                chart
+                    .draw_series(LineSeries::new(points.clone(), c.stroke_width(3)))
+                    .map_err(text)?;
+            }
+            let markers = marker_series(i, points);
+            chart
+                .draw_series(markers)
+                .map_err(text)?
+                .label(series.name.clone())
+                .legend(move |(x, y)| Circle::new((x + 8, y), 6, c.filled()));
         }
         chart
             .configure_series_labels()

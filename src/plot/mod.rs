@@ -13,7 +13,10 @@ use std::sync::OnceLock;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-pub use charts::{Curve, DataMap, ForgettingHistogram, HistogramSeries, MapPoint, TrainingCurves};
+pub use charts::{
+    Curve, DataMap, ForgettingHistogram, HistogramSeries, MapPoint, TrainingCurves, XyChart,
+    XySeries,
+};
 pub use examples::{Cell, ExampleGrid};
 
 use crate::error::{Error, Result};

@@ -101,8 +101,8 @@ pub fn average_ranks(values: &[f64]) -> Vec<f64> {
     ranks
 }
 
-/// Each selected run's forgetting counts against the sum of the other runs' counts, over the
-/// examples every run presented: how stable one seed's ranking is.
+/// Each selected run's forgetting counts against the sum of the other runs' counts (see
+/// [`seed_pairs`]): how stable one seed's ranking is.
 ///
 /// # Errors
 /// As [`select_runs`] and [`plan_epochs`]; [`Error::Config`] with fewer than two runs.
@@ -111,6 +111,25 @@ pub fn compare_runs(
     options: &OrderOptions,
     k: usize,
 ) -> Result<Vec<(String, Comparison)>> {
+    Ok(seed_pairs(catalog, options)?
+        .into_iter()
+        .map(|(run, pairs)| {
+            let (own, others): (Vec<f64>, Vec<f64>) = pairs.iter().map(|p| (p.1, p.2)).unzip();
+            (run, compare(&own, &others, k))
+        })
+        .collect())
+}
+
+/// One run's forgetting counts against the other runs': the run id, and per example every
+/// run presented, (example id, count in the run, sum over the other runs).
+pub type SeedPairs = (String, Vec<(u32, f64, f64)>);
+
+/// Per selected run, each example's forgetting count in that run and summed over the other
+/// runs, over the examples every run presented.
+///
+/// # Errors
+/// As [`select_runs`] and [`plan_epochs`]; [`Error::Config`] with fewer than two runs.
+pub fn seed_pairs(catalog: &Catalog, options: &OrderOptions) -> Result<Vec<SeedPairs>> {
     let runs = select_runs(catalog, options)?.counted;
     if runs.len() < 2 {
         return Err(Error::Config(format!(
@@ -133,12 +152,9 @@ pub fn compare_runs(
     let count = |run: usize, i: usize| f64::from(counts[run][i].unwrap_or(0));
     Ok((0..runs.len())
         .map(|r| {
-            let own: Vec<f64> = everywhere.iter().map(|&i| count(r, i)).collect();
-            let others: Vec<f64> = everywhere
-                .iter()
-                .map(|&i| (0..runs.len()).filter(|&o| o != r).map(|o| count(o, i)).sum())
-                .collect();
-            (runs[r].run_id.clone(), compare(&own, &others, k))
+            let others = |i: usize| (0..runs.len()).filter(|&o| o != r).map(|o| count(o, i)).sum();
+            let pairs = everywhere.iter().map(|&i| (i as u32, count(r, i), others(i))).collect();
+            (runs[r].run_id.clone(), pairs)
         })
         .collect())
 }

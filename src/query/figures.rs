@@ -4,9 +4,12 @@
 use polars::prelude::*;
 
 use super::Catalog;
-use super::forgetting::{OrderOptions, compute_order};
+use super::compare::seed_pairs;
+use super::forgetting::{OrderOptions, compute_order, plan_epochs, run_dynamics, select_runs};
 use super::scores::{NeverLearned, Score, ScoreOptions, compute_scores};
 use crate::error::{Error, Result};
+use crate::store::dynamics::Needed;
+use crate::store::runs::read_run;
 use crate::store::sorting::Ranked;
 
 /// `forgetting-histogram`: per group of runs (the runs' values of `group_by`, or one group),
@@ -185,4 +188,100 @@ pub fn extreme_examples(
         Column::new("label".into(), example_labels),
         Column::new("forgetting_count".into(), values),
     ])?)
+}
+
+/// `label-noise` (the paper's Figure 3): per-run forgetting counts of the examples trained
+/// with a flipped label (`noisy`) and with their own (`clean`): columns `group`,
+/// `forgetting_count`, `examples` ((run, example) pairs), `fraction` (of the group).
+///
+/// # Errors
+/// As [`select_runs`] and [`plan_epochs`]; [`Error::Format`] for an unreadable examples file.
+pub fn label_noise(catalog: &Catalog, options: &OrderOptions) -> Result<DataFrame> {
+    let runs = select_runs(catalog, options)?.counted;
+    let plan = plan_epochs(&runs, options)?;
+    let mut histograms: [Vec<u64>; 2] = [Vec::new(), Vec::new()];
+    for (run, &epochs) in runs.iter().zip(&plan.epochs) {
+        let dynamics = run_dynamics(catalog, run, epochs, plan.num_examples, Needed::Correctness)?;
+        let examples = read_run(catalog.layout(), &run.run_id)?.examples;
+        for i in 0..plan.num_examples {
+            let Some(count) = dynamics.forgetting_count(i, plan.penalty) else { continue };
+            let noisy = examples.labels[i] != examples.original_labels[i];
+            let histogram = &mut histograms[usize::from(noisy)];
+            if histogram.len() <= count as usize {
+                histogram.resize(count as usize + 1, 0);
+            }
+            histogram[count as usize] += 1;
+        }
+    }
+    let (mut groups, mut counts, mut examples, mut fractions) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for (name, histogram) in ["clean", "noisy"].iter().zip(&histograms) {
+        let total: u64 = histogram.iter().sum();
+        for (count, &n) in histogram.iter().enumerate() {
+            groups.push(*name);
+            counts.push(count as u32);
+            examples.push(n);
+            fractions.push(n as f64 / total.max(1) as f64);
+        }
+    }
+    Ok(DataFrame::new_infer_height(vec![
+        Column::new("group".into(), groups),
+        Column::new("forgetting_count".into(), counts),
+        Column::new("examples".into(), examples),
+        Column::new("fraction".into(), fractions),
+    ])?)
+}
+
+/// `seed-stability`: each run's forgetting count of each example against the sum over the
+/// other runs: columns `run_id`, `example_id`, `own`, `others`.
+///
+/// # Errors
+/// As [`seed_pairs`].
+pub fn seed_stability(catalog: &Catalog, options: &OrderOptions) -> Result<DataFrame> {
+    let (mut runs, mut ids, mut own, mut others) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for (run, pairs) in seed_pairs(catalog, options)? {
+        for (id, a, b) in pairs {
+            runs.push(run.clone());
+            ids.push(id);
+            own.push(a);
+            others.push(b);
+        }
+    }
+    Ok(DataFrame::new_infer_height(vec![
+        Column::new("run_id".into(), runs),
+        Column::new("example_id".into(), ids),
+        Column::new("own".into(), own),
+        Column::new("others".into(), others),
+    ])?)
+}
+
+/// `removal` (the paper's Figures 5 left and 6) or, with `window`, `removal-window` (Figure 5
+/// right): final test accuracy of the complete runs against the examples removed (or the
+/// window's first rank, `keep_lowest_n`, for selected removal), selected (`keep_lowest_n` ≥
+/// 0) and random (< 0) removal apart, mean and standard deviation over the runs (seeds).
+/// Columns `removal`, `x`, `runs`, `mean_test_acc`, `std_test_acc` (0 for one run).
+///
+/// # Errors
+/// [`Error::Config`] for a bad predicate or when the tables cannot be read.
+pub fn removal(catalog: &Catalog, options: &OrderOptions, window: bool) -> Result<DataFrame> {
+    let predicate = match options.where_sql.as_deref() {
+        Some(w) => format!(" AND ({})", super::check_predicate(w)?),
+        None => String::new(),
+    };
+    let (x, only_selected) =
+        if window { ("keep_lowest_n", " AND r.keep_lowest_n >= 0") } else { ("remove_n", "") };
+    let sql = format!(
+        "WITH final AS (\
+           SELECT r.run_id, r.remove_n, r.keep_lowest_n, e.test_acc \
+           FROM runs r JOIN epochs e ON e.run_id = r.run_id AND e.epoch = r.epochs_completed \
+           WHERE r.status = 'complete' AND r.dataset = '{}'{only_selected}{predicate}) \
+         SELECT CASE WHEN keep_lowest_n < 0 THEN 'random' ELSE 'selected' END AS removal, \
+           CAST({x} AS DOUBLE) AS x, COUNT(*) AS runs, AVG(test_acc) AS mean_test_acc, \
+           COALESCE(STDDEV(test_acc), 0.0) AS std_test_acc \
+         FROM final GROUP BY removal, x ORDER BY removal, x",
+        options.dataset.replace('\'', "''")
+    );
+    catalog.execute(&sql).map_err(|e| {
+        Error::Config(format!("removal: {}", crate::error::first_line(&e.to_string())))
+    })
 }

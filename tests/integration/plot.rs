@@ -126,3 +126,148 @@ fn every_figure_draws_its_independently_checked_data() {
         .assert_exit_code(2)
         .assert_error_contains("expected a .png or .svg file");
 }
+
+/// (remove_n, keep_lowest_n, final test accuracy) of every complete run, read with the
+/// parquet crate.
+fn final_accuracies(root: &Path) -> Vec<(u32, i64, f64)> {
+    use arrow::array::{Float64Array, Int64Array, StringArray, UInt32Array};
+    crate::util::parquet_files(&root.join("runs"))
+        .iter()
+        .filter_map(|file| {
+            let run = crate::util::read_parquet(file);
+            let status = crate::util::typed_column::<StringArray>(&run, "status").value(0);
+            if status != "complete" {
+                return None;
+            }
+            let id = crate::util::typed_column::<StringArray>(&run, "run_id").value(0);
+            let remove_n = crate::util::typed_column::<UInt32Array>(&run, "remove_n").value(0);
+            let keep = crate::util::typed_column::<Int64Array>(&run, "keep_lowest_n").value(0);
+            let labels = crate::util::typed_column::<arrow::array::Float64Array>(
+                &run,
+                "noise_percent_labels",
+            )
+            .value(0);
+            let pixels =
+                crate::util::typed_column::<arrow::array::Float64Array>(&run, "noise_std_pixels")
+                    .value(0);
+            if labels > 0.0 || pixels > 0.0 {
+                return None;
+            }
+            let epochs = crate::util::read_parquet(&root.join(format!("epochs/{id}.parquet")));
+            let test = crate::util::typed_column::<Float64Array>(&epochs, "test_acc");
+            Some((remove_n, keep, test.value(test.len() - 1)))
+        })
+        .collect()
+}
+
+#[test]
+fn removal_noise_and_seed_figures_draw_their_experiments() {
+    let ws = Workspace::new();
+    ws.write_tiny_mnist(120, 30);
+    let epochs = ["--epochs", "2", "--threads", "2"];
+    ws.train(&[&["--seeds", "1..2"][..], &epochs].concat()).assert_ok();
+    ws.order("base", &[]).assert_ok();
+    let sorting = ws.path().join("base.parquet").display().to_string();
+    for (remove, keep) in [("20", "0"), ("40", "0"), ("20", "-1"), ("40", "-1"), ("20", "20")] {
+        let removal = [
+            "--seeds",
+            "1..2",
+            "--sorting-file",
+            &sorting,
+            "--remove-n",
+            remove,
+            "--keep-lowest-n",
+            keep,
+        ];
+        ws.train(&[&removal[..], &epochs].concat()).assert_ok();
+    }
+    let root = ws.root().display().to_string();
+    let plot = |figure: &str, extra: &[&str]| {
+        let output = ws.path().join(format!("{figure}.png"));
+        let args = [
+            "plot",
+            figure,
+            "--root",
+            &root,
+            "--dataset",
+            "mnist",
+            "--size",
+            "800x500",
+            "--output",
+        ];
+        ws.fstream(&[&args[..], &[output.to_str().unwrap()], extra].concat()).assert_ok();
+        assert_drawn_png(&output, (800, 500));
+        csv_rows(&output.with_extension("csv"))
+    };
+
+    // Removal: per kind and size, the mean and sd over the two seeds of the final accuracy.
+    let finals = final_accuracies(&ws.root());
+    let expected = |x: f64, selected: bool, window: bool| {
+        let accuracies: Vec<f64> = finals
+            .iter()
+            .filter(|(r, k, _)| {
+                (*k >= 0) == selected && f64::from(if window { *k as u32 } else { *r }) == x
+            })
+            .filter(|(_, k, _)| !window || *k >= 0)
+            .map(|f| f.2)
+            .collect();
+        let mean = accuracies.iter().sum::<f64>() / accuracies.len() as f64;
+        let variance = accuracies.iter().map(|a| (a - mean).powi(2)).sum::<f64>()
+            / (accuracies.len() as f64 - 1.0);
+        (accuracies.len(), mean, variance.sqrt())
+    };
+    for (figure, window) in [("removal", false), ("removal-window", true)] {
+        let rows = plot(figure, &[]);
+        assert_eq!(rows[0], ["removal", "x", "runs", "mean_test_acc", "std_test_acc"]);
+        let (runs, mean, sd) = (2, 3, 4);
+        for row in &rows[1..] {
+            let x: f64 = row[1].parse().unwrap();
+            let (n, want_mean, want_sd) = expected(x, row[0] == "selected", window);
+            assert_eq!(row[runs].parse::<usize>().unwrap(), n, "{figure} {row:?}");
+            assert!(
+                (row[mean].parse::<f64>().unwrap() - want_mean).abs() < 1e-12,
+                "{figure} {row:?}"
+            );
+            assert!((row[sd].parse::<f64>().unwrap() - want_sd).abs() < 1e-9, "{figure} {row:?}");
+        }
+        let kinds: Vec<&str> = rows[1..].iter().map(|r| r[0].as_str()).collect();
+        let expected_rows = if window { 2 } else { 5 };
+        assert_eq!(kinds.len(), expected_rows, "{figure}: {rows:?}");
+    }
+
+    // Seed stability over the two base runs: each run's counts against the other's.
+    let rows = plot("seed-stability", &["--where", "remove_n = 0"]);
+    assert_eq!(rows[0], ["run_id", "example_id", "own", "others"]);
+    assert_eq!(rows.len() - 1, 2 * 120);
+    let mut by_run: BTreeMap<String, BTreeMap<String, (String, String)>> = BTreeMap::new();
+    for row in &rows[1..] {
+        by_run
+            .entry(row[0].clone())
+            .or_default()
+            .insert(row[1].clone(), (row[2].clone(), row[3].clone()));
+    }
+    let runs: Vec<&BTreeMap<String, (String, String)>> = by_run.values().collect();
+    for (id, (own, others)) in runs[0] {
+        assert_eq!(&runs[1][id].1, own, "example {id}: run 1's count is run 2's other");
+        assert_eq!(&runs[1][id].0, others);
+    }
+
+    // Label noise: 30% of 120 examples flipped in one run; pixel noise at two strengths.
+    ws.train(&[&["--seed", "3", "--noise-percent-labels", "30"][..], &epochs].concat()).assert_ok();
+    let rows = plot("label-noise", &["--where", "noise_percent_labels = 30"]);
+    let total = |group: &str| -> u64 {
+        rows[1..].iter().filter(|r| r[0] == group).map(|r| r[2].parse::<u64>().unwrap()).sum()
+    };
+    assert_eq!((total("noisy"), total("clean")), (36, 84));
+    for std in ["2", "10"] {
+        let pixels = ["--seed", "4", "--noise-percent-pixels", "50", "--noise-std-pixels", std];
+        ws.train(&[&pixels[..], &epochs].concat()).assert_ok();
+    }
+    let rows = plot("pixel-noise", &["--where", "noise_percent_pixels = 50"]);
+    let groups: std::collections::BTreeSet<&str> =
+        rows[1..].iter().map(|r| r[0].as_str()).collect();
+    assert_eq!(
+        groups.into_iter().collect::<Vec<_>>(),
+        ["noise_std_pixels = 10.0", "noise_std_pixels = 2.0"]
+    );
+}
