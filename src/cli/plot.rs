@@ -143,6 +143,25 @@ pub fn run(args: PlotArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Consecutive rows with the same `key` (the frames are sorted by it), each group with its
+/// `item`s: (key, items) in row order.
+fn grouped<T>(
+    frame: &DataFrame,
+    key: &str,
+    mut item: impl FnMut(usize) -> T,
+) -> anyhow::Result<Vec<(String, Vec<T>)>> {
+    let keys = frame.column(key)?.str()?;
+    let mut groups: Vec<(String, Vec<T>)> = Vec::new();
+    for i in 0..frame.height() {
+        let name = keys.get(i).unwrap_or_default();
+        if groups.last().is_none_or(|(last, _)| last != name) {
+            groups.push((name.to_string(), Vec::new()));
+        }
+        groups.last_mut().expect("just pushed").1.push(item(i));
+    }
+    Ok(groups)
+}
+
 /// Writes the figure's data as CSV.
 fn write_csv(frame: &mut DataFrame, path: &std::path::Path) -> anyhow::Result<()> {
     let file = std::fs::File::create(path).map_err(|e| Error::io(path, e))?;
@@ -155,37 +174,29 @@ fn histogram(
     title: String,
     x_label: &str,
 ) -> anyhow::Result<ForgettingHistogram> {
-    let groups = frame.column("group")?.str()?;
     let examples = frame.column("examples")?.u64()?;
-    let mut series: Vec<HistogramSeries> = Vec::new();
-    for (group, n) in groups.iter().zip(examples.iter()) {
-        let name = group.unwrap_or_default();
-        if series.last().is_none_or(|s| s.name != name) {
-            series.push(HistogramSeries { name: name.to_string(), examples: Vec::new() });
-        }
-        series.last_mut().expect("just pushed").examples.push(n.unwrap_or(0));
-    }
+    let series = grouped(frame, "group", |i| examples.get(i).unwrap_or(0))?
+        .into_iter()
+        .map(|(name, examples)| HistogramSeries { name, examples })
+        .collect();
     Ok(ForgettingHistogram { title, x_label: x_label.into(), series })
 }
 
 fn curves(frame: &DataFrame, title: String) -> anyhow::Result<TrainingCurves> {
-    let runs = frame.column("run_id")?.str()?;
     let epochs = frame.column("epoch")?.u32()?;
     let train = frame.column("train_acc")?.f64()?;
     let test = frame.column("test_acc")?.f64()?;
-    let mut curves: Vec<Curve> = Vec::new();
-    for i in 0..frame.height() {
-        let name = runs.get(i).unwrap_or_default();
-        if curves.last().is_none_or(|c| c.name != name) {
-            curves.push(Curve { name: name.to_string(), points: Vec::new() });
-        }
-        let point = (
+    let point = |i| {
+        (
             epochs.get(i).unwrap_or(0),
             train.get(i).unwrap_or(f64::NAN),
             test.get(i).unwrap_or(f64::NAN),
-        );
-        curves.last_mut().expect("just pushed").points.push(point);
-    }
+        )
+    };
+    let curves = grouped(frame, "run_id", point)?
+        .into_iter()
+        .map(|(name, points)| Curve { name, points })
+        .collect();
     Ok(TrainingCurves { title, curves })
 }
 
@@ -204,29 +215,22 @@ fn map(frame: &DataFrame, title: String) -> anyhow::Result<DataMap> {
 }
 
 fn grid(frame: &DataFrame, images: &ImageSet, title: String) -> anyhow::Result<ExampleGrid> {
-    let rows = frame.column("row")?.str()?;
     let ids = frame.column("example_id")?.u32()?;
     let labels = frame.column("label")?.u32()?;
     let counts = frame.column("forgetting_count")?.u32()?;
-    let mut grid = ExampleGrid { title, rows: Vec::new() };
-    for i in 0..frame.height() {
-        let row = rows.get(i).unwrap_or_default();
-        if grid.rows.last().is_none_or(|(name, _)| name != row) {
-            grid.rows.push((row.to_string(), Vec::new()));
-        }
+    let cell = |i| {
         let id = ids.get(i).unwrap_or(0);
         let caption = vec![
             format!("#{id}, label {}", labels.get(i).unwrap_or(0)),
             super::counted(counts.get(i).unwrap_or(0) as usize, "event"),
         ];
-        let cell = Cell {
+        Cell {
             rgb: rgb_image(images, id as usize),
             size: (images.image_shape[2] as u32, images.image_shape[1] as u32),
             caption,
-        };
-        grid.rows.last_mut().expect("just pushed").1.push(cell);
-    }
-    Ok(grid)
+        }
+    };
+    Ok(ExampleGrid { title, rows: grouped(frame, "row", cell)? })
 }
 
 /// Image `index` of `images` as interleaved RGB (grey images in all three channels).
@@ -238,23 +242,18 @@ fn rgb_image(images: &ImageSet, index: usize) -> Vec<u8> {
 }
 
 fn stability(frame: &DataFrame, dataset: &str) -> anyhow::Result<XyChart> {
-    let runs = frame.column("run_id")?.str()?;
     let own = frame.column("own")?.f64()?;
     let others = frame.column("others")?.f64()?;
-    let mut series: Vec<XySeries> = Vec::new();
-    for i in 0..frame.height() {
-        let run = runs.get(i).unwrap_or_default();
-        if series.last().is_none_or(|s| s.name != run) {
-            series.push(XySeries { name: run.to_string(), points: Vec::new() });
-        }
-        let point = (own.get(i).unwrap_or(f64::NAN), others.get(i).unwrap_or(f64::NAN), 0.0);
-        series.last_mut().expect("just pushed").points.push(point);
-    }
-    for s in &mut series {
-        let (a, b): (Vec<f64>, Vec<f64>) = s.points.iter().map(|p| (p.0, p.1)).unzip();
-        let c = compare(&a, &b, 0);
-        s.name = format!("{}: Pearson {:.3}, Spearman {:.3}", s.name, c.pearson, c.spearman);
-    }
+    let point = |i| (own.get(i).unwrap_or(f64::NAN), others.get(i).unwrap_or(f64::NAN), 0.0);
+    let series = grouped(frame, "run_id", point)?
+        .into_iter()
+        .map(|(run, points)| {
+            let (a, b): (Vec<f64>, Vec<f64>) = points.iter().map(|p| (p.0, p.1)).unzip();
+            let c = compare(&a, &b, 0);
+            let name = format!("{run}: Pearson {:.3}, Spearman {:.3}", c.pearson, c.spearman);
+            XySeries { name, points }
+        })
+        .collect();
     Ok(XyChart {
         title: format!("One run's forgetting counts against the other runs', {dataset}"),
         axes: ("forgetting events in the run".into(), "summed over the other runs".into()),
@@ -264,23 +263,16 @@ fn stability(frame: &DataFrame, dataset: &str) -> anyhow::Result<XyChart> {
 }
 
 fn removal_chart(frame: &DataFrame, dataset: &str, window: bool) -> anyhow::Result<XyChart> {
-    let kinds = frame.column("removal")?.str()?;
     let x = frame.column("x")?.f64()?;
     let mean = frame.column("mean_test_acc")?.f64()?;
     let std = frame.column("std_test_acc")?.f64()?;
-    let mut series: Vec<XySeries> = Vec::new();
-    for i in 0..frame.height() {
-        let kind = kinds.get(i).unwrap_or_default();
-        if series.last().is_none_or(|s| s.name != format!("{kind} removal")) {
-            series.push(XySeries { name: format!("{kind} removal"), points: Vec::new() });
-        }
-        let point = (
-            x.get(i).unwrap_or(f64::NAN),
-            mean.get(i).unwrap_or(f64::NAN),
-            std.get(i).unwrap_or(0.0),
-        );
-        series.last_mut().expect("just pushed").points.push(point);
-    }
+    let point = |i| {
+        (x.get(i).unwrap_or(f64::NAN), mean.get(i).unwrap_or(f64::NAN), std.get(i).unwrap_or(0.0))
+    };
+    let series = grouped(frame, "removal", point)?
+        .into_iter()
+        .map(|(kind, points)| XySeries { name: format!("{kind} removal"), points })
+        .collect();
     let x_axis = if window {
         "first rank of the removed window (keep_lowest_n)"
     } else {

@@ -2,6 +2,7 @@
 //! curves, and dataset cartography's data map.
 
 use plotters::coord::Shift;
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 
 use super::{Figure, colour};
@@ -13,6 +14,25 @@ const AXIS_TITLE: u32 = 24;
 
 fn text(e: impl std::fmt::Display) -> String {
     e.to_string()
+}
+
+/// The charts here: both axes continuous.
+type Chart<'a, DB> = ChartContext<'a, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+
+/// Draws the legend of the chart's labelled series at `position`, text `size` pixels high.
+fn draw_legend<'a, DB: DrawingBackend + 'a>(
+    chart: &mut Chart<'a, DB>,
+    position: SeriesLabelPosition,
+    size: u32,
+) -> Result<(), String> {
+    chart
+        .configure_series_labels()
+        .label_font(("sans-serif", size))
+        .background_style(WHITE.mix(0.9))
+        .border_style(BLACK)
+        .position(position)
+        .draw()
+        .map_err(text)
 }
 
 /// One distribution of forgetting counts.
@@ -85,14 +105,7 @@ impl Figure for ForgettingHistogram {
                 .label(format!("{} (unforgettable {unforgettable:.1}%)", series.name))
                 .legend(move |(x, y)| Rectangle::new([(x, y - 8), (x + 16, y + 8)], fill));
         }
-        chart
-            .configure_series_labels()
-            .label_font(("sans-serif", LABELS))
-            .background_style(WHITE.mix(0.9))
-            .border_style(BLACK)
-            .position(SeriesLabelPosition::UpperRight)
-            .draw()
-            .map_err(text)
+        draw_legend(&mut chart, SeriesLabelPosition::UpperRight, LABELS)
     }
 }
 
@@ -162,14 +175,7 @@ impl Figure for TrainingCurves {
                     .label(curve.name.clone())
                     .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], style));
             }
-            chart
-                .configure_series_labels()
-                .label_font(("sans-serif", LABELS - 4))
-                .background_style(WHITE.mix(0.9))
-                .border_style(BLACK)
-                .position(SeriesLabelPosition::LowerRight)
-                .draw()
-                .map_err(text)?;
+            draw_legend(&mut chart, SeriesLabelPosition::LowerRight, LABELS - 4)?;
         }
         Ok(())
     }
@@ -256,14 +262,7 @@ impl Figure for DataMap {
                 .label(*name)
                 .legend(move |(x, y)| Circle::new((x + 8, y), 6, style));
         }
-        chart
-            .configure_series_labels()
-            .label_font(("sans-serif", LABELS))
-            .background_style(WHITE.mix(0.9))
-            .border_style(BLACK)
-            .position(SeriesLabelPosition::UpperRight)
-            .draw()
-            .map_err(text)
+        draw_legend(&mut chart, SeriesLabelPosition::UpperRight, LABELS)
     }
 }
 
@@ -338,13 +337,6 @@ impl Figure for XyChart {
                 .label(series.name.clone())
                 .legend(move |(x, y)| Circle::new((x + 8, y), 6, c.filled()));
         }
-        chart
-            .configure_series_labels()
-            .label_font(("sans-serif", LABELS))
-            .background_style(WHITE.mix(0.9))
-            .border_style(BLACK)
-            .position(SeriesLabelPosition::UpperRight)
-            .draw()
-            .map_err(text)
+        draw_legend(&mut chart, SeriesLabelPosition::UpperRight, LABELS)
     }
 }
