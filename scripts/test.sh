@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Runs every test: sets up libtorch and the Python readers the interop test uses, then
-# `cargo test`. Tests make their own small IDX data; they need no download.
+# Runs every test: sets up libtorch, the Python readers the interop tests use and headless
+# Chromium for the report test, then `cargo test`. Tests make their own small IDX data; they
+# need no download.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -8,4 +9,6 @@ cd "$root"
 source scripts/env.sh
 scripts/setup-libtorch.sh
 scripts/setup-python.sh
-FSTREAM_PYTHON="$root/.venv/bin/python" cargo test --release --locked "$@"
+chromium=$(scripts/setup-chromium.sh)
+FSTREAM_PYTHON="$root/.venv/bin/python" FSTREAM_CHROMIUM="$chromium" \
+  cargo test --release --locked "$@"

@@ -10,6 +10,7 @@ mod plot;
 mod progress;
 mod query;
 mod rebuild;
+mod report;
 mod runs;
 mod scores;
 mod select;
@@ -56,6 +57,8 @@ enum Command {
     ImportReference(import::ImportArgs),
     /// Draw a figure (forgetting histogram, examples, training curves, data map) as PNG or SVG.
     Plot(plot::PlotArgs),
+    /// Write a static HTML report of a root: every figure that applies, the runs, the CSVs.
+    Report(report::ReportArgs),
     /// Run an SQL file over the tables presentations, dynamics, epochs, examples and runs.
     Query(query::QueryArgs),
     /// List the runs of a root: status, progress, last test accuracy, live process.
@@ -167,6 +170,7 @@ pub fn run() -> anyhow::Result<()> {
         Command::Export(args) => export::run(args),
         Command::ImportReference(args) => import::run(args),
         Command::Plot(args) => plot::run(args),
+        Command::Report(args) => report::run(args),
         Command::Query(args) => query::run(args),
         Command::Runs(args) => runs::run(args),
         Command::Verify(args) => verify::run_verify(args),

@@ -1,7 +1,7 @@
 //! `fstream plot`: the paper's figures from a root, as PNG or SVG, each with the CSV of the
 //! data it draws beside it.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::Args;
 use fstream::Error;
@@ -18,6 +18,7 @@ use fstream::query::figures::{
     data_map, extreme_examples, forgetting_histogram, label_noise, removal, seed_stability,
     training_curves,
 };
+use fstream::query::forgetting::OrderOptions;
 use polars::prelude::{CsvWriter, DataFrame, SerWriter};
 
 use super::select::SelectArgs;
@@ -47,7 +48,7 @@ pub struct PlotArgs {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-enum FigureArg {
+pub enum FigureArg {
     /// Fraction of examples per forgetting count (the paper's Figure 1).
     ForgettingHistogram,
     /// The unforgettable and the most forgotten training images (Figure 2).
@@ -79,68 +80,99 @@ fn parse_size(text: &str) -> Result<(u32, u32), String> {
 pub fn run(args: PlotArgs) -> anyhow::Result<()> {
     let options = args.select.options(Fidelity::Corrected);
     let catalog = Catalog::open(&args.select.input_dir)?;
-    let csv = args.output.with_extension("csv");
+    let request = Request {
+        figure: args.figure,
+        options,
+        group_by: args.group_by,
+        data_dir: args.data_dir,
+        count: args.count,
+        size: args.size,
+    };
+    let csv = draw(&catalog, &request, &args.output)?;
+    log::info!("wrote {} and {}", args.output.display(), csv.display());
+    println!("{}", args.output.display());
+    Ok(())
+}
+
+/// One figure to draw.
+#[derive(Debug, Clone)]
+pub struct Request {
+    /// Which figure.
+    pub figure: FigureArg,
+    /// The runs it draws.
+    pub options: OrderOptions,
+    /// forgetting-histogram: a runs column to group the runs by.
+    pub group_by: Option<String>,
+    /// examples: where the images are.
+    pub data_dir: PathBuf,
+    /// examples: how many of each kind.
+    pub count: usize,
+    /// Picture size in pixels.
+    pub size: (u32, u32),
+}
+
+/// Draws `request` into `output` and writes its data beside it; returns the CSV's path.
+///
+/// # Errors
+/// The figure's query errors; drawing and writing errors naming the file.
+pub fn draw(catalog: &Catalog, request: &Request, output: &Path) -> anyhow::Result<PathBuf> {
+    let options = &request.options;
     let dataset = options.dataset.clone();
-    let mut frame = match args.figure {
+    let size = request.size;
+    let mut frame = match request.figure {
         FigureArg::ForgettingHistogram | FigureArg::PixelNoise => {
-            let group_by = match args.figure {
+            let group_by = match request.figure {
                 FigureArg::PixelNoise => Some("noise_std_pixels"),
-                _ => args.group_by.as_deref(),
+                _ => request.group_by.as_deref(),
             };
-            let frame = forgetting_histogram(&catalog, &options, group_by)?;
+            let frame = forgetting_histogram(catalog, options, group_by)?;
             let title = format!("Forgetting events per example, {dataset}");
             let figure = histogram(&frame, title, "forgetting events (summed over runs)")?;
-            render(&figure, &args.output, args.size)?;
+            render(&figure, output, size)?;
             frame
         }
         FigureArg::LabelNoise => {
-            let frame = label_noise(&catalog, &options)?;
+            let frame = label_noise(catalog, options)?;
             let title = format!("Forgetting of noisy and clean labels, {dataset}");
-            let figure = histogram(&frame, title, "forgetting events (per run)")?;
-            render(&figure, &args.output, args.size)?;
+            render(&histogram(&frame, title, "forgetting events (per run)")?, output, size)?;
             frame
         }
         FigureArg::SeedStability => {
-            let frame = seed_stability(&catalog, &options)?;
-            render(&stability(&frame, &dataset)?, &args.output, args.size)?;
+            let frame = seed_stability(catalog, options)?;
+            render(&stability(&frame, &dataset)?, output, size)?;
             frame
         }
         FigureArg::Removal | FigureArg::RemovalWindow => {
-            let window = args.figure == FigureArg::RemovalWindow;
-            let frame = removal(&catalog, &options, window)?;
-            render(&removal_chart(&frame, &dataset, window)?, &args.output, args.size)?;
+            let window = request.figure == FigureArg::RemovalWindow;
+            let frame = removal(catalog, options, window)?;
+            render(&removal_chart(&frame, &dataset, window)?, output, size)?;
             frame
         }
         FigureArg::TrainingCurves => {
-            let frame = training_curves(&catalog, &options)?;
-            render(
-                &curves(&frame, format!("Accuracy per epoch, {dataset}"))?,
-                &args.output,
-                args.size,
-            )?;
+            let frame = training_curves(catalog, options)?;
+            render(&curves(&frame, format!("Accuracy per epoch, {dataset}"))?, output, size)?;
             frame
         }
         FigureArg::DataMap => {
-            let frame = data_map(&catalog, &options)?;
+            let frame = data_map(catalog, options)?;
             let title = format!("Data map, {dataset} (Swayamdipta et al. 2020)");
-            render(&map(&frame, title)?, &args.output, args.size)?;
+            render(&map(&frame, title)?, output, size)?;
             frame
         }
         FigureArg::Examples => {
             let kind: DatasetKind = dataset.parse().map_err(Error::Config)?;
             // Permuted MNIST is shown unpermuted: the permutation only shuffles pixels.
             let shown = if kind == DatasetKind::PermutedMnist { DatasetKind::Mnist } else { kind };
-            let images = data::load(&args.data_dir, shown, 0)?.train;
-            let frame = extreme_examples(&catalog, &options, args.count, &images.labels)?;
+            let images = data::load(&request.data_dir, shown, 0)?.train;
+            let frame = extreme_examples(catalog, options, request.count, &images.labels)?;
             let title = format!("Unforgettable and most forgotten examples, {dataset}");
-            render(&grid(&frame, &images, title)?, &args.output, args.size)?;
+            render(&grid(&frame, &images, title)?, output, size)?;
             frame
         }
     };
+    let csv = output.with_extension("csv");
     write_csv(&mut frame, &csv)?;
-    log::info!("wrote {} and {}", args.output.display(), csv.display());
-    println!("{}", args.output.display());
-    Ok(())
+    Ok(csv)
 }
 
 /// Consecutive rows with the same `key` (the frames are sorted by it), each group with its
@@ -163,7 +195,7 @@ fn grouped<T>(
 }
 
 /// Writes the figure's data as CSV.
-fn write_csv(frame: &mut DataFrame, path: &std::path::Path) -> anyhow::Result<()> {
+fn write_csv(frame: &mut DataFrame, path: &Path) -> anyhow::Result<()> {
     let file = std::fs::File::create(path).map_err(|e| Error::io(path, e))?;
     CsvWriter::new(std::io::BufWriter::new(file)).include_header(true).finish(frame)?;
     Ok(())

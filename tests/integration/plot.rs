@@ -271,3 +271,75 @@ fn removal_noise_and_seed_figures_draw_their_experiments() {
         ["noise_std_pixels = 10.0", "noise_std_pixels = 2.0"]
     );
 }
+
+#[test]
+fn the_report_shows_every_figure_that_applies_in_a_headless_browser() {
+    let ws = Workspace::new();
+    ws.write_tiny_mnist(100, 20);
+    ws.train(&["--seeds", "1..2", "--epochs", "2", "--threads", "2"]).assert_ok();
+    ws.train(&["--seed", "3", "--epochs", "2", "--noise-percent-labels", "20"]).assert_ok();
+    let out = ws.path().join("report");
+    let (root, data) = (ws.root().display().to_string(), ws.data_dir().display().to_string());
+    let run = ws.fstream(&[
+        "report",
+        "--root",
+        &root,
+        "--data-dir",
+        &data,
+        "--output",
+        out.to_str().unwrap(),
+    ]);
+    run.assert_ok();
+    let html = std::fs::read_to_string(out.join("index.html")).unwrap();
+    let images: Vec<&str> =
+        html.split("<img src=\"").skip(1).map(|s| s.split('"').next().unwrap()).collect();
+    let stems: Vec<&str> =
+        images.iter().map(|i| i.trim_start_matches("mnist-").trim_end_matches(".png")).collect();
+    assert_eq!(
+        stems,
+        [
+            "forgetting-histogram",
+            "examples",
+            "training-curves",
+            "data-map",
+            "seed-stability",
+            "label-noise"
+        ],
+        "the figures that apply, and no removal or pixel-noise figure"
+    );
+    for image in &images {
+        assert_drawn_png(&out.join(image), (1200, 800));
+        let csv = image.replace(".png", ".csv");
+        assert!(html.contains(&format!("href=\"{csv}\"")) && out.join(&csv).is_file(), "{csv}");
+    }
+    assert!(html.contains("Unforgettable examples: <b>"), "counts per dataset");
+    assert_eq!(html.matches("<tr>").count(), 1 + 3, "a header and one row per run");
+
+    let Some(chromium) = std::env::var_os("FSTREAM_CHROMIUM") else {
+        eprintln!(
+            "skipped: set FSTREAM_CHROMIUM (scripts/test.sh does) to load the report in headless Chromium"
+        );
+        return;
+    };
+    let url = format!("file://{}", out.join("index.html").display());
+    let headless = |extra: &str| {
+        std::process::Command::new(&chromium)
+            .args(["--headless", "--no-sandbox", "--disable-gpu"])
+            .arg(format!("--user-data-dir={}", ws.path().join("chromium-profile").display()))
+            .args([extra, &url])
+            .output()
+            .unwrap()
+    };
+    let dom = headless("--dump-dom");
+    let dom = String::from_utf8_lossy(&dom.stdout);
+    assert!(
+        dom.contains(&format!("data-images-loaded=\"{0}/{0}\"", images.len())),
+        "every image loaded: {}",
+        dom.lines().find(|l| l.contains("<body")).unwrap_or("")
+    );
+    let shot = ws.path().join("shot.png");
+    let screenshot = headless(&format!("--screenshot={}", shot.display()));
+    assert!(screenshot.status.success(), "{}", String::from_utf8_lossy(&screenshot.stderr));
+    let size = image::image_dimensions(&shot).unwrap();
+    assert_drawn_png(&shot, size);
+}
