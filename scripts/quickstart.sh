@@ -21,4 +21,6 @@ rm -rf "$out"
 echo "SQL check (queries/unforgettable_count.sql):"
 "$fstream" query queries/unforgettable_count.sql --root "$out"
 "$fstream" query queries/test_accuracy.sql --root "$out"
+"$fstream" -q report --root "$out" --data-dir data --output "$out/report" >/dev/null
 echo "sorting file: $out/mnist_order.parquet (and .csv); tables: $out/"
+echo "report with the figures: $out/report/index.html"
