@@ -310,6 +310,9 @@ impl Figure for XyChart {
             .map_err(text)?;
         chart
             .configure_mesh()
+            .x_label_formatter(&|x| {
+                if x.fract() == 0.0 { format!("{x:.0}") } else { format!("{x}") }
+            })
             .x_desc(self.axes.0.as_str())
             .y_desc(self.axes.1.as_str())
             .axis_desc_style(("sans-serif", AXIS_TITLE))

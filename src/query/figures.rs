@@ -258,8 +258,9 @@ pub fn seed_stability(catalog: &Catalog, options: &OrderOptions) -> Result<DataF
 /// `removal` (the paper's Figures 5 left and 6) or, with `window`, `removal-window` (Figure 5
 /// right): final test accuracy of the complete runs against the examples removed (or the
 /// window's first rank, `keep_lowest_n`, for selected removal), selected (`keep_lowest_n` ≥
-/// 0) and random (< 0) removal apart, mean and standard deviation over the runs (seeds).
-/// Columns `removal`, `x`, `runs`, `mean_test_acc`, `std_test_acc` (0 for one run).
+/// 0) and random (< 0) removal apart, mean and standard deviation over the runs (seeds); runs
+/// without removal start both curves. Columns `removal`, `x`, `runs`, `mean_test_acc`,
+/// `std_test_acc` (0 for one run).
 ///
 /// # Errors
 /// [`Error::Config`] for a bad predicate or when the tables cannot be read.
@@ -268,17 +269,24 @@ pub fn removal(catalog: &Catalog, options: &OrderOptions, window: bool) -> Resul
         Some(w) => format!(" AND ({})", super::check_predicate(w)?),
         None => String::new(),
     };
-    let (x, only_selected) =
-        if window { ("keep_lowest_n", " AND r.keep_lowest_n >= 0") } else { ("remove_n", "") };
+    // The window figure has no random curve to start.
+    let (x, only_selected, no_random_start) = match window {
+        true => ("keep_lowest_n", " AND r.keep_lowest_n >= 0", " AND FALSE"),
+        false => ("remove_n", "", ""),
+    };
     let sql = format!(
         "WITH final AS (\
            SELECT r.run_id, r.remove_n, r.keep_lowest_n, e.test_acc \
            FROM runs r JOIN epochs e ON e.run_id = r.run_id AND e.epoch = r.epochs_completed \
-           WHERE r.status = 'complete' AND r.dataset = '{}'{only_selected}{predicate}) \
-         SELECT CASE WHEN keep_lowest_n < 0 THEN 'random' ELSE 'selected' END AS removal, \
-           CAST({x} AS DOUBLE) AS x, COUNT(*) AS runs, AVG(test_acc) AS mean_test_acc, \
+           WHERE r.status = 'complete' AND r.dataset = '{}'{only_selected}{predicate}), \
+         kinds AS (\
+           SELECT CASE WHEN keep_lowest_n < 0 THEN 'random' ELSE 'selected' END AS removal, \
+             CAST({x} AS DOUBLE) AS x, test_acc FROM final \
+           UNION ALL SELECT 'random' AS removal, CAST({x} AS DOUBLE) AS x, test_acc FROM final \
+             WHERE remove_n = 0{no_random_start}) \
+         SELECT removal, x, COUNT(*) AS runs, AVG(test_acc) AS mean_test_acc, \
            COALESCE(STDDEV(test_acc), 0.0) AS std_test_acc \
-         FROM final GROUP BY removal, x ORDER BY removal, x",
+         FROM kinds GROUP BY removal, x ORDER BY removal, x",
         options.dataset.replace('\'', "''")
     );
     catalog.execute(&sql).map_err(|e| {
