@@ -8,8 +8,8 @@ use std::path::PathBuf;
 use clap::Args;
 use fstream::Error;
 use fstream::experiment::plan::DEFAULT_DATA_DIR;
-use fstream::query::Catalog;
 use fstream::query::forgetting::{OrderOptions, compute_order};
+use fstream::query::{Catalog, sql_string};
 use polars::prelude::{AnyValue, DataFrame};
 
 use super::plot::{FigureArg, Request, draw};
@@ -103,8 +103,8 @@ const SECTIONS: [Section; 9] = [
 /// Whether some complete run of `dataset` satisfies `predicate`.
 fn applies(catalog: &Catalog, dataset: &str, predicate: &str) -> anyhow::Result<bool> {
     let sql = format!(
-        "SELECT COUNT(*) AS n FROM runs WHERE status = 'complete' AND dataset = '{}' AND ({predicate})",
-        dataset.replace('\'', "''")
+        "SELECT COUNT(*) AS n FROM runs WHERE status = 'complete' AND dataset = {} AND ({predicate})",
+        sql_string(dataset)
     );
     let frame = catalog.execute(&sql)?;
     Ok(frame.column("n")?.u32().map(|c| c.get(0).unwrap_or(0)).unwrap_or(0) > 0)

@@ -3,10 +3,10 @@
 
 use polars::prelude::*;
 
-use super::Catalog;
 use super::compare::seed_pairs;
 use super::forgetting::{OrderOptions, compute_order, plan_epochs, run_dynamics, select_runs};
 use super::scores::{NeverLearned, Score, ScoreOptions, compute_scores};
+use super::{Catalog, sql_string};
 use crate::error::{Error, Result};
 use crate::store::dynamics::Needed;
 use crate::store::runs::read_run;
@@ -27,33 +27,53 @@ pub fn forgetting_histogram(
         None => vec![(options.dataset.clone(), options.clone())],
         Some(column) => group_values(catalog, options, column)?,
     };
-    let (mut names, mut counts, mut examples, mut fractions) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut histograms = Vec::new();
     for (name, group_options) in groups {
         let order = compute_order(catalog, &group_options)?;
         let Ranked::ForgettingCounts(values) = &order.sorting.ranked else {
             unreachable!("order ranks by forgetting counts")
         };
-        let presented: Vec<u32> = values
-            .iter()
-            .zip(&order.sorting.presented)
-            .filter(|(_, p)| **p)
-            .map(|(&c, _)| c)
-            .collect();
-        let largest = presented.iter().copied().max().unwrap_or(0) as usize;
-        let mut histogram = vec![0u64; largest + 1];
-        for &c in &presented {
-            histogram[c as usize] += 1;
+        let mut histogram = Histogram::default();
+        for (&count, &presented) in values.iter().zip(&order.sorting.presented) {
+            if presented {
+                histogram.add(count);
+            }
         }
+        histograms.push((name, histogram));
+    }
+    histogram_frame(histograms)
+}
+
+/// How many examples (or pairs) have each forgetting count: `self.0[c]` have count `c`.
+#[derive(Debug, Clone, Default)]
+struct Histogram(Vec<u64>);
+
+impl Histogram {
+    fn add(&mut self, count: u32) {
+        let count = count as usize;
+        if self.0.len() <= count {
+            self.0.resize(count + 1, 0);
+        }
+        self.0[count] += 1;
+    }
+}
+
+/// Named histograms as one frame: columns `group`, `forgetting_count`, `examples` and
+/// `fraction` (of the group), one row per group and count from 0 to the group's largest.
+fn histogram_frame(histograms: Vec<(String, Histogram)>) -> Result<DataFrame> {
+    let (mut groups, mut counts, mut examples, mut fractions) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for (name, Histogram(histogram)) in histograms {
+        let total: u64 = histogram.iter().sum();
         for (count, &n) in histogram.iter().enumerate() {
-            names.push(name.clone());
+            groups.push(name.clone());
             counts.push(count as u32);
             examples.push(n);
-            fractions.push(n as f64 / presented.len().max(1) as f64);
+            fractions.push(n as f64 / total.max(1) as f64);
         }
     }
     Ok(DataFrame::new_infer_height(vec![
-        Column::new("group".into(), names),
+        Column::new("group".into(), groups),
         Column::new("forgetting_count".into(), counts),
         Column::new("examples".into(), examples),
         Column::new("fraction".into(), fractions),
@@ -70,10 +90,9 @@ fn group_values(
     if !column.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
         return Err(Error::Config(format!("--group-by {column:?}: expected a runs column name")));
     }
-    let predicate = options.where_sql.as_deref().map_or(String::new(), |w| format!(" AND ({w})"));
     let sql = format!(
-        "SELECT DISTINCT CAST({column} AS VARCHAR) AS value FROM runs WHERE dataset = '{}'{predicate} ORDER BY value",
-        options.dataset.replace('\'', "''")
+        "SELECT DISTINCT CAST({column} AS VARCHAR) AS value FROM runs WHERE {} ORDER BY value",
+        options.runs_condition("")?
     );
     let frame = catalog.execute(&sql).map_err(|e| {
         Error::Config(format!("--group-by {column}: {}", crate::error::first_line(&e.to_string())))
@@ -83,7 +102,7 @@ fn group_values(
         .iter()
         .flatten()
         .map(|value| {
-            let own = format!("CAST({column} AS VARCHAR) = '{}'", value.replace('\'', "''"));
+            let own = format!("CAST({column} AS VARCHAR) = {}", sql_string(value));
             let where_sql = match &options.where_sql {
                 Some(w) => format!("({w}) AND {own}"),
                 None => own,
@@ -100,14 +119,10 @@ fn group_values(
 /// # Errors
 /// [`Error::Polars`] when the tables cannot be read; [`Error::Config`] for a bad predicate.
 pub fn training_curves(catalog: &Catalog, options: &OrderOptions) -> Result<DataFrame> {
-    let predicate = match options.where_sql.as_deref() {
-        Some(w) => format!(" AND ({})", super::check_predicate(w)?),
-        None => String::new(),
-    };
     let sql = format!(
         "SELECT e.run_id, e.epoch, e.train_acc, e.test_acc FROM epochs e JOIN runs r ON e.run_id = r.run_id \
-         WHERE r.dataset = '{}'{predicate} ORDER BY e.run_id, e.epoch",
-        options.dataset.replace('\'', "''")
+         WHERE {} ORDER BY e.run_id, e.epoch",
+        options.runs_condition("r.")?
     );
     catalog.execute(&sql).map_err(|e| {
         Error::Config(format!("training curves: {}", crate::error::first_line(&e.to_string())))
@@ -199,37 +214,18 @@ pub fn extreme_examples(
 pub fn label_noise(catalog: &Catalog, options: &OrderOptions) -> Result<DataFrame> {
     let runs = select_runs(catalog, options)?.counted;
     let plan = plan_epochs(&runs, options)?;
-    let mut histograms: [Vec<u64>; 2] = [Vec::new(), Vec::new()];
+    let mut histograms = [Histogram::default(), Histogram::default()];
     for (run, &epochs) in runs.iter().zip(&plan.epochs) {
         let dynamics = run_dynamics(catalog, run, epochs, plan.num_examples, Needed::Correctness)?;
         let examples = read_run(catalog.layout(), &run.run_id)?.examples;
         for i in 0..plan.num_examples {
             let Some(count) = dynamics.forgetting_count(i, plan.penalty) else { continue };
             let noisy = examples.labels[i] != examples.original_labels[i];
-            let histogram = &mut histograms[usize::from(noisy)];
-            if histogram.len() <= count as usize {
-                histogram.resize(count as usize + 1, 0);
-            }
-            histogram[count as usize] += 1;
+            histograms[usize::from(noisy)].add(count);
         }
     }
-    let (mut groups, mut counts, mut examples, mut fractions) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    for (name, histogram) in ["clean", "noisy"].iter().zip(&histograms) {
-        let total: u64 = histogram.iter().sum();
-        for (count, &n) in histogram.iter().enumerate() {
-            groups.push(*name);
-            counts.push(count as u32);
-            examples.push(n);
-            fractions.push(n as f64 / total.max(1) as f64);
-        }
-    }
-    Ok(DataFrame::new_infer_height(vec![
-        Column::new("group".into(), groups),
-        Column::new("forgetting_count".into(), counts),
-        Column::new("examples".into(), examples),
-        Column::new("fraction".into(), fractions),
-    ])?)
+    let [clean, noisy] = histograms;
+    histogram_frame(vec![("clean".into(), clean), ("noisy".into(), noisy)])
 }
 
 /// `seed-stability`: each run's forgetting count of each example against the sum over the
@@ -265,10 +261,7 @@ pub fn seed_stability(catalog: &Catalog, options: &OrderOptions) -> Result<DataF
 /// # Errors
 /// [`Error::Config`] for a bad predicate or when the tables cannot be read.
 pub fn removal(catalog: &Catalog, options: &OrderOptions, window: bool) -> Result<DataFrame> {
-    let predicate = match options.where_sql.as_deref() {
-        Some(w) => format!(" AND ({})", super::check_predicate(w)?),
-        None => String::new(),
-    };
+    let condition = options.runs_condition("r.")?;
     // The window figure has no random curve to start.
     let (x, only_selected, no_random_start) = match window {
         true => ("keep_lowest_n", " AND r.keep_lowest_n >= 0", " AND FALSE"),
@@ -278,7 +271,7 @@ pub fn removal(catalog: &Catalog, options: &OrderOptions, window: bool) -> Resul
         "WITH final AS (\
            SELECT r.run_id, r.remove_n, r.keep_lowest_n, e.test_acc \
            FROM runs r JOIN epochs e ON e.run_id = r.run_id AND e.epoch = r.epochs_completed \
-           WHERE r.status = 'complete' AND r.dataset = '{}'{only_selected}{predicate}), \
+           WHERE r.status = 'complete' AND {condition}{only_selected}), \
          kinds AS (\
            SELECT CASE WHEN keep_lowest_n < 0 THEN 'random' ELSE 'selected' END AS removal, \
              CAST({x} AS DOUBLE) AS x, test_acc FROM final \
@@ -286,8 +279,7 @@ pub fn removal(catalog: &Catalog, options: &OrderOptions, window: bool) -> Resul
              WHERE remove_n = 0{no_random_start}) \
          SELECT removal, x, COUNT(*) AS runs, AVG(test_acc) AS mean_test_acc, \
            COALESCE(STDDEV(test_acc), 0.0) AS std_test_acc \
-         FROM kinds GROUP BY removal, x ORDER BY removal, x",
-        options.dataset.replace('\'', "''")
+         FROM kinds GROUP BY removal, x ORDER BY removal, x"
     );
     catalog.execute(&sql).map_err(|e| {
         Error::Config(format!("removal: {}", crate::error::first_line(&e.to_string())))

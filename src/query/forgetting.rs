@@ -56,6 +56,21 @@ pub struct OrderOptions {
     pub tie_break: TieBreak,
 }
 
+impl OrderOptions {
+    /// The SQL condition over `runs` that selects these options' runs: their dataset and the
+    /// `--where` predicate. `prefix` qualifies the dataset column (`r.` in a join, or empty).
+    ///
+    /// # Errors
+    /// [`Error::Config`] when the predicate could end the statement.
+    pub fn runs_condition(&self, prefix: &str) -> Result<String> {
+        let dataset = format!("{prefix}{} = {}", col::DATASET, super::sql_string(&self.dataset));
+        Ok(match self.where_sql.as_deref() {
+            Some(w) => format!("{dataset} AND ({})", super::check_predicate(w)?),
+            None => dataset,
+        })
+    }
+}
+
 /// A run chosen for counting.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SelectedRun {
@@ -96,19 +111,14 @@ pub struct RunSelection {
 /// [`Error::Config`] when the `--where` predicate is invalid, no run matches, or the runs
 /// cannot be summed (see [`check_comparable`]).
 pub fn select_runs(catalog: &Catalog, options: &OrderOptions) -> Result<RunSelection> {
-    let predicate = match options.where_sql.as_deref() {
-        Some(w) => format!(" AND ({})", super::check_predicate(w)?),
-        None => String::new(),
-    };
     let sql = format!(
-        "SELECT {}, {}, {}, {}, {} FROM runs WHERE {} = '{}'{predicate} ORDER BY {}",
+        "SELECT {}, {}, {}, {}, {} FROM runs WHERE {} ORDER BY {}",
         col::RUN_ID,
         col::STATUS,
         col::EPOCHS_COMPLETED,
         col::DATASET_EXAMPLES,
         col::CONFIG,
-        col::DATASET,
-        options.dataset.replace('\'', "''"),
+        options.runs_condition("")?,
         col::RUN_ID,
     );
     let where_error = |e: PolarsError| {

@@ -307,6 +307,11 @@ fn first_unreadable_file(layout: &Layout) -> Option<Error> {
     })
 }
 
+/// `text` as an SQL string literal (quotes doubled).
+pub fn sql_string(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
+}
+
 /// Checks an SQL predicate that fstream inserts into its own query (`--where`).
 ///
 /// # Errors

@@ -236,12 +236,9 @@ impl SortingFile {
     }
 }
 
-/// Column `name` of a sorting file's batch as `T`, without nulls.
+/// Column `name` of a sorting file's batch as `T` ([`super::runs::column`]), without nulls.
 fn typed<'a, T: Array + 'static>(batch: &'a RecordBatch, name: &str, path: &Path) -> Result<&'a T> {
-    let column =
-        batch.column_by_name(name).and_then(|c| c.as_any().downcast_ref::<T>()).ok_or_else(
-            || Error::format(path, format!("missing column '{name}' of the expected type")),
-        )?;
+    let column = super::runs::column::<T>(batch, name, path)?;
     if column.null_count() > 0 {
         return Err(Error::format(path, format!("column '{name}' has nulls")));
     }
