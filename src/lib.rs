@@ -31,6 +31,7 @@ pub mod plot;
 pub mod query;
 pub mod record;
 pub mod store;
+pub mod sweep;
 pub mod train;
 
 pub use error::{Error, Result};

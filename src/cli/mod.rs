@@ -14,6 +14,8 @@ mod report;
 mod runs;
 mod scores;
 mod select;
+mod signals;
+mod sweep;
 mod train;
 mod verify;
 
@@ -69,6 +71,8 @@ enum Command {
     Rm(verify::RmArgs),
     /// Build the dynamics table of runs from their presentations (older roots).
     Rebuild(rebuild::RebuildArgs),
+    /// Run the paper's experiments from a TOML spec, here or on Slurm, and follow them.
+    Sweep(sweep::SweepArgs),
 }
 
 /// Corrected or faithful semantics where the reference has a bug (docs/semantics.md).
@@ -120,7 +124,7 @@ fn given_flags(matches: &ArgMatches, subcommand: &str) -> Vec<String> {
 /// The exit code of a training run stopped by a signal (128 + the signal, as a shell
 /// reports it), if one was.
 pub fn interrupted_exit_code() -> Option<u8> {
-    train::stop_signal().and_then(|signal| u8::try_from(128 + signal).ok())
+    signals::stop_signal().and_then(|signal| u8::try_from(128 + signal).ok())
 }
 
 /// `fstream --version`: fstream's version, the libtorch it was built against, and the
@@ -176,5 +180,6 @@ pub fn run() -> anyhow::Result<()> {
         Command::Verify(args) => verify::run_verify(args),
         Command::Rm(args) => verify::run_rm(args),
         Command::Rebuild(args) => rebuild::run(args),
+        Command::Sweep(args) => sweep::run(args),
     }
 }

@@ -58,12 +58,21 @@ pub fn select(num_examples: usize, removal: &Removal, seed: u64) -> Result<Selec
     let removed: Vec<u32> = match removal {
         Removal::None => Vec::new(),
         Removal::ByOrder { ordered, remove_n, keep_lowest_n } => {
-            let end = keep_lowest_n + remove_n;
-            if end > ordered.len() {
+            if *keep_lowest_n >= ordered.len() {
                 return Err(Error::Config(format!(
-                    "--keep-lowest-n {keep_lowest_n} plus --remove-n {remove_n} is {end}, but the sorting file orders only {} examples",
+                    "--keep-lowest-n {keep_lowest_n}: the sorting file orders only {} examples, so nothing would be removed",
                     ordered.len()
                 )));
+            }
+            // A window past the end of the order is cut there, as the reference's slice
+            // `ordered[k:k+r]` is (Figure 5 right slides its window to the end).
+            let end = (keep_lowest_n + remove_n).min(ordered.len());
+            if end < keep_lowest_n + remove_n {
+                log::warn!(
+                    "--keep-lowest-n {keep_lowest_n} plus --remove-n {remove_n} runs past the {} examples of the sorting file: removing the {} up to its end",
+                    ordered.len(),
+                    end - keep_lowest_n
+                );
             }
             ordered[*keep_lowest_n..end].to_vec()
         }
@@ -121,10 +130,15 @@ mod tests {
     }
 
     #[test]
-    fn by_order_out_of_range_names_the_flags() {
-        let removal = Removal::ByOrder { ordered: vec![0, 1, 2], remove_n: 2, keep_lowest_n: 2 };
+    fn by_order_windows_stop_at_the_end_of_the_order() {
+        let removal = Removal::ByOrder { ordered: vec![2, 0, 1], remove_n: 2, keep_lowest_n: 2 };
+        assert_eq!(select(3, &removal, 0).unwrap().removed, vec![1]);
+        let removal = Removal::ByOrder { ordered: vec![0, 1, 2], remove_n: 2, keep_lowest_n: 3 };
         let err = select(3, &removal, 0).unwrap_err().to_string();
-        assert!(err.contains("--keep-lowest-n 2 plus --remove-n 2 is 4"), "{err}");
+        assert!(
+            err.contains("--keep-lowest-n 3: the sorting file orders only 3 examples"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -67,6 +67,8 @@ impl ReferenceDefaults {
 pub struct ExperimentSpec {
     /// The dataset.
     pub dataset: DatasetKind,
+    /// The id of the (one) new run; generated when `None`.
+    pub run_id: Option<RunId>,
     /// One run per seed.
     pub seeds: Vec<u64>,
     /// How to train; its `seed` is replaced by each run's.
@@ -158,6 +160,7 @@ impl ExperimentSpec {
     pub fn new(dataset: DatasetKind, seeds: Vec<u64>, base: TrainConfig) -> Self {
         ExperimentSpec {
             dataset,
+            run_id: None,
             seeds,
             base,
             sorting_file: None,
@@ -263,7 +266,7 @@ pub fn plan_new_runs(plan: &ExperimentSpec, data_cache: &mut DataCache) -> Resul
         let (run_data, pixel_noisy) =
             with_pixel_noise(&data, &plan.pixel_noise, &selection.kept, seed)?;
         let info = RunInfo {
-            run_id: new_run_id(dataset, seed),
+            run_id: plan.run_id.clone().unwrap_or_else(|| new_run_id(dataset, seed)),
             remove_n: selection.removed.len() as u32,
             data_dir: data_cache.absolute_dir(),
             data_sha256: fingerprint,

@@ -212,6 +212,7 @@ mod tests {
         };
         let spec = ExperimentSpec {
             dataset: DatasetKind::Cifar10,
+            run_id: None,
             seeds: vec![9],
             base: base.clone(),
             sorting_file: None,

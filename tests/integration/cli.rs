@@ -234,13 +234,13 @@ fn bad_input_table() {
             "nope.parquet: No such file".into(),
         ),
         (
-            "removal slice past the end",
+            "removal window starting past the end",
             train(
                 &data,
-                &["--sorting-file", &order40, "--remove-n", "30", "--keep-lowest-n", "20"],
+                &["--sorting-file", &order40, "--remove-n", "30", "--keep-lowest-n", "40"],
             ),
             2,
-            "plus --remove-n 30 is 50".into(),
+            "--keep-lowest-n 40: the sorting file orders only 40 examples".into(),
         ),
         (
             "unknown model",

@@ -14,6 +14,7 @@ use fstream::experiment::plan::{
 };
 use fstream::fidelity::Fidelity;
 use fstream::model::ModelKind;
+use fstream::record::RunId;
 use fstream::train::TrainConfig;
 use fstream::train::optim::{LrSchedule, OptimizerConfig, OptimizerKind};
 
@@ -32,6 +33,11 @@ pub struct TrainArgs {
     /// complete runs alone.
     #[arg(long, value_name = "RUN_ID", num_args = 0..=1)]
     pub(super) resume: Option<Option<String>>,
+    /// Id of the new run instead of a generated one (one seed only). With --resume (no id):
+    /// skip the run if it is complete, resume it if it is not, start it if it does not exist,
+    /// which is how sweeps make every command safe to run again.
+    #[arg(long, value_name = "ID")]
+    pub(super) run_id: Option<String>,
     /// Directory holding the dataset files (DIR/mnist/*-ubyte[.gz],
     /// DIR/cifar-10-batches-bin/*.bin, DIR/cifar-100-binary/*.bin) [default: data; with
     /// --resume: the run's recorded directory].
@@ -216,6 +222,15 @@ impl TryFrom<&TrainArgs> for ExperimentSpec {
         {
             return Err(Error::Config(format!("seed {seed} is given twice")));
         }
+        if let Some(id) = &args.run_id {
+            check_run_id(id)?;
+            if seeds.len() != 1 {
+                return Err(Error::Config(format!(
+                    "--run-id {id} names one run, but the seed flags give {}",
+                    seeds.len()
+                )));
+            }
+        }
         if seeds.len() > MAX_RUNS_PER_PROCESS {
             return Err(Error::Config(format!(
                 "--seeds: {} runs exceed the limit of {MAX_RUNS_PER_PROCESS} concurrent runs per process; split the seeds over several processes (they can share one --output-dir)",
@@ -267,6 +282,7 @@ impl TryFrom<&TrainArgs> for ExperimentSpec {
         let device = device(args)?;
         Ok(ExperimentSpec {
             dataset,
+            run_id: args.run_id.clone().map(RunId::from),
             base: TrainConfig {
                 model,
                 epochs: args.epochs,
@@ -301,6 +317,18 @@ impl TryFrom<&TrainArgs> for ExperimentSpec {
             },
         })
     }
+}
+
+/// Run ids name files and partitions: letters, digits, `.`, `_` and `-`, not starting with a
+/// dot, at most 128 characters.
+fn check_run_id(id: &str) -> Result<(), Error> {
+    let allowed = |c: char| c.is_ascii_alphanumeric() || "._-".contains(c);
+    if id.is_empty() || id.len() > 128 || id.starts_with('.') || !id.chars().all(allowed) {
+        return Err(Error::Config(format!(
+            "--run-id {id:?}: expected 1 to 128 letters, digits, '.', '_' or '-', not starting with '.'"
+        )));
+    }
+    Ok(())
 }
 
 /// `model`, refused when its input shape is not the dataset's.

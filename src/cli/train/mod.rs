@@ -5,7 +5,6 @@ use std::collections::HashMap;
 use std::ops::ControlFlow;
 use std::path::PathBuf;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 
 use anyhow::Context;
 use fstream::Error;
@@ -13,8 +12,9 @@ use fstream::data::{DatasetKind, cifar, mnist};
 use fstream::experiment::plan::{DEFAULT_DATA_DIR, DataCache, ExperimentSpec, plan_new_runs};
 use fstream::experiment::{PlannedRun, run_experiment};
 use fstream::record::RunId;
-use fstream::store::layout::Layout;
+use fstream::store::layout::{Layout, Table};
 use fstream::store::lock::{RunLock, lock_run};
+use fstream::sweep::shell_quoted;
 use fstream::train::Progress;
 use indicatif::ProgressBar;
 
@@ -24,45 +24,24 @@ mod resume;
 pub use args::TrainArgs;
 use args::device;
 
-use super::counted;
 use super::progress::Bars;
-
-/// Set by the first SIGINT or SIGTERM: every run stops after its current batch.
-static INTERRUPTED: AtomicBool = AtomicBool::new(false);
-/// The signal that stopped the runs (0: none).
-static STOP_SIGNAL: AtomicI32 = AtomicI32::new(0);
-
-/// The signal that interrupted training, if one did (for the exit code, 128 + signal).
-pub fn stop_signal() -> Option<i32> {
-    Some(STOP_SIGNAL.load(Ordering::SeqCst)).filter(|&s| s != 0)
-}
-
-/// First SIGINT (Ctrl-C) or SIGTERM (`timeout`, Slurm, `docker stop`): stop the runs cleanly
-/// (marked failed, resumable). Second: exit at once, which is safe too, since every file is
-/// committed atomically. (A plain `libc` handler: the `ctrlc` crate would change shared
-/// dependency features and force a full polars rebuild.)
-fn install_stop_handlers() {
-    extern "C" fn on_signal(signal: libc::c_int) {
-        if INTERRUPTED.swap(true, Ordering::SeqCst) {
-            // SAFETY: _exit is async-signal-safe.
-            unsafe { libc::_exit(128 + signal) };
-        }
-        STOP_SIGNAL.store(signal, Ordering::SeqCst);
-    }
-    for signal in [libc::SIGINT, libc::SIGTERM] {
-        // SAFETY: the handler only touches atomics and calls _exit, all async-signal-safe.
-        unsafe { libc::signal(signal, on_signal as *const () as libc::sighandler_t) };
-    }
-}
+use super::{counted, signals};
 
 /// `fstream train`. `explicit` lists the ids of the flags given on the command line (a
 /// resumed run checks them against its recorded configuration).
 pub fn run(args: TrainArgs, explicit: &[String], quiet: bool) -> anyhow::Result<()> {
-    install_stop_handlers();
-    let runs = match &args.resume {
-        Some(Some(run_id)) => vec![resume::resume_run(&args, explicit, run_id, quiet)?],
-        Some(None) => resume::resume_experiment(&args, explicit, quiet)?,
-        None => {
+    signals::install_stop_handlers();
+    let runs = match (&args.resume, &args.run_id) {
+        (Some(Some(_)), Some(_)) => {
+            return Err(Error::Config(
+                "--resume RUN_ID and --run-id: give the id once (--resume --run-id ID starts the run if it does not exist)".into(),
+            )
+            .into());
+        }
+        (Some(Some(run_id)), None) => vec![resume::resume_run(&args, explicit, run_id, quiet)?],
+        (Some(None), Some(run_id)) => resume::resume_or_start(&args, explicit, run_id, quiet)?,
+        (Some(None), None) => resume::resume_experiment(&args, explicit, quiet)?,
+        (None, _) => {
             let plan = ExperimentSpec::try_from(&args)?;
             let mut data = data_cache(&args, new_runs_data_dir(&args), plan.dataset, quiet)?;
             plan_new_runs(&plan, &mut data)?
@@ -86,6 +65,18 @@ fn train_runs(args: &TrainArgs, runs: &[PlannedRun], quiet: bool) -> anyhow::Res
     let layout = Layout::new(&args.output_dir);
     let _locks: Vec<RunLock> =
         runs.iter().map(|r| lock_run(&layout, &r.info.run_id)).collect::<Result<_, _>>()?;
+    // Checked under the lock: two processes given the same --run-id cannot both start it.
+    if let Some(run) = runs
+        .iter()
+        .find(|r| r.resume.is_none() && layout.run_file(Table::Runs, &r.info.run_id).exists())
+    {
+        return Err(Error::Config(format!(
+            "run {} already exists under {}; continue it with --resume --run-id {0}",
+            run.info.run_id,
+            args.output_dir.display()
+        ))
+        .into());
+    }
     for run in runs {
         log::info!(
             "run {}: {} seed {}, {} of {} examples, {}, {} on {}",
@@ -111,11 +102,8 @@ fn train_runs(args: &TrainArgs, runs: &[PlannedRun], quiet: bool) -> anyhow::Res
     let epochs = runs.iter().map(|r| r.config.epochs).max().unwrap_or_default();
     let on_progress = |progress: Progress<'_>| {
         let bars = run_bars.lock().unwrap_or_else(|p| p.into_inner());
-        let flow = if INTERRUPTED.load(Ordering::Relaxed) {
-            ControlFlow::Break(())
-        } else {
-            ControlFlow::Continue(())
-        };
+        let flow =
+            if signals::interrupted() { ControlFlow::Break(()) } else { ControlFlow::Continue(()) };
         match progress {
             Progress::Batch { run_id, epoch, done, .. } => {
                 if let Some(bar) = bars.get(run_id) {
@@ -179,16 +167,6 @@ fn data_cache(
 ) -> anyhow::Result<DataCache> {
     download_missing(args, &dir, dataset, quiet)?;
     Ok(DataCache::new(dir, dataset))
-}
-
-/// `text` as one shell word: as is when it holds only safe characters, else single-quoted.
-fn shell_quoted(text: &str) -> String {
-    let safe = |c: char| c.is_ascii_alphanumeric() || "/._-+=:,@%".contains(c);
-    if !text.is_empty() && text.chars().all(safe) {
-        text.to_string()
-    } else {
-        format!("'{}'", text.replace('\'', r"'\''"))
-    }
 }
 
 /// Downloads `dataset`'s missing files (unless `--no-download`), with a progress bar.

@@ -10,15 +10,17 @@ use fstream::experiment::PlannedRun;
 use fstream::experiment::plan::{DEFAULT_DATA_DIR, ExperimentSpec, plan_new_runs};
 use fstream::experiment::resume::{Matched, ResumeOverrides, match_stored, resumed};
 use fstream::record::RunInfo;
-use fstream::store::layout::Layout;
+use fstream::store::layout::{Layout, Table};
 use fstream::store::runs::{read_all_runs, read_run};
+use fstream::store::schema::RunStatus;
 
 use super::{TrainArgs, data_cache, device, new_runs_data_dir};
 
 /// Flags that say where things are and how to run, not what is trained: a resumed run may
 /// get other values for these.
-const EXECUTION_FLAGS: [&str; 12] = [
+const EXECUTION_FLAGS: [&str; 13] = [
     "resume",
+    "run_id",
     "output_dir",
     "data_dir",
     "device",
@@ -130,6 +132,30 @@ pub(super) fn resume_experiment(
         }
     }
     Ok(runs)
+}
+
+/// `--resume --run-id ID`: nothing when run ID is complete, the run resumed when it is not,
+/// a new run of that id when the root has none.
+pub(super) fn resume_or_start(
+    args: &TrainArgs,
+    explicit: &[String],
+    run_id: &str,
+    quiet: bool,
+) -> anyhow::Result<Vec<PlannedRun>> {
+    let layout = Layout::new(&args.output_dir);
+    if !layout.run_file(Table::Runs, run_id).is_file() {
+        let plan = ExperimentSpec::try_from(args)?;
+        let mut data = data_cache(args, new_runs_data_dir(args), plan.dataset, quiet)?;
+        return Ok(plan_new_runs(&plan, &mut data)?);
+    }
+    let stored = read_run(&layout, run_id)?;
+    let wanted = if given(explicit, "epochs") { args.epochs } else { stored.info.epochs };
+    if stored.status == RunStatus::Complete && stored.info.epochs >= wanted {
+        check_flags_against(args, explicit, &stored.info)?;
+        log::info!("run {run_id} is already complete");
+        return Ok(Vec::new());
+    }
+    Ok(vec![resume_run(args, explicit, run_id, quiet)?])
 }
 
 /// The device the flags ask for, when --device or --no-cuda is given.
