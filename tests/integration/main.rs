@@ -13,5 +13,6 @@ mod plot;
 mod query;
 mod scores;
 mod store;
+mod sweep;
 mod train;
 mod util;
