@@ -60,6 +60,9 @@ pub fn submit(
             task.id
         )));
     }
+    // Slurm fails a job whose output directory does not exist.
+    let logs = sweep.dir().join("logs");
+    std::fs::create_dir_all(&logs).at(&logs)?;
     let mut job_ids: Vec<Option<String>> = vec![None; sweep.stages.len()];
     let mut submissions = Vec::new();
     for (s, stage) in sweep.stages.iter().enumerate() {

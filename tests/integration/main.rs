@@ -12,6 +12,7 @@ mod operate;
 mod plot;
 mod query;
 mod scores;
+mod slurm;
 mod store;
 mod sweep;
 mod train;
