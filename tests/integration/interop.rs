@@ -80,3 +80,59 @@ print(f"reference idiom removed {len(removed)}; npy holds {values.shape[0]} valu
     assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
     assert_eq!(stdout.trim(), "reference idiom removed 25; npy holds 80 values");
 }
+
+#[test]
+fn the_shipped_sql_runs_unchanged_in_spark() {
+    let (Some(python), Some(_)) =
+        (std::env::var_os("FSTREAM_PYTHON"), std::env::var_os("FSTREAM_SPARK"))
+    else {
+        eprintln!(
+            "skipped: set FSTREAM_PYTHON and FSTREAM_SPARK=1 (scripts/test.sh does, after scripts/setup-spark.sh) to run the Spark SQL check"
+        );
+        return;
+    };
+    let ws = Workspace::new();
+    ws.write_tiny_mnist(60, 10);
+    ws.train(&["--seeds", "1..2", "--epochs", "3", "--threads", "2"]).assert_ok();
+    ws.order("order", &[]).assert_ok();
+    // A second root with removal runs, written by a sweep, for removal_curve.sql.
+    let spec = ws.path().join("sweep.toml");
+    std::fs::write(
+        &spec,
+        "name = \"spark\"\n[train]\ndataset = \"mnist\"\nepochs = 2\nbatch_size = 16\n\
+         device = \"cpu\"\nno_download = true\n[[stage]]\nname = \"base\"\nseeds = [1, 2]\n\
+         [[stage]]\nname = \"order\"\norder = \"base\"\n[[stage]]\nname = \"removal\"\n\
+         sorting = \"order\"\nseeds = [1, 2]\n[stage.grid]\nremove_n = [20]\n\
+         keep_lowest_n = [0, -1]\n",
+    )
+    .unwrap();
+    let sweep_root = ws.path().join("sweep-root");
+    let (spec_arg, sweep_arg) = (spec.display().to_string(), sweep_root.display().to_string());
+    let data = ws.data_dir().display().to_string();
+    ws.fstream(&["sweep", "run", &spec_arg, "--root", &sweep_arg, "--data-dir", &data, "-j", "2"])
+        .assert_ok();
+    let curve = ws.query_csv_at(&repo_file("queries/removal_curve.sql"), &sweep_root);
+    assert_eq!(curve.lines().count(), 4, "{curve}");
+    std::fs::write(ws.path().join("curve.csv"), curve).unwrap();
+    let output = Command::new(python)
+        .arg(repo_file("tests/integration/spark_sql.py"))
+        .arg(repo_file("queries"))
+        .arg(ws.root())
+        .arg(ws.path().join("order.csv"))
+        .arg(&sweep_root)
+        .arg(ws.path().join("curve.csv"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    for name in ["forgetting_counts", "forgetting_counts_from_presentations"] {
+        let line = format!("spark: {name}.sql matches fstream order on 60 examples");
+        assert!(stdout.contains(&line), "{stdout}");
+    }
+    let shipped = std::fs::read_dir(repo_file("queries"))
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "sql"))
+        .count();
+    assert_eq!(stdout.matches(".sql runs (").count(), shipped, "{stdout}");
+    assert!(stdout.contains("spark: removal_curve.sql matches fstream query on 3 configurations"));
+}
