@@ -1,7 +1,10 @@
 """Reads an fstream dataset root with pyarrow, pandas, DuckDB and polars, and checks that each
 sees the same presentations and that DuckDB runs the shipped forgetting_counts.sql with the same
-result as `fstream order`. Usage: interop.py ROOT QUERIES_DIR ORDER_CSV. Prints one line per
-reader and exits non-zero on any mismatch."""
+result as `fstream order`, and removal_curve.sql the same rows as `fstream query`. Usage:
+interop.py ROOT QUERIES_DIR ORDER_CSV CURVE_CSV. Prints one line per reader and exits non-zero
+on any mismatch."""
+import csv
+import math
 import sys
 
 import duckdb
@@ -9,7 +12,7 @@ import pandas as pd
 import polars as pl
 import pyarrow.dataset as ds
 
-root, queries, order_csv = sys.argv[1:]
+root, queries, order_csv, curve_csv = sys.argv[1:]
 pres = f"{root}/presentations"
 
 arrow_table = ds.dataset(pres, format="parquet", partitioning="hive").to_table()
@@ -64,3 +67,23 @@ counts = dict(want)
 assert sum(row[2] for row in by_class) == len(want), by_class
 assert sum(row[3] for row in by_class) == sum(1 for c in counts.values() if c == 0), by_class
 print(f"duckdb: forgetting_by_class.sql covers {len(by_class)} classes")
+
+curve = con.execute(open(f"{queries}/removal_curve.sql").read())
+columns = [d[0] for d in curve.description]
+rows = curve.fetchall()
+with open(curve_csv) as f:
+    expected = list(csv.DictReader(f))
+assert len(rows) == len(expected) > 0, (rows, expected)
+for row, want_row in zip(rows, expected):
+    for column, value in zip(columns, row):
+        text = want_row[column]
+        if value is None:
+            ok = text == ""
+        elif isinstance(value, bool):
+            ok = str(value).lower() == text
+        elif isinstance(value, (int, float)):
+            ok = math.isclose(float(value), float(text), rel_tol=1e-9, abs_tol=1e-12)
+        else:
+            ok = str(value) == text
+        assert ok, (column, value, text)
+print(f"duckdb: removal_curve.sql matches fstream query on {len(rows)} configurations")

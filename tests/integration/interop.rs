@@ -19,11 +19,14 @@ fn python_readers_see_the_same_data() {
     ws.write_tiny_mnist(60, 10);
     ws.train(&["--seeds", "1..2", "--epochs", "3", "--threads", "2"]).assert_ok();
     ws.order("order", &[]).assert_ok();
+    let curve = ws.query_csv(&repo_file("queries/removal_curve.sql"));
+    std::fs::write(ws.path().join("curve.csv"), curve).unwrap();
     let output = Command::new(python)
         .arg(repo_file("tests/integration/interop.py"))
         .arg(ws.root())
         .arg(repo_file("queries"))
         .arg(ws.path().join("order.csv"))
+        .arg(ws.path().join("curve.csv"))
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
@@ -35,6 +38,7 @@ fn python_readers_see_the_same_data() {
             "{stdout}"
         );
     }
+    assert!(stdout.contains("duckdb: removal_curve.sql matches fstream query on 1 configurations"));
 }
 
 #[test]
