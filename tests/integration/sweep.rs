@@ -317,3 +317,32 @@ fn a_killed_sweep_finishes_when_run_again_without_retraining_complete_runs() {
     .unwrap();
     assert!(log.contains("resuming run") && log.contains("after epoch"), "{log}");
 }
+
+#[test]
+fn train_run_id_names_one_run_that_resume_starts_resumes_or_skips() {
+    let ws = Workspace::new();
+    ws.write_tiny_mnist(40, 10);
+    let with_id = |extra: &[&str]| {
+        let args = [&["--run-id", "my-run", "--epochs", "1"][..], extra].concat();
+        ws.train(&args)
+    };
+    with_id(&["--seeds", "1..2"])
+        .assert_exit_code(2)
+        .assert_error_contains("--run-id my-run names one run, but the seed flags give 2");
+    ws.train(&["--run-id", ".hidden"])
+        .assert_exit_code(2)
+        .assert_error_contains("--run-id \".hidden\"");
+    with_id(&["--resume"]).assert_ok();
+    assert!(ws.root().join("runs/my-run.parquet").is_file());
+    with_id(&[]).assert_exit_code(2).assert_error_contains("run my-run already exists under");
+    let again = with_id(&["--resume"]);
+    again.assert_ok();
+    assert!(again.stderr().contains("run my-run is already complete"), "{}", again.stderr());
+    let longer = ws.train(&["--run-id", "my-run", "--epochs", "2", "--resume"]);
+    longer.assert_ok();
+    assert!(
+        longer.stderr().contains("resuming run my-run after epoch 1 of 2"),
+        "{}",
+        longer.stderr()
+    );
+}

@@ -31,6 +31,18 @@ use super::{counted, signals};
 /// resumed run checks them against its recorded configuration).
 pub fn run(args: TrainArgs, explicit: &[String], quiet: bool) -> anyhow::Result<()> {
     signals::install_stop_handlers();
+    // A --run-id run that does not exist yet must still not exist once it is locked.
+    let new_run_id = args
+        .run_id
+        .as_deref()
+        .filter(|id| !Layout::new(&args.output_dir).run_file(Table::Runs, id).is_file());
+    if let (None, Some(id), None) = (&args.resume, &args.run_id, new_run_id) {
+        return Err(Error::Config(format!(
+            "run {id} already exists under {}; continue it with --resume --run-id {id}",
+            args.output_dir.display()
+        ))
+        .into());
+    }
     let runs = match (&args.resume, &args.run_id) {
         (Some(Some(_)), Some(_)) => {
             return Err(Error::Config(
@@ -51,10 +63,15 @@ pub fn run(args: TrainArgs, explicit: &[String], quiet: bool) -> anyhow::Result<
         log::info!("nothing to train: every run of this experiment is complete");
         return Ok(());
     }
-    train_runs(&args, &runs, quiet)
+    train_runs(&args, &runs, new_run_id, quiet)
 }
 
-fn train_runs(args: &TrainArgs, runs: &[PlannedRun], quiet: bool) -> anyhow::Result<()> {
+fn train_runs(
+    args: &TrainArgs,
+    runs: &[PlannedRun],
+    new_run_id: Option<&str>,
+    quiet: bool,
+) -> anyhow::Result<()> {
     if args.output_dir.exists() && !args.output_dir.is_dir() {
         return Err(Error::Config(format!(
             "--output-dir {}: exists and is not a directory",
@@ -66,13 +83,9 @@ fn train_runs(args: &TrainArgs, runs: &[PlannedRun], quiet: bool) -> anyhow::Res
     let _locks: Vec<RunLock> =
         runs.iter().map(|r| lock_run(&layout, &r.info.run_id)).collect::<Result<_, _>>()?;
     // Checked under the lock: two processes given the same --run-id cannot both start it.
-    if let Some(run) = runs
-        .iter()
-        .find(|r| r.resume.is_none() && layout.run_file(Table::Runs, &r.info.run_id).exists())
-    {
+    if let Some(id) = new_run_id.filter(|id| layout.run_file(Table::Runs, id).exists()) {
         return Err(Error::Config(format!(
-            "run {} already exists under {}; continue it with --resume --run-id {0}",
-            run.info.run_id,
+            "run {id} already exists under {}; continue it with --resume --run-id {id}",
             args.output_dir.display()
         ))
         .into());
