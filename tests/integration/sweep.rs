@@ -262,7 +262,7 @@ fn a_killed_sweep_finishes_when_run_again_without_retraining_complete_runs() {
     ws.write_tiny_mnist(200, 20);
     let spec = write_spec(
         &ws,
-        "name = \"killed\"\n[train]\ndataset = \"mnist\"\nepochs = 12\nbatch_size = 20\n\
+        "name = \"killed\"\n[train]\ndataset = \"mnist\"\nepochs = 40\nbatch_size = 20\n\
          device = \"cpu\"\nno_download = true\n[[stage]]\nname = \"base\"\nseeds = [1, 2]\n",
     );
     let root = ws.root();
@@ -277,18 +277,9 @@ fn a_killed_sweep_finishes_when_run_again_without_retraining_complete_runs() {
         .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
         .unwrap();
-    // Wait for observed progress: the first run complete and the second one's first epoch.
-    let first_done = |status: &serde_json::Value| stage_counts(status)["base"].1 == 1;
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(300);
-    loop {
-        let status = status(&ws, &spec, &root);
-        let second = &status["stages"][0]["tasks"][1];
-        if first_done(&status) && second["epochs_completed"].as_u64().unwrap_or(0) >= 1 {
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "{}", std::fs::read_to_string(&log).unwrap());
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    // Wait for observed progress: with one job at a time, a second `epochs` file means the
+    // first run is complete and the second has committed an epoch.
+    crate::util::wait_for_parquet_files(&root.join("epochs"), 2);
     signal(&child, libc::SIGTERM);
     let exit = child.wait().unwrap();
     let stderr = std::fs::read_to_string(&log).unwrap();
