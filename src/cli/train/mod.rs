@@ -31,29 +31,24 @@ use super::{counted, signals};
 /// resumed run checks them against its recorded configuration).
 pub fn run(args: TrainArgs, explicit: &[String], quiet: bool) -> anyhow::Result<()> {
     signals::install_stop_handlers();
-    // A --run-id run that does not exist yet must still not exist once it is locked.
-    let new_run_id = args
+    let existing_run_id = args
         .run_id
         .as_deref()
-        .filter(|id| !Layout::new(&args.output_dir).run_file(Table::Runs, id).is_file());
-    if let (None, Some(id), None) = (&args.resume, &args.run_id, new_run_id) {
-        return Err(Error::Config(format!(
-            "run {id} already exists under {}; continue it with --resume --run-id {id}",
-            args.output_dir.display()
-        ))
-        .into());
-    }
-    let runs = match (&args.resume, &args.run_id) {
-        (Some(Some(_)), Some(_)) => {
+        .filter(|id| Layout::new(&args.output_dir).run_file(Table::Runs, id).is_file());
+    let runs = match (&args.resume, &args.run_id, existing_run_id) {
+        (Some(Some(_)), Some(_), _) => {
             return Err(Error::Config(
                 "--resume RUN_ID and --run-id: give the id once (--resume --run-id ID starts the run if it does not exist)".into(),
             )
             .into());
         }
-        (Some(Some(run_id)), None) => vec![resume::resume_run(&args, explicit, run_id, quiet)?],
-        (Some(None), Some(run_id)) => resume::resume_or_start(&args, explicit, run_id, quiet)?,
-        (Some(None), None) => resume::resume_experiment(&args, explicit, quiet)?,
-        (None, _) => {
+        (Some(Some(run_id)), None, _) => vec![resume::resume_run(&args, explicit, run_id, quiet)?],
+        (Some(None), None, _) => resume::resume_experiment(&args, explicit, quiet)?,
+        (Some(None), Some(_), Some(run_id)) => {
+            resume::resume_unless_complete(&args, explicit, run_id, quiet)?
+        }
+        (None, Some(_), Some(run_id)) => return Err(already_exists(&args, run_id)),
+        (None, _, _) | (Some(None), Some(_), None) => {
             let plan = ExperimentSpec::try_from(&args)?;
             let mut data = data_cache(&args, new_runs_data_dir(&args), plan.dataset, quiet)?;
             plan_new_runs(&plan, &mut data)?
@@ -63,7 +58,18 @@ pub fn run(args: TrainArgs, explicit: &[String], quiet: bool) -> anyhow::Result<
         log::info!("nothing to train: every run of this experiment is complete");
         return Ok(());
     }
+    // A --run-id run that did not exist must still not exist once it is locked.
+    let new_run_id = args.run_id.as_deref().filter(|_| existing_run_id.is_none());
     train_runs(&args, &runs, new_run_id, quiet)
+}
+
+/// The error for starting a run whose id the root already holds.
+fn already_exists(args: &TrainArgs, run_id: &str) -> anyhow::Error {
+    Error::Config(format!(
+        "run {run_id} already exists under {}; continue it with --resume --run-id {run_id}",
+        args.output_dir.display()
+    ))
+    .into()
 }
 
 fn train_runs(
@@ -84,11 +90,7 @@ fn train_runs(
         runs.iter().map(|r| lock_run(&layout, &r.info.run_id)).collect::<Result<_, _>>()?;
     // Checked under the lock: two processes given the same --run-id cannot both start it.
     if let Some(id) = new_run_id.filter(|id| layout.run_file(Table::Runs, id).exists()) {
-        return Err(Error::Config(format!(
-            "run {id} already exists under {}; continue it with --resume --run-id {id}",
-            args.output_dir.display()
-        ))
-        .into());
+        return Err(already_exists(args, id));
     }
     for run in runs {
         log::info!(

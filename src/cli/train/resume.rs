@@ -10,7 +10,7 @@ use fstream::experiment::PlannedRun;
 use fstream::experiment::plan::{DEFAULT_DATA_DIR, ExperimentSpec, plan_new_runs};
 use fstream::experiment::resume::{Matched, ResumeOverrides, match_stored, resumed};
 use fstream::record::RunInfo;
-use fstream::store::layout::{Layout, Table};
+use fstream::store::layout::Layout;
 use fstream::store::runs::{read_all_runs, read_run};
 use fstream::store::schema::RunStatus;
 
@@ -134,21 +134,15 @@ pub(super) fn resume_experiment(
     Ok(runs)
 }
 
-/// `--resume --run-id ID`: nothing when run ID is complete, the run resumed when it is not,
-/// a new run of that id when the root has none.
-pub(super) fn resume_or_start(
+/// `--resume --run-id ID` of a run the root holds: nothing when it is complete (and not
+/// extended by --epochs), the run resumed otherwise.
+pub(super) fn resume_unless_complete(
     args: &TrainArgs,
     explicit: &[String],
     run_id: &str,
     quiet: bool,
 ) -> anyhow::Result<Vec<PlannedRun>> {
-    let layout = Layout::new(&args.output_dir);
-    if !layout.run_file(Table::Runs, run_id).is_file() {
-        let plan = ExperimentSpec::try_from(args)?;
-        let mut data = data_cache(args, new_runs_data_dir(args), plan.dataset, quiet)?;
-        return Ok(plan_new_runs(&plan, &mut data)?);
-    }
-    let stored = read_run(&layout, run_id)?;
+    let stored = read_run(&Layout::new(&args.output_dir), run_id)?;
     let wanted = if given(explicit, "epochs") { args.epochs } else { stored.info.epochs };
     if stored.status == RunStatus::Complete && stored.info.epochs >= wanted {
         check_flags_against(args, explicit, &stored.info)?;
