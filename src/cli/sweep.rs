@@ -108,7 +108,7 @@ fn plan(target: &Target, check_devices: bool) -> anyhow::Result<Sweep> {
     log::set_max_level(level.min(log::LevelFilter::Warn));
     let checked = sweep.tasks().try_for_each(|(_, task)| {
         check_command(task, check_devices)
-            .map_err(|e| Error::format(&target.spec, format!("task {}: {}", task.id, one_line(&e))))
+            .map_err(|e| Error::format(&target.spec, format!("task {}: {e}", task.id)))
     });
     log::set_max_level(level);
     checked?;
@@ -124,10 +124,6 @@ fn check_command(task: &Task, check_devices: bool) -> anyhow::Result<()> {
         ExperimentSpec::try_from(&**args)?;
     }
     Ok(())
-}
-
-fn one_line(error: &anyhow::Error) -> String {
-    error.to_string().replace('\n', " ")
 }
 
 fn run_sweep(args: RunArgs) -> anyhow::Result<()> {

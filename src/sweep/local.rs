@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use crossbeam_channel::RecvTimeoutError;
 
-use super::plan::{Sweep, Task};
+use super::plan::{Sweep, Task, TaskKind};
 use super::status::{TaskState, sweep_states, task_state};
 use crate::error::{Error, IoContext, Result};
 
@@ -104,11 +104,10 @@ pub fn run_local(
             let Some((s, t)) = next_ready(sweep, &todo, &stuck, &running) else { break };
             todo[s].remove(&t);
             let task = &sweep.stages[s].tasks[t];
-            let child = spawn(sweep, task, options)?;
+            let mut child = spawn(sweep, task, options)?;
             on_event(Event::Started(task));
             running.insert((s, t), child.id());
             let finished_tx = finished_tx.clone();
-            let mut child = child;
             std::thread::spawn(move || {
                 if let Ok(status) = child.wait() {
                     let _ = finished_tx.send((s, t, status));
@@ -171,7 +170,7 @@ fn spawn(sweep: &Sweep, task: &Task, options: &LocalOptions) -> Result<std::proc
     let log = OpenOptions::new().create(true).append(true).open(&log_path).at(&log_path)?;
     let mut command = Command::new(&options.program);
     command.args(&task.args);
-    if task.args.first().is_some_and(|a| a == "train") {
+    if task.kind == TaskKind::Train {
         command.args(["--threads", &options.threads_per_job.max(1).to_string()]);
     }
     command

@@ -203,10 +203,15 @@ fn stage(
             .find(|s| s.name == name)
             .ok_or_else(|| format!("{what} = {name:?}: no earlier stage of that name"))
     };
-    let mut depends_on = Vec::new();
+    let mut depends_on: Vec<String> = Vec::new();
+    let mut depend_on = |name: &str| {
+        if !depends_on.iter().any(|d| d == name) {
+            depends_on.push(name.to_string());
+        }
+    };
     for name in &raw.after {
         find(name, "after")?;
-        depends_on.push(name.clone());
+        depend_on(name);
     }
     let kind = if let Some(runs_of) = &raw.order {
         if raw.sorting.is_some() || raw.seeds.is_some() || !raw.grid.is_empty() {
@@ -215,7 +220,7 @@ fn stage(
         if !matches!(find(runs_of, "order")?.kind, StageKind::Train { .. }) {
             return Err(format!("order = {runs_of:?}: not a train stage"));
         }
-        depends_on.push(runs_of.clone());
+        depend_on(runs_of);
         StageKind::Order {
             runs_of: runs_of.clone(),
             flags: flags(&raw.flags, &RESERVED_ORDER_FLAGS)?,
@@ -230,7 +235,7 @@ fn stage(
             if all.contains_key("sorting_file") {
                 return Err("both sorting and a sorting_file flag: give one".into());
             }
-            depends_on.push(sorting.clone());
+            depend_on(sorting);
         }
         let mut grid = Vec::new();
         for (key, values) in &raw.grid {
@@ -248,7 +253,6 @@ fn stage(
         };
         StageKind::Train { flags: all, grid, seeds, sorting: raw.sorting.clone() }
     };
-    depends_on.dedup();
     Ok(Stage { name: raw.name.clone(), depends_on, kind })
 }
 
