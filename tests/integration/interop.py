@@ -3,14 +3,14 @@ sees the same presentations and that DuckDB runs the shipped forgetting_counts.s
 result as `fstream order`, and removal_curve.sql the same rows as `fstream query`. Usage:
 interop.py ROOT QUERIES_DIR ORDER_CSV CURVE_CSV. Prints one line per reader and exits non-zero
 on any mismatch."""
-import csv
-import math
 import sys
 
 import duckdb
 import pandas as pd
 import polars as pl
 import pyarrow.dataset as ds
+
+from fstream_rows import assert_rows_match
 
 root, queries, order_csv, curve_csv = sys.argv[1:]
 pres = f"{root}/presentations"
@@ -70,20 +70,5 @@ print(f"duckdb: forgetting_by_class.sql covers {len(by_class)} classes")
 
 curve = con.execute(open(f"{queries}/removal_curve.sql").read())
 columns = [d[0] for d in curve.description]
-rows = curve.fetchall()
-with open(curve_csv) as f:
-    expected = list(csv.DictReader(f))
-assert len(rows) == len(expected) > 0, (rows, expected)
-for row, want_row in zip(rows, expected):
-    for column, value in zip(columns, row):
-        text = want_row[column]
-        if value is None:
-            ok = text == ""
-        elif isinstance(value, bool):
-            ok = str(value).lower() == text
-        elif isinstance(value, (int, float)):
-            ok = math.isclose(float(value), float(text), rel_tol=1e-9, abs_tol=1e-12)
-        else:
-            ok = str(value) == text
-        assert ok, (column, value, text)
-print(f"duckdb: removal_curve.sql matches fstream query on {len(rows)} configurations")
+matched = assert_rows_match(columns, curve.fetchall(), curve_csv)
+print(f"duckdb: removal_curve.sql matches fstream query on {matched} configurations")

@@ -5,7 +5,7 @@
 
 use std::process::Command;
 
-use crate::util::{Workspace, repo_file};
+use crate::util::{Workspace, repo_file, tiny_removal_sweep};
 
 #[test]
 fn python_readers_see_the_same_data() {
@@ -101,15 +101,7 @@ fn the_shipped_sql_runs_unchanged_in_spark() {
     ws.order("order", &[]).assert_ok();
     // A second root with removal runs, written by a sweep, for removal_curve.sql.
     let spec = ws.path().join("sweep.toml");
-    std::fs::write(
-        &spec,
-        "name = \"spark\"\n[train]\ndataset = \"mnist\"\nepochs = 2\nbatch_size = 16\n\
-         device = \"cpu\"\nno_download = true\n[[stage]]\nname = \"base\"\nseeds = [1, 2]\n\
-         [[stage]]\nname = \"order\"\norder = \"base\"\n[[stage]]\nname = \"removal\"\n\
-         sorting = \"order\"\nseeds = [1, 2]\n[stage.grid]\nremove_n = [20]\n\
-         keep_lowest_n = [0, -1]\n",
-    )
-    .unwrap();
+    std::fs::write(&spec, tiny_removal_sweep("spark", &[1, 2], &[20])).unwrap();
     let sweep_root = ws.path().join("sweep-root");
     let (spec_arg, sweep_arg) = (spec.display().to_string(), sweep_root.display().to_string());
     let data = ws.data_dir().display().to_string();

@@ -9,7 +9,9 @@ use std::process::Command;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use crate::util::{Workspace, committed_data_csv, repo_file, wait_for_parquet_files};
+use crate::util::{
+    Workspace, committed_data_csv, repo_file, tiny_removal_sweep, wait_for_parquet_files,
+};
 
 /// One cluster at a time: the daemons listen on fixed ports.
 static CLUSTER: Mutex<()> = Mutex::new(());
@@ -111,33 +113,7 @@ fn a_small_removal_sweep_runs_to_completion_through_sbatch() {
     let Some(cluster) = Cluster::start(&ws.path().join("slurm")) else { return };
     ws.write_tiny_mnist(120, 20);
     let spec = ws.path().join("sweep.toml");
-    std::fs::write(
-        &spec,
-        r#"
-name = "cluster"
-[train]
-dataset = "mnist"
-epochs = 2
-batch_size = 16
-lr = 0.05
-device = "cpu"
-no_download = true
-[[stage]]
-name = "base"
-seeds = [1, 2]
-[[stage]]
-name = "order"
-order = "base"
-[[stage]]
-name = "removal"
-sorting = "order"
-seeds = [1]
-[stage.grid]
-remove_n = [0, 30, 60]
-keep_lowest_n = [0, -1]
-"#,
-    )
-    .unwrap();
+    std::fs::write(&spec, tiny_removal_sweep("cluster", &[1], &[0, 30, 60])).unwrap();
     let jobs = submit(&cluster, &ws, &spec);
     let stages: Vec<&str> = jobs.iter().map(|(stage, _)| stage.as_str()).collect();
     assert_eq!(stages, ["base", "order", "removal"]);

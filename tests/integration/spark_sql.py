@@ -4,13 +4,13 @@ forgetting_counts.sql and forgetting_counts_from_presentations.sql give `fstream
 counts on ROOT, that every other shipped query runs, and that removal_curve.sql gives
 `fstream query`'s rows on SWEEP_ROOT. Usage:
 spark_sql.py QUERIES_DIR ROOT ORDER_CSV SWEEP_ROOT CURVE_CSV. Prints one line per check."""
-import csv
 import glob
-import math
 import os
 import sys
 
 from pyspark.sql import SparkSession
+
+from fstream_rows import assert_rows_match
 
 queries, root, order_csv, sweep_root, curve_csv = sys.argv[1:]
 
@@ -74,24 +74,7 @@ for name in shipped:
     print(f"spark: {name}.sql runs ({len(rows)} rows)")
 
 register(sweep_root)
-rows = run("removal_curve")
-with open(curve_csv) as f:
-    expected = list(csv.DictReader(f))
-assert len(rows) == len(expected), (len(rows), len(expected))
-
-
-def same(spark_value, fstream_text):
-    if spark_value is None:
-        return fstream_text == ""
-    if isinstance(spark_value, bool):
-        return str(spark_value).lower() == fstream_text
-    if isinstance(spark_value, (int, float)):
-        return math.isclose(float(spark_value), float(fstream_text), rel_tol=1e-9, abs_tol=1e-12)
-    return str(spark_value) == fstream_text
-
-
-for row, want_row in zip(rows, expected):
-    for column, value in row.asDict().items():
-        assert same(value, want_row[column]), (column, value, want_row[column], row)
-print(f"spark: removal_curve.sql matches fstream query on {len(rows)} configurations")
+curve = spark.sql(open(f"{queries}/removal_curve.sql").read())
+matched = assert_rows_match(curve.columns, curve.collect(), curve_csv)
+print(f"spark: removal_curve.sql matches fstream query on {matched} configurations")
 spark.stop()

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use crate::util::{Workspace, repo_file, signal};
+use crate::util::{Workspace, repo_file, signal, tiny_removal_sweep};
 
 /// `fstream sweep status SPEC --root ROOT --format json`, parsed.
 fn status(ws: &Workspace, spec: &Path, root: &Path) -> serde_json::Value {
@@ -83,33 +83,6 @@ fn every_paper_spec_expands_to_the_runs_the_readme_implies() {
     assert!(!root.exists(), "status writes nothing");
 }
 
-const SMALL_SWEEP: &str = r#"
-name = "tiny"
-[train]
-dataset = "mnist"
-epochs = 2
-batch_size = 16
-lr = 0.05
-device = "cpu"
-no_download = true
-
-[[stage]]
-name = "base"
-seeds = [1, 2]
-
-[[stage]]
-name = "order"
-order = "base"
-
-[[stage]]
-name = "removal"
-sorting = "order"
-seeds = [1, 2]
-[stage.grid]
-remove_n = [0, 30, 60]
-keep_lowest_n = [0, -1]
-"#;
-
 /// The workspace's spec file with `text`.
 fn write_spec(ws: &Workspace, text: &str) -> std::path::PathBuf {
     let path = ws.path().join("sweep.toml");
@@ -150,7 +123,7 @@ fn csv_rows(csv: &str) -> Vec<Vec<String>> {
 fn a_small_removal_sweep_runs_locally_and_running_it_again_trains_nothing() {
     let ws = Workspace::new();
     ws.write_tiny_mnist(120, 20);
-    let spec = write_spec(&ws, SMALL_SWEEP);
+    let spec = write_spec(&ws, &tiny_removal_sweep("tiny", &[1, 2], &[0, 30, 60]));
     let root = ws.root();
     let run = sweep_run(&ws, &spec, &["--jobs", "2", "--threads", "2"]);
     run.assert_ok();

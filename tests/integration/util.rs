@@ -450,3 +450,40 @@ pub fn train_crashing_at(ws: &Workspace, root: &Path, args: &[&str], spec: &str)
     let stderr = std::fs::read_to_string(&log).unwrap();
     assert_eq!(status.signal(), Some(libc::SIGKILL), "{spec}: {status:?}\n{stderr}");
 }
+
+/// A removal sweep spec over the tiny MNIST of [`Workspace::write_tiny_mnist`]: base runs of
+/// seeds 1 and 2 (2 epochs, batch 16, lr 0.05, on the CPU), their order, then each of
+/// `remove_n` removed by the order (`keep_lowest_n` 0) and at random (-1), for
+/// `removal_seeds`.
+pub fn tiny_removal_sweep(name: &str, removal_seeds: &[u64], remove_n: &[u32]) -> String {
+    let list = |values: Vec<String>| values.join(", ");
+    let seeds = list(removal_seeds.iter().map(u64::to_string).collect());
+    let remove_n = list(remove_n.iter().map(u32::to_string).collect());
+    format!(
+        r#"name = "{name}"
+[train]
+dataset = "mnist"
+epochs = 2
+batch_size = 16
+lr = 0.05
+device = "cpu"
+no_download = true
+
+[[stage]]
+name = "base"
+seeds = [1, 2]
+
+[[stage]]
+name = "order"
+order = "base"
+
+[[stage]]
+name = "removal"
+sorting = "order"
+seeds = [{seeds}]
+[stage.grid]
+remove_n = [{remove_n}]
+keep_lowest_n = [0, -1]
+"#
+    )
+}
