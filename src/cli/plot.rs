@@ -19,6 +19,7 @@ use fstream::query::figures::{
     training_curves,
 };
 use fstream::query::forgetting::OrderOptions;
+use fstream::store::write_bytes_atomically;
 use polars::prelude::{CsvWriter, DataFrame, SerWriter};
 
 use super::select::SelectArgs;
@@ -194,11 +195,11 @@ fn grouped<T>(
     Ok(groups)
 }
 
-/// Writes the figure's data as CSV.
+/// Writes the figure's data as CSV, atomically.
 fn write_csv(frame: &mut DataFrame, path: &Path) -> anyhow::Result<()> {
-    let file = std::fs::File::create(path).map_err(|e| Error::io(path, e))?;
-    CsvWriter::new(std::io::BufWriter::new(file)).include_header(true).finish(frame)?;
-    Ok(())
+    let mut bytes = Vec::new();
+    CsvWriter::new(&mut bytes).include_header(true).finish(frame)?;
+    Ok(write_bytes_atomically(path, &bytes)?)
 }
 
 fn histogram(

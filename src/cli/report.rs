@@ -10,6 +10,7 @@ use fstream::Error;
 use fstream::experiment::plan::DEFAULT_DATA_DIR;
 use fstream::query::forgetting::{OrderOptions, compute_order};
 use fstream::query::{Catalog, sql_string};
+use fstream::store::write_bytes_atomically;
 use polars::prelude::{AnyValue, DataFrame};
 
 use super::plot::{FigureArg, Request, draw};
@@ -179,7 +180,7 @@ pub fn run(args: ReportArgs) -> anyhow::Result<()> {
     }
     let page = page(&args.root.display().to_string(), &body, &runs_table(&runs), &left_out);
     let index = args.output.join("index.html");
-    std::fs::write(&index, page).map_err(|e| Error::io(&index, e))?;
+    write_bytes_atomically(&index, page.as_bytes())?;
     log::info!("{} figures, {} left out", pictures, left_out.len());
     println!("{}", index.display());
     Ok(())

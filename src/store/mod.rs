@@ -14,6 +14,7 @@ pub mod verify;
 pub mod writer;
 
 use std::fs::File;
+use std::io::Write as _;
 use std::path::Path;
 
 use arrow::array::RecordBatch;
@@ -82,6 +83,15 @@ pub(crate) fn write_atomically(
         let _ = std::fs::remove_file(&tmp);
     }
     result
+}
+
+/// Writes `bytes` to `path` with the commit protocol of [`write_atomically`]: a reader sees
+/// the old file or the whole new one, never a part.
+///
+/// # Errors
+/// [`Error::Io`] naming the file or its directory.
+pub fn write_bytes_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+    write_atomically(path, |file| file.write_all(bytes).at(path)).map(|_| ())
 }
 
 /// The row count from a Parquet file's footer, or why the file is not complete Parquet.

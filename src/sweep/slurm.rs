@@ -11,7 +11,7 @@ use super::plan::{PlannedStage, Sweep, TaskKind};
 use super::status::TaskState;
 use super::{command_line, shell_quoted};
 use crate::error::{Error, IoContext, Result};
-use crate::store::write_atomically;
+use crate::store::write_bytes_atomically;
 
 /// How stages are submitted.
 #[derive(Debug, Clone)]
@@ -77,10 +77,7 @@ pub fn submit(
         }
         let script = sweep.dir().join("slurm").join(format!("{}.sbatch", stage.name));
         let text = batch_script(sweep, stage, &options.program);
-        write_atomically(&script, |file| {
-            use std::io::Write as _;
-            file.write_all(text.as_bytes()).at(&script)
-        })?;
+        write_bytes_atomically(&script, text.as_bytes())?;
         let after: Vec<&str> =
             stage.depends_on.iter().filter_map(|&d| job_ids[d].as_deref()).collect();
         let job_id = sbatch(&script, &array_spec(&indices, options.throttle), &after, options)?;
