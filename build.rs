@@ -4,9 +4,13 @@
 //! otherwise drop it and CUDA would silently be unavailable.
 //!
 //! The first rpath entry is `$ORIGIN/../lib`: an installed fstream (`scripts/install.sh`:
-//! `PREFIX/bin/fstream` beside `PREFIX/lib/`) loads its own copy of libtorch and keeps working
-//! when the clone it was built in is moved or deleted. A binary in the target directory has no
-//! such `lib/` and falls through to the libtorch it was built against.
+//! `PREFIX/bin/fstream-train` beside `PREFIX/lib/`) loads its own copy of libtorch and keeps
+//! working when the clone it was built in is moved or deleted. A binary in the target directory
+//! has no such `lib/` and falls through to the libtorch it was built against.
+//!
+//! The command line's package (`fstream`) and the training crate (`fstream-torch`) both use this
+//! script. The `fstream` binary itself does not link libtorch, and must not get libtorch_cuda
+//! either: in that package it goes to `fstream-train`, the tests and the benches only.
 
 use std::path::Path;
 
@@ -19,7 +23,14 @@ fn main() {
     }
     println!("cargo:rustc-link-arg=-Wl,-rpath,$ORIGIN/../lib:{lib_dir}");
     if Path::new(&lib_dir).join("libtorch_cuda.so").exists() {
-        println!("cargo:rustc-link-arg=-Wl,--no-as-needed,-ltorch_cuda,--as-needed");
+        let cuda = "-Wl,--no-as-needed,-ltorch_cuda,--as-needed";
+        if std::env::var("CARGO_PKG_NAME").as_deref() == Ok("fstream") {
+            println!("cargo:rustc-link-arg-bin=fstream-train={cuda}");
+            println!("cargo:rustc-link-arg-tests={cuda}");
+            println!("cargo:rustc-link-arg-benches={cuda}");
+        } else {
+            println!("cargo:rustc-link-arg={cuda}");
+        }
     }
 }
 

@@ -14,17 +14,17 @@ use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+use fstream::config::{LrSchedule, ModelKind, OptimizerConfig, TrainConfig};
 use fstream::data::{DatasetKind, ImageSet, Splits, mnist};
+use fstream::experiment::PlannedRun;
 use fstream::experiment::plan::{DataCache, ExperimentSpec, RemovalFlags, plan_new_runs};
-use fstream::experiment::{PlannedRun, run_experiment};
-use fstream::model::ModelKind;
 use fstream::query::scores::Score;
 use fstream::record::{
     self, BatchStats, EpochSummary, ExampleTable, Record, RunId, RunInfo, RunStart,
 };
 use fstream::store::writer::{WriterReport, spawn_writer};
-use fstream::train::optim::{LrSchedule, OptimizerConfig};
-use fstream::train::{Progress, TrainConfig};
+use fstream_torch::experiment::run_experiment;
+use fstream_torch::train::Progress;
 use rand::rngs::ChaCha8Rng;
 use rand::seq::SliceRandom;
 use rand::{RngExt, SeedableRng};
@@ -189,9 +189,9 @@ fn minimal_loop(data: &Splits, config: &TrainConfig, per_epoch: usize) -> f64 {
     use tch::{Kind, Tensor};
     tch::set_num_threads(config.intra_op_threads as i32);
     let vs = tch::nn::VarStore::new(tch::Device::Cpu);
-    let dropout = fstream::model::DropoutRng::new(config.seed);
-    let net = fstream::model::seeded(0, || {
-        fstream::model::build(&vs.root(), config.model, 10, config.dropout, dropout.clone())
+    let dropout = fstream_torch::model::DropoutRng::new(config.seed);
+    let net = fstream_torch::model::seeded(0, || {
+        fstream_torch::model::build(&vs.root(), config.model, 10, config.dropout, dropout.clone())
     });
     let sgd = tch::nn::Sgd { momentum: config.optimizer.momentum, ..Default::default() };
     let mut optimizer = sgd.build(&vs, config.optimizer.lr).unwrap();
@@ -233,7 +233,7 @@ fn bench_resnet18_training() {
         optimizer: OptimizerConfig::CIFAR,
         lr_schedule: LrSchedule::cifar(0),
         augment: true,
-        cutout: Some(fstream::data::batch::Cutout { holes: 1, length: 16 }),
+        cutout: Some(fstream::config::Cutout { holes: 1, length: 16 }),
         intra_op_threads: threads,
         ..Default::default()
     };
@@ -244,7 +244,7 @@ fn bench_resnet18_training() {
 /// Images/s of batch preparation alone (gather, crop, flip, normalize, cutout) on one thread:
 /// what the prefetch thread must sustain for the trainer never to wait.
 fn bench_batch_preparation(data: &Splits, config: &TrainConfig) {
-    use fstream::data::batch::{BatchMaker, InputConfig};
+    use fstream_torch::batch::{BatchMaker, InputConfig};
     tch::set_num_threads(1);
     let input = InputConfig {
         normalization: data.kind.normalization(),

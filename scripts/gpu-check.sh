@@ -9,7 +9,7 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 source scripts/env.sh
-cargo build --release --locked --bin fstream
+cargo build --release --locked --bin fstream --bin fstream-train
 fstream="$CARGO_TARGET_DIR/release/fstream"
 images="${1:-2560}"
 work=$(mktemp -d)

@@ -10,7 +10,7 @@ cd "$root"
 source scripts/env.sh
 scripts/setup-libtorch.sh
 scripts/fetch-mnist.sh data
-cargo build --release --locked --bin fstream
+cargo build --release --locked --bin fstream --bin fstream-train
 fstream="$CARGO_TARGET_DIR/release/fstream"
 
 out=results/quickstart

@@ -1,5 +1,11 @@
-//! The command line: clap definitions of the subcommands, each in its own file, converted into
-//! library configurations and dispatched. Library code never sees a clap type.
+//! fstream's command line as a library for its two binaries: clap definitions of the
+//! subcommands, each in its own file, converted into library configurations and dispatched.
+//! Library code never sees a clap type.
+//!
+//! `fstream` runs every command but `train` without linking libtorch, so that it starts in
+//! milliseconds; it hands `train` (and `--version`, which names the libtorch) over to
+//! `fstream-train` beside it, which is the same command line with training
+//! ([`Training::InProcess`]).
 
 mod compare;
 mod export;
@@ -7,21 +13,27 @@ mod import;
 mod logger;
 mod order;
 mod plot;
-mod progress;
+pub mod progress;
 mod query;
 mod rebuild;
 mod report;
 mod runs;
 mod scores;
 mod select;
-mod signals;
+pub mod signals;
 mod sweep;
-mod train;
+pub mod train;
 mod verify;
+
+use std::ffi::OsString;
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::ExitCode;
 
 use clap::parser::ValueSource;
 use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand};
 
+use fstream::Error;
 use fstream::fidelity::Fidelity;
 
 /// Exit codes, shown at the end of `--help`.
@@ -40,11 +52,11 @@ pub struct Cli {
     #[arg(short, long, global = true)]
     quiet: bool,
     #[command(subcommand)]
-    command: Command,
+    pub command: Command,
 }
 
 #[derive(Debug, Subcommand)]
-enum Command {
+pub enum Command {
     /// Train one or more runs, recording every presentation of every example.
     Train(Box<train::TrainArgs>),
     /// Count forgetting events across runs and write the sorting file.
@@ -77,7 +89,7 @@ enum Command {
 
 /// Corrected or faithful semantics where the reference has a bug (docs/semantics.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-enum FidelityArg {
+pub enum FidelityArg {
     /// fstream's corrected behaviour (default).
     Corrected,
     /// Reproduce the reference's behaviour, bugs included.
@@ -127,9 +139,10 @@ pub fn interrupted_exit_code() -> Option<u8> {
     signals::stop_signal().and_then(|signal| u8::try_from(128 + signal).ok())
 }
 
-/// `fstream --version`: fstream's version, the libtorch it was built against, and the
-/// directory of the libtorch this process loaded (read from `/proc/self/maps`).
-fn version_text() -> String {
+/// `fstream-train --version`: fstream's version, the libtorch it was built against
+/// (`libtorch_version`), and the directory of the libtorch this process loaded (read from
+/// `/proc/self/maps`).
+fn version_text(libtorch_version: &str) -> String {
     let maps = std::fs::read_to_string("/proc/self/maps").unwrap_or_default();
     let loaded = maps
         .lines()
@@ -137,7 +150,7 @@ fn version_text() -> String {
         .find(|path| path.ends_with("/libtorch_cpu.so"))
         .and_then(|path| std::path::Path::new(path).parent())
         .map_or("an unknown directory".to_string(), |dir| dir.display().to_string());
-    format!("{} (libtorch {} from {loaded})", env!("CARGO_PKG_VERSION"), fstream::LIBTORCH_VERSION)
+    format!("{} (libtorch {libtorch_version} from {loaded})", env!("CARGO_PKG_VERSION"))
 }
 
 /// `n` and `noun`, plural unless `n` is 1 ("1 epoch", "3 epochs").
@@ -145,29 +158,118 @@ pub fn counted(n: usize, noun: &str) -> String {
     if n == 1 { format!("1 {noun}") } else { format!("{n} {noun}s") }
 }
 
+/// How a binary trains.
+#[derive(Debug, Clone, Copy)]
+pub enum Training {
+    /// Hand `train` and `--version` over to the `fstream-train` binary beside this one (the
+    /// `fstream` binary, which does not link libtorch).
+    HandOver,
+    /// Train in this process (`fstream-train`).
+    InProcess {
+        /// `fstream train` with its flags, the ids of the flags given on the command line,
+        /// and `--quiet`.
+        train: fn(train::TrainArgs, &[String], bool) -> anyhow::Result<()>,
+        /// The libtorch version the binary was built against.
+        libtorch_version: &'static str,
+    },
+}
+
+/// A binary's `main`: runs the command line, prints errors as one line on stderr and maps
+/// them to the documented exit codes (0 success, 1 runtime failure, 2 usage or input error,
+/// 128 + the signal when a run was stopped).
+pub fn main(training: Training) -> ExitCode {
+    // A file-size limit (`ulimit -f`) must fail the write that hits it, which the writer then
+    // reports and records in the run's status, instead of killing the process.
+    // SAFETY: setting a signal to SIG_IGN at start-up, before any thread exists.
+    unsafe { libc::signal(libc::SIGXFSZ, libc::SIG_IGN) };
+    let Err(error) = run(training) else { return ExitCode::SUCCESS };
+    let broken_pipe = error.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+    });
+    if broken_pipe {
+        return ExitCode::SUCCESS;
+    }
+    let code = match error.chain().find_map(|cause| cause.downcast_ref::<Error>()) {
+        Some(Error::Interrupted) => interrupted_exit_code().unwrap_or(130),
+        Some(error) => error.exit_code(),
+        None => 1,
+    };
+    eprintln!("fstream: error: {}", one_line(&error));
+    ExitCode::from(code)
+}
+
+/// The error and its causes on one line. Library errors already show their source, so a cause
+/// whose text ends the message so far is not repeated.
+fn one_line(error: &anyhow::Error) -> String {
+    let mut message = String::new();
+    for cause in error.chain() {
+        let text = cause.to_string().replace('\n', " ");
+        if !message.ends_with(&text) {
+            if !message.is_empty() {
+                message.push_str(": ");
+            }
+            message.push_str(&text);
+        }
+    }
+    message
+}
+
+/// The training binary, installed beside this one.
+const TRAINING_BINARY: &str = "fstream-train";
+
+/// Replaces this process with `fstream-train` and the same arguments.
+fn hand_over_to_training() -> anyhow::Result<()> {
+    let program = std::env::current_exe()
+        .map(|exe| exe.with_file_name(TRAINING_BINARY))
+        .unwrap_or_else(|_| PathBuf::from(TRAINING_BINARY));
+    let args: Vec<OsString> = std::env::args_os().skip(1).collect();
+    let error = std::process::Command::new(&program).args(args).exec();
+    Err(Error::Config(format!(
+        "cannot run {}: {error} (`fstream train` runs the {TRAINING_BINARY} binary installed beside fstream; scripts/install.sh installs both)",
+        program.display()
+    ))
+    .into())
+}
+
 /// Parses the command line and runs the chosen subcommand.
 ///
 /// # Errors
 /// Whatever the subcommand fails with; `main` prints it and picks the exit code.
-pub fn run() -> anyhow::Result<()> {
-    // clap takes a &'static str; the text is built once per process.
-    let version: &'static str = Box::leak(version_text().into_boxed_str());
+fn run(training: Training) -> anyhow::Result<()> {
+    let version = match training {
+        Training::HandOver => env!("CARGO_PKG_VERSION"),
+        // clap takes a &'static str; the text is built once per process.
+        Training::InProcess { libtorch_version, .. } => {
+            Box::leak(version_text(libtorch_version).into_boxed_str())
+        }
+    };
     let parsed = Cli::command()
         .version(version)
         .try_get_matches()
         .and_then(|matches| Ok((Cli::from_arg_matches(&matches)?, matches)));
     let (cli, matches) = match parsed {
         Ok(parsed) => parsed,
+        Err(error)
+            if error.kind() == clap::error::ErrorKind::DisplayVersion
+                && matches!(training, Training::HandOver) =>
+        {
+            return hand_over_to_training();
+        }
         // --help and --version print and exit 0 as usual.
         Err(error) if !error.use_stderr() => error.exit(),
         Err(error) => return Err(usage_error(&error).into()),
     };
     logger::init(cli.verbose, cli.quiet);
     match cli.command {
-        Command::Train(args) => {
-            let explicit = given_flags(&matches, "train");
-            train::run(*args, &explicit, cli.quiet)
-        }
+        Command::Train(args) => match training {
+            Training::HandOver => hand_over_to_training(),
+            Training::InProcess { train, .. } => {
+                let explicit = given_flags(&matches, "train");
+                train(*args, &explicit, cli.quiet)
+            }
+        },
         Command::Order(args) => order::run(args),
         Command::Scores(args) => scores::run(args),
         Command::Compare(args) => compare::run(args),

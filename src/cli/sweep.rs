@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use clap::{Args, Parser, Subcommand};
 use fstream::Error;
-use fstream::experiment::plan::ExperimentSpec;
+use fstream::config::Device;
 use fstream::sweep::local::{Event, LocalOptions, run_local};
 use fstream::sweep::slurm::{SlurmOptions, submit};
 use fstream::sweep::status::{StageCounts, TaskState, sweep_states};
@@ -100,34 +100,30 @@ pub fn run(args: SweepArgs) -> anyhow::Result<()> {
 }
 
 /// Reads the spec and expands it, checking every task's command as `fstream` would parse it.
-fn plan(target: &Target, check_devices: bool) -> anyhow::Result<Sweep> {
+fn plan(target: &Target) -> anyhow::Result<Sweep> {
     let spec = SweepSpec::read(&target.spec)?;
     let sweep = Sweep::plan(spec, &target.root, target.data_dir.as_deref())?;
-    // Checking says what training would log (the device it picks) once per task: keep quiet.
-    let level = log::max_level();
-    log::set_max_level(level.min(log::LevelFilter::Warn));
-    let checked = sweep.tasks().try_for_each(|(_, task)| {
-        check_command(task, check_devices)
+    sweep.tasks().try_for_each(|(_, task)| {
+        check_command(task)
             .map_err(|e| Error::format(&target.spec, format!("task {}: {e}", task.id)))
-    });
-    log::set_max_level(level);
-    checked?;
+    })?;
     Ok(sweep)
 }
 
-/// Parses a task's arguments as the command line, and a train task's into its experiment
-/// (`check_devices`: also that its device exists here).
-fn check_command(task: &Task, check_devices: bool) -> anyhow::Result<()> {
+/// Parses a task's arguments as the command line, and a train task's into its experiment.
+/// The device is checked when the task starts: only the training binary loads libtorch, and a
+/// Slurm task runs on another node anyway.
+fn check_command(task: &Task) -> anyhow::Result<()> {
     let argv = std::iter::once("fstream".to_string()).chain(task.args.iter().cloned());
     let cli = Cli::try_parse_from(argv).map_err(|e| super::usage_error(&e))?;
-    if let (Command::Train(args), true) = (&cli.command, check_devices) {
-        ExperimentSpec::try_from(&**args)?;
+    if let Command::Train(args) = &cli.command {
+        args.experiment_spec(Device::Cpu)?;
     }
     Ok(())
 }
 
 fn run_sweep(args: RunArgs) -> anyhow::Result<()> {
-    let sweep = plan(&args.target, args.executor != Executor::Slurm)?;
+    let sweep = plan(&args.target)?;
     let program = std::env::current_exe().map_err(|e| Error::io("/proc/self/exe", e))?;
     if args.jobs == Some(0) {
         return Err(Error::Config("--jobs must be at least 1".into()).into());
@@ -258,7 +254,7 @@ fn print_ready(sweep: &Sweep, program: &std::path::Path) -> anyhow::Result<()> {
 }
 
 fn status(args: StatusArgs) -> anyhow::Result<()> {
-    let sweep = plan(&args.target, false)?;
+    let sweep = plan(&args.target)?;
     let states = sweep_states(&sweep)?;
     match args.format {
         StatusFormat::Json => {

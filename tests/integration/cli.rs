@@ -396,8 +396,9 @@ fn bad_input_table() {
 
 #[test]
 fn an_installed_layout_loads_its_own_libtorch() {
-    // What scripts/install.sh lays out: PREFIX/bin/fstream beside PREFIX/lib/ (hard links
-    // where possible, as the script does).
+    // What scripts/install.sh lays out: PREFIX/bin/{fstream,fstream-train} beside PREFIX/lib/
+    // (hard links where possible, as the script does). `fstream --version` is answered by
+    // fstream-train, the binary that loads libtorch.
     let ws = Workspace::new();
     let version = ws.fstream(&["--version"]);
     version.assert_ok();
@@ -412,6 +413,10 @@ fn an_installed_layout_loads_its_own_libtorch() {
         std::fs::hard_link(from, to).or_else(|_| std::fs::copy(from, to).map(|_| ())).unwrap()
     };
     link(std::path::Path::new(env!("CARGO_BIN_EXE_fstream")), &prefix.join("bin/fstream"));
+    link(
+        std::path::Path::new(env!("CARGO_BIN_EXE_fstream-train")),
+        &prefix.join("bin/fstream-train"),
+    );
     for entry in std::fs::read_dir(&built_against).unwrap() {
         let entry = entry.unwrap();
         link(&entry.path(), &prefix.join("lib").join(entry.file_name()));
@@ -424,10 +429,33 @@ fn an_installed_layout_loads_its_own_libtorch() {
         format!(
             "fstream {} (libtorch {} from {}/lib)",
             env!("CARGO_PKG_VERSION"),
-            fstream::LIBTORCH_VERSION,
+            fstream_torch::LIBTORCH_VERSION,
             prefix.display()
         )
     );
+}
+
+/// The shared libraries `binary` loads, as the dynamic loader resolves them (`ldd`).
+fn loaded_libraries(binary: &str) -> String {
+    let output = std::process::Command::new("ldd").arg(binary).output().unwrap();
+    assert!(output.status.success(), "ldd {binary}: {}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8(output.stdout).unwrap()
+}
+
+#[test]
+fn only_the_training_binary_loads_libtorch() {
+    let analysis = loaded_libraries(env!("CARGO_BIN_EXE_fstream"));
+    assert!(!analysis.contains("libtorch") && !analysis.contains("libc10"), "{analysis}");
+    let training = loaded_libraries(env!("CARGO_BIN_EXE_fstream-train"));
+    assert!(training.contains("libtorch_cpu.so"), "{training}");
+    // `fstream train` hands over to fstream-train, which records the libtorch it trained with.
+    let ws = Workspace::new();
+    ws.write_tiny_mnist(20, 5);
+    ws.train(&["--epochs", "1"]).assert_ok();
+    let sql = ws.path().join("libtorch.sql");
+    std::fs::write(&sql, "SELECT libtorch_version FROM runs").unwrap();
+    let csv = ws.query_csv(&sql);
+    assert_eq!(csv.trim(), format!("libtorch_version\n{}", fstream_torch::LIBTORCH_VERSION));
 }
 
 #[test]

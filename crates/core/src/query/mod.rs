@@ -1,0 +1,389 @@
+//! Reading a dataset root with polars: the tables as lazy frames, registered for SQL, and
+//! the forgetting computations of [`forgetting`]. Reads only what `store` wrote, by way of
+//! `store::layout` and `store::schema`; never links tch.
+
+pub mod compare;
+pub mod figures;
+pub mod forgetting;
+pub mod scores;
+
+use std::path::Path;
+
+use polars::prelude::*;
+use polars::sql::SQLContext;
+
+use crate::error::{Error, Result};
+use crate::store::layout::{Layout, Table};
+use crate::store::parquet_row_count;
+use crate::store::schema::{RunStatus, col, presentation_file_schema};
+
+/// A dataset root opened for reading. Its tables show only what the `runs` rows declare
+/// committed (the visibility rule, `docs/crash-safety.md`): epochs of a run after its
+/// `epochs_completed`, which a crash between two commit steps can leave on disk until the run
+/// is resumed, are hidden, and so are the files of run ids that have no `runs` row.
+#[derive(Debug, Clone)]
+pub struct Catalog {
+    layout: Layout,
+    hidden: Vec<Hidden>,
+}
+
+/// A view that `fstream query` registers: SQL shipped in `queries/views/`, which users of
+/// other engines create first.
+#[derive(Debug, Clone, Copy)]
+pub struct View {
+    /// Its name in SQL.
+    pub name: &'static str,
+    /// The table it reads (it is registered when that table has files).
+    pub reads: Table,
+    /// Its defining statement.
+    pub sql: &'static str,
+}
+
+/// The views registered for SQL.
+pub const VIEWS: [View; 1] = [View {
+    name: "forgetting_per_run",
+    reads: Table::Dynamics,
+    sql: include_str!("../../../../queries/views/forgetting_per_run.sql"),
+}];
+
+/// Files of one run that readers must not see.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Hidden {
+    run_id: String,
+    /// Epochs after this one are hidden; `None`: the run has no `runs` row, all is hidden.
+    after_epoch: Option<u32>,
+}
+
+impl Catalog {
+    /// Opens the dataset root at `root`.
+    ///
+    /// # Errors
+    /// [`Error::Config`] when `root` holds no runs (missing, empty, or not an fstream root).
+    pub fn open(root: &Path) -> Result<Catalog> {
+        let layout = Layout::new(root);
+        if !has_files(&layout, Table::Runs) {
+            return Err(Error::Config(format!(
+                "{}: no fstream runs here (expected {}); pass the --output-dir of `fstream train`",
+                root.display(),
+                layout.table_glob(Table::Runs)
+            )));
+        }
+        let hidden =
+            hidden_files(&layout).map_err(|e| first_unreadable_file(&layout).unwrap_or(e))?;
+        Ok(Catalog { layout, hidden })
+    }
+
+    /// The root's layout.
+    pub fn layout(&self) -> &Layout {
+        &self.layout
+    }
+
+    /// A lazy scan of `table`, or `None` when it has no files yet. Presentations get their
+    /// hive columns `dataset`, `run_id`, `epoch` with pinned types (never guessed from paths).
+    ///
+    /// # Errors
+    /// [`Error::Polars`] if the scan cannot be set up.
+    pub fn scan(&self, table: Table) -> Result<Option<LazyFrame>> {
+        if !has_files(&self.layout, table) {
+            return Ok(None);
+        }
+        let hive_options = match table {
+            Table::Presentations => HiveOptions {
+                enabled: Some(true),
+                hive_start_idx: 0,
+                schema: Some(Arc::new(Schema::from_iter([
+                    Field::new(col::DATASET.into(), DataType::String),
+                    Field::new(col::RUN_ID.into(), DataType::String),
+                    Field::new(col::EPOCH.into(), DataType::UInt32),
+                ]))),
+                try_parse_dates: false,
+            },
+            _ => HiveOptions::new_disabled(),
+        };
+        // Presentations files differ in their optional columns (`el2n`): read them all with
+        // every column, null where a file lacks it.
+        let (schema, allow_missing_columns) = match table {
+            Table::Presentations => (Some(presentation_schema()?), true),
+            _ => (None, false),
+        };
+        let args =
+            ScanArgsParquet { hive_options, schema, allow_missing_columns, ..Default::default() };
+        let glob = self.layout.table_glob(table);
+        let frame = LazyFrame::scan_parquet(PlRefPath::new(glob.as_str()), args)?;
+        Ok(Some(match self.uncommitted(table) {
+            Some(uncommitted) => frame.filter(uncommitted.not()),
+            None => frame,
+        }))
+    }
+
+    /// The rows of `table` that the visibility rule hides, as a predicate (`None`: none, the
+    /// usual case, which costs nothing). On hive columns, it prunes whole files.
+    fn uncommitted(&self, table: Table) -> Option<Expr> {
+        self.hidden
+            .iter()
+            .filter_map(|hidden| {
+                let run = col(col::RUN_ID).eq(lit(hidden.run_id.as_str()));
+                match (table, hidden.after_epoch) {
+                    (Table::Runs, _) => None,
+                    (_, None) => Some(run),
+                    (Table::Examples, Some(_)) => None,
+                    // A file one epoch ahead of the `runs` row: all of the run's rows.
+                    (Table::Dynamics, Some(epoch)) => {
+                        Some(run.and(col(col::EPOCHS).gt(lit(epoch))))
+                    }
+                    (_, Some(epoch)) => Some(run.and(col(col::EPOCH).gt(lit(epoch)))),
+                }
+            })
+            .reduce(Expr::or)
+    }
+
+    /// An SQL context with every table that has files registered under its name.
+    ///
+    /// # Errors
+    /// [`Error::Polars`] if a scan cannot be set up.
+    pub fn sql_context(&self) -> Result<SQLContext> {
+        let context = SQLContext::new();
+        for table in Table::ALL {
+            match self.scan(table)? {
+                Some(frame) => context.register(table.name(), frame),
+                None => log::warn!(
+                    "table {} has no files yet under {}",
+                    table.name(),
+                    self.layout.root().display()
+                ),
+            }
+        }
+        Ok(context)
+    }
+
+    /// Registers the [`VIEWS`] that `sql` names (and whose table has files) in `context`.
+    /// Setting a view up reads its table's schema, so only the views a query uses are made.
+    ///
+    /// # Errors
+    /// [`Error::Polars`] if a view cannot be set up.
+    fn register_views(&self, context: &mut SQLContext, sql: &str) -> Result<()> {
+        for view in VIEWS {
+            if sql.contains(view.name) && has_files(&self.layout, view.reads) {
+                let frame = context.execute(view.sql)?;
+                context.register(view.name, frame);
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs one SQL statement of fstream's own (a command's query) over the tables.
+    ///
+    /// # Errors
+    /// [`Error::Polars`] when it cannot be planned or run.
+    pub fn execute(&self, sql: &str) -> Result<DataFrame> {
+        Ok(self.sql_context()?.execute(sql)?.collect()?)
+    }
+
+    /// Runs the SQL statement `sql` (read from `source`, named in errors).
+    ///
+    /// # Errors
+    /// [`Error::Sql`] naming `source` when the statement is invalid or names unknown tables or
+    /// columns; [`Error::Polars`] when reading the data fails.
+    pub fn run_sql(&self, sql: &str, source: &Path) -> Result<DataFrame> {
+        let keyword = first_keyword(sql);
+        if !["SELECT", "WITH"].contains(&keyword.as_str()) {
+            return Err(Error::format(
+                source,
+                format!(
+                    "expected one SELECT or WITH statement, got {}",
+                    if keyword.is_empty() { "nothing" } else { &keyword }
+                ),
+            ));
+        }
+        // Planning reads the files' schemas, so a damaged file can fail here already.
+        let sql_error = |source_error: PolarsError| {
+            if let Some(damaged) = self.unreadable_file() {
+                return damaged;
+            }
+            match self.unregistered_table_in(&source_error.to_string()) {
+                Some(table) => Error::Config(format!(
+                    "{}: table {table} has no files yet (no epoch committed, or every run trained with --no-record)",
+                    self.layout.root().display()
+                )),
+                None => Error::Sql { path: source.to_path_buf(), source: source_error },
+            }
+        };
+        let mut context = self.sql_context()?;
+        self.register_views(&mut context, sql).map_err(|e| match e {
+            Error::Polars(e) => sql_error(e),
+            other => other,
+        })?;
+        let frame = context.execute(sql.trim().trim_end_matches(';')).map_err(sql_error)?;
+        frame.collect().map_err(|e| match e {
+            PolarsError::ColumnNotFound(_)
+            | PolarsError::SchemaFieldNotFound(_)
+            | PolarsError::SchemaMismatch(_)
+            | PolarsError::InvalidOperation(_)
+            | PolarsError::SQLSyntax(_)
+            | PolarsError::SQLInterface(_) => sql_error(e),
+            other => self.unreadable_file().unwrap_or(Error::Polars(other)),
+        })
+    }
+
+    /// A table the engine's message says is missing (itself, or under a view) and that has no
+    /// files under the root.
+    fn unregistered_table_in(&self, message: &str) -> Option<&'static str> {
+        let named = |name: &str| message.contains(&format!("'{name}'"));
+        let views = VIEWS.iter().filter(|v| named(v.name)).map(|v| v.reads);
+        Table::ALL
+            .into_iter()
+            .filter(|t| named(t.name()))
+            .chain(views)
+            .find(|t| !has_files(&self.layout, *t))
+            .map(Table::name)
+    }
+
+    fn unreadable_file(&self) -> Option<Error> {
+        first_unreadable_file(&self.layout)
+    }
+}
+
+/// The columns of presentations files, as polars types.
+///
+/// # Errors
+/// [`Error::Config`] for an Arrow type this mapping does not know (a bug caught by tests).
+fn presentation_schema() -> Result<SchemaRef> {
+    use arrow::datatypes::DataType as Arrow;
+    let arrow_schema = presentation_file_schema();
+    let fields = arrow_schema.fields().iter().map(|field| {
+        let kind = match field.data_type() {
+            Arrow::UInt16 => DataType::UInt16,
+            Arrow::UInt32 => DataType::UInt32,
+            Arrow::Float32 => DataType::Float32,
+            Arrow::Boolean => DataType::Boolean,
+            other => {
+                return Err(Error::Config(format!("presentations column of type {other:?}")));
+            }
+        };
+        Ok(Field::new(field.name().as_str().into(), kind))
+    });
+    Ok(Arc::new(fields.collect::<Result<Schema>>()?))
+}
+
+/// What the `runs` rows do not declare: epochs after `epochs_completed` of runs that are not
+/// complete, and runs that have files but no `runs` row.
+fn hidden_files(layout: &Layout) -> Result<Vec<Hidden>> {
+    let glob = layout.table_glob(Table::Runs);
+    let runs = LazyFrame::scan_parquet(PlRefPath::new(glob.as_str()), ScanArgsParquet::default())?
+        .select([col(col::RUN_ID), col(col::STATUS), col(col::EPOCHS_COMPLETED)])
+        .collect()?;
+    let ids = runs.column(col::RUN_ID)?.str()?;
+    let statuses = runs.column(col::STATUS)?.str()?;
+    let completed = runs.column(col::EPOCHS_COMPLETED)?.u32()?;
+    let mut hidden = Vec::new();
+    let mut known = std::collections::HashSet::new();
+    for i in 0..runs.height() {
+        let Some(run_id) = ids.get(i) else { continue };
+        known.insert(run_id.to_string());
+        if statuses.get(i) != Some(RunStatus::Complete.name()) {
+            let after_epoch = Some(completed.get(i).unwrap_or(0));
+            hidden.push(Hidden { run_id: run_id.to_string(), after_epoch });
+        }
+    }
+    for run_id in layout.run_ids_with_files() {
+        if !known.contains(&run_id) {
+            hidden.push(Hidden { run_id, after_epoch: None });
+        }
+    }
+    Ok(hidden)
+}
+
+/// The first committed file of the root that is not a complete Parquet file, as an error
+/// naming it (what a failed read most often means: a file damaged after its commit).
+fn first_unreadable_file(layout: &Layout) -> Option<Error> {
+    let mut files = Vec::new();
+    for table in Table::ALL {
+        collect_parquet_files(&layout.table_dir(table), &mut files);
+    }
+    files.into_iter().find_map(|path| {
+        parquet_row_count(&path).err().map(|reason| {
+            Error::format(&path, format!("{reason}; `fstream verify` lists the damage"))
+        })
+    })
+}
+
+/// `text` as an SQL string literal (quotes doubled).
+pub fn sql_string(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
+}
+
+/// Checks an SQL predicate that fstream inserts into its own query (`--where`).
+///
+/// # Errors
+/// [`Error::Config`] when it could end the statement (a `;`).
+pub fn check_predicate(predicate: &str) -> Result<&str> {
+    if predicate.contains(';') {
+        return Err(Error::Config(format!(
+            "--where {predicate:?}: expected one SQL predicate over the runs table, without ';'"
+        )));
+    }
+    Ok(predicate)
+}
+
+/// The first keyword of an SQL text, upper-cased, after comments and opening parentheses.
+fn first_keyword(sql: &str) -> String {
+    let mut rest = sql;
+    loop {
+        rest = rest.trim_start().trim_start_matches('(');
+        if let Some(comment) = rest.strip_prefix("--") {
+            rest = comment.split_once('\n').map_or("", |(_, after)| after);
+        } else if let Some(comment) = rest.strip_prefix("/*") {
+            rest = comment.split_once("*/").map_or("", |(_, after)| after);
+        } else {
+            break;
+        }
+    }
+    rest.chars().take_while(|c| c.is_ascii_alphabetic()).collect::<String>().to_uppercase()
+}
+
+/// Every `*.parquet` file under `dir`.
+fn collect_parquet_files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            collect_parquet_files(&path, out);
+        } else if path.extension().is_some_and(|e| e == "parquet") {
+            out.push(path);
+        }
+    }
+}
+
+/// Whether `table` has at least one committed file.
+fn has_files(layout: &Layout, table: Table) -> bool {
+    fn any_parquet(dir: &Path, recursive: bool) -> bool {
+        std::fs::read_dir(dir).into_iter().flatten().flatten().any(|entry| {
+            let path = entry.path();
+            if path.is_dir() {
+                recursive && any_parquet(&path, true)
+            } else {
+                path.extension().is_some_and(|e| e == "parquet")
+            }
+        })
+    }
+    any_parquet(&layout.table_dir(table), table == Table::Presentations)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statements_are_told_by_their_first_keyword() {
+        assert_eq!(first_keyword("  -- a comment\n/* more */ (select 1)"), "SELECT");
+        assert_eq!(first_keyword("with x as (select 1) select * from x"), "WITH");
+        assert_eq!(first_keyword("COPY runs TO 'x.csv'"), "COPY");
+        assert_eq!(first_keyword("-- only a comment"), "");
+    }
+
+    #[test]
+    fn predicates_cannot_end_the_statement() {
+        assert!(check_predicate("seed < 3").is_ok());
+        let err = check_predicate("1=1; DROP TABLE runs").unwrap_err().to_string();
+        assert!(err.contains("without ';'"), "{err}");
+    }
+}
