@@ -526,23 +526,28 @@ fn median_of_3(args: &[&str]) -> (f64, f64) {
 }
 
 /// Runs `fstream ARGS` (stdout discarded) and returns its wall time and its own peak
-/// resident memory in MB.
-#[expect(clippy::zombie_processes, reason = "reaped by wait4, which reports its own usage")]
+/// resident memory in MB (NaN without GNU time).
+///
+/// The peak comes from GNU time (`/usr/bin/time -f %M`, Debian package `time`), which forks a
+/// small process that execs fstream. This bench's own `wait4` cannot tell it: a child's peak
+/// starts at its parent's resident size when it execs, and this process holds libtorch
+/// (~150 MB), more than fstream itself uses.
 fn measured_fstream(args: &[&str]) -> (f64, f64) {
+    const GNU_TIME: &str = "/usr/bin/time";
+    let fstream = env!("CARGO_BIN_EXE_fstream");
+    let gnu_time = Path::new(GNU_TIME).is_file();
+    let mut command = if gnu_time {
+        let mut command = Command::new(GNU_TIME);
+        command.args(["-f", "%M", fstream]);
+        command
+    } else {
+        Command::new(fstream)
+    };
     let started = Instant::now();
-    let child = Command::new(env!("CARGO_BIN_EXE_fstream"))
-        .args(args)
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut status = 0;
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: wait4 waits for our own child and fills the status and usage we own.
-    let waited = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut usage) };
+    let output = command.args(args).stdout(std::process::Stdio::null()).output().unwrap();
     let seconds = started.elapsed().as_secs_f64();
-    assert!(
-        waited > 0 && libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
-        "fstream {args:?} failed"
-    );
-    (seconds, usage.ru_maxrss as f64 / 1024.0)
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "fstream {args:?} failed: {stderr}");
+    let peak_kb = stderr.lines().last().and_then(|l| l.trim().parse::<f64>().ok());
+    (seconds, if gnu_time { peak_kb.expect("GNU time prints the peak") / 1024.0 } else { f64::NAN })
 }
