@@ -18,7 +18,7 @@ use super::layout::{Layout, Table};
 use super::lock::lock_run;
 use super::runs::{StoredRun, column, read_batch};
 use super::schema::col;
-use super::write_parquet_atomically;
+use super::write_dynamics_file;
 use crate::dynamics::{DynamicsColumns, Observation, RunDynamics};
 use crate::error::{Error, IoContext, Result};
 use crate::record::RunInfo;
@@ -222,7 +222,7 @@ pub fn rebuild_run(layout: &Layout, run: &StoredRun) -> Result<Rebuilt> {
     };
     let dynamics = rebuild_dynamics(layout, info, run.epochs_completed, Needed::All)?;
     let batch = dynamics_batch(&info.run_id, &dynamics, &run.examples.labels)?;
-    write_parquet_atomically(&layout.run_file(Table::Dynamics, &info.run_id), &batch, vec![])?;
+    write_dynamics_file(&layout.run_file(Table::Dynamics, &info.run_id), &batch)?;
     Ok(Rebuilt::Written { epochs: dynamics.epochs(), rows: batch.num_rows() })
 }
 

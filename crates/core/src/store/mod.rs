@@ -21,7 +21,7 @@ use arrow::array::RecordBatch;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, Encoding, ZstdLevel};
 use parquet::file::metadata::KeyValue;
-use parquet::file::properties::WriterProperties;
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
 
 use crate::error::{Error, IoContext, Result};
@@ -37,8 +37,12 @@ pub fn write_parquet_atomically(
     batch: &RecordBatch,
     metadata: Vec<KeyValue>,
 ) -> Result<u64> {
+    write_parquet_with(path, batch, writer_properties(metadata))
+}
+
+/// [`write_parquet_atomically`] with these Parquet settings.
+fn write_parquet_with(path: &Path, batch: &RecordBatch, props: WriterProperties) -> Result<u64> {
     write_atomically(path, |file| {
-        let props = writer_properties(metadata);
         let mut writer = ArrowWriter::try_new(file, batch.schema(), Some(props))?;
         writer.write(batch)?;
         writer.flush()?;
@@ -111,23 +115,55 @@ pub(crate) fn temporary_prefix(file_name: &str) -> String {
 
 /// Parquet settings. zstd level 1 keeps the writer far ahead of training. For presentations,
 /// each epoch file is sorted by `example_id`, so DELTA_BINARY_PACKED stores the ids in almost
-/// nothing; the float columns (and the dynamics table's sums) are byte-stream-split (no
-/// dictionary: values rarely repeat, and trying one costs more than the rest of the encoding),
-/// which lets zstd compress the exponent bytes. One row group per file: files are one epoch.
+/// nothing; the float columns are byte-stream-split (no dictionary: values rarely repeat, and
+/// trying one costs more than the rest of the encoding), which lets zstd compress the exponent
+/// bytes. One row group per file: files are one epoch.
 fn writer_properties(metadata: Vec<KeyValue>) -> WriterProperties {
-    let mut builder = WriterProperties::builder()
+    let mut builder = base_properties()
         .set_compression(Compression::ZSTD(ZstdLevel::default()))
-        .set_max_row_group_row_count(Some(1 << 24))
-        .set_created_by(format!("fstream {}", env!("CARGO_PKG_VERSION")))
         .set_key_value_metadata((!metadata.is_empty()).then_some(metadata))
         .set_column_dictionary_enabled(ColumnPath::from(col::EXAMPLE_ID), false)
         .set_column_encoding(ColumnPath::from(col::EXAMPLE_ID), Encoding::DELTA_BINARY_PACKED);
-    for float_column in [col::LOSS, col::MARGIN].into_iter().chain(dynamics::SUM_COLUMNS) {
+    for float_column in [col::LOSS, col::MARGIN] {
         builder = builder
             .set_column_dictionary_enabled(ColumnPath::from(float_column), false)
             .set_column_encoding(ColumnPath::from(float_column), Encoding::BYTE_STREAM_SPLIT);
     }
     builder.build()
+}
+
+/// Parquet settings of a dynamics file, which the writer rewrites whole at every epoch commit:
+/// the cheapest to encode (uncompressed, no dictionaries but the constant `run_id`'s, min/max
+/// statistics only for `run_id` and `example_id`, which readers prune by). For 60,000 examples
+/// that is ~2 ms instead of ~11 ms with the other tables' settings, for 3.8 MB instead of 1.5 MB
+/// per run: a few percent of what the run's presentations take.
+fn dynamics_properties() -> WriterProperties {
+    let mut builder = base_properties()
+        .set_compression(Compression::UNCOMPRESSED)
+        .set_dictionary_enabled(false)
+        .set_column_dictionary_enabled(ColumnPath::from(col::RUN_ID), true)
+        .set_statistics_enabled(EnabledStatistics::None);
+    for pruned in [col::RUN_ID, col::EXAMPLE_ID] {
+        builder = builder
+            .set_column_statistics_enabled(ColumnPath::from(pruned), EnabledStatistics::Chunk);
+    }
+    builder.build()
+}
+
+/// What every file shares: one row group, and fstream as its writer.
+fn base_properties() -> parquet::file::properties::WriterPropertiesBuilder {
+    WriterProperties::builder()
+        .set_max_row_group_row_count(Some(1 << 24))
+        .set_created_by(format!("fstream {}", env!("CARGO_PKG_VERSION")))
+}
+
+/// Commits a run's dynamics file (`batch` from [`dynamics::dynamics_batch`]) with
+/// [`write_parquet_atomically`]'s protocol and the dynamics settings.
+///
+/// # Errors
+/// [`Error::Io`] or [`Error::Parquet`] when writing fails; the previous file stays then.
+pub fn write_dynamics_file(path: &Path, batch: &RecordBatch) -> Result<u64> {
+    write_parquet_with(path, batch, dynamics_properties())
 }
 
 #[cfg(test)]

@@ -16,7 +16,7 @@ use super::layout::{Layout, Table};
 use super::lock::process_alive;
 use super::runs::read_epochs_prefix;
 use super::schema::{self, PresentationColumns, RunProgress, RunStatus};
-use super::{rename_durably, write_parquet_atomically};
+use super::{rename_durably, write_dynamics_file, write_parquet_atomically};
 use crate::crash;
 use crate::dynamics::{Observation, RunDynamics};
 use crate::error::{Error, IoContext, Result};
@@ -270,7 +270,7 @@ impl Writer {
         crash::point("epoch-after-presentations", None);
         if let Some(batch) = dynamics_file {
             let started = Instant::now();
-            write_parquet_atomically(&layout.run_file(Table::Dynamics, &run_id), &batch, vec![])?;
+            write_dynamics_file(&layout.run_file(Table::Dynamics, &run_id), &batch)?;
             dynamics_seconds += started.elapsed().as_secs_f64();
         }
         self.report.dynamics_seconds += dynamics_seconds;
