@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 use fstream::Error;
-use fstream::query::Catalog;
+use fstream::query::{Catalog, QueryEngine};
 use polars::prelude::{
     AnyValue, CsvWriter, DataFrame, JsonFormat, JsonWriter, ParquetWriter, SerWriter,
 };
@@ -25,6 +25,27 @@ pub struct QueryArgs {
     /// Write the result to this file instead of stdout (required for parquet).
     #[arg(long, short, value_name = "PATH")]
     output: Option<PathBuf>,
+    /// polars engine: streaming (scans, joins and group-bys morsel by morsel; what cannot
+    /// stream, such as LAG ... OVER, runs in memory inside it) or in-memory.
+    #[arg(long, value_enum, value_name = "ENGINE", default_value = "streaming")]
+    engine: EngineArg,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum EngineArg {
+    /// polars' streaming engine.
+    Streaming,
+    /// polars' in-memory engine.
+    InMemory,
+}
+
+impl From<EngineArg> for QueryEngine {
+    fn from(arg: EngineArg) -> Self {
+        match arg {
+            EngineArg::Streaming => QueryEngine::Streaming,
+            EngineArg::InMemory => QueryEngine::InMemory,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -46,7 +67,7 @@ pub fn run(args: QueryArgs) -> anyhow::Result<()> {
     let sql = std::fs::read_to_string(&args.sql_file)
         .map_err(|source| Error::Input { path: args.sql_file.clone(), source })?;
     let catalog = Catalog::open(&args.root)?;
-    let mut frame = catalog.run_sql(&sql, &args.sql_file)?;
+    let mut frame = catalog.run_sql(&sql, &args.sql_file, args.engine.into())?;
     match &args.output {
         Some(path) => {
             let file = File::create(path).map_err(|e| Error::io(path, e))?;

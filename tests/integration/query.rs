@@ -38,6 +38,26 @@ fn order_equals_an_independent_count_with_ties_by_example_id() {
     );
 }
 
+/// Forgetting counts over the complete runs with `LAG` over each run's and example's
+/// presentations in epoch order: the definition as most write it.
+const LAG_WINDOW_FORGETTING_COUNTS: &str = "
+WITH seq AS (
+    SELECT run_id, example_id, correct,
+           LAG(correct) OVER (PARTITION BY run_id, example_id ORDER BY epoch) AS prev_correct
+    FROM presentations
+    WHERE run_id IN (SELECT run_id FROM runs WHERE status = 'complete')
+),
+per_run AS (
+    SELECT example_id, COUNT(*) AS presentations,
+           SUM(CASE WHEN prev_correct AND NOT correct THEN 1 ELSE 0 END) AS forgetting_events,
+           MAX(CASE WHEN correct THEN 1 ELSE 0 END) AS ever_correct
+    FROM seq GROUP BY run_id, example_id
+)
+SELECT example_id,
+       SUM(CASE WHEN ever_correct = 1 THEN forgetting_events ELSE presentations END)
+           AS forgetting_count
+FROM per_run GROUP BY example_id ORDER BY forgetting_count, example_id";
+
 #[test]
 fn shipped_sql_gives_the_same_numbers_as_order() {
     let ws = trained_workspace();
@@ -55,6 +75,19 @@ fn shipped_sql_gives_the_same_numbers_as_order() {
     let from_presentations =
         ws.query_csv(&repo_file("queries/forgetting_counts_from_presentations.sql"));
     assert_eq!(from_presentations, counts);
+    // Its join of consecutive epochs is the textbook window over consecutive presentations,
+    // and both engines agree.
+    let window = ws.path().join("window.sql");
+    std::fs::write(&window, LAG_WINDOW_FORGETTING_COUNTS).unwrap();
+    for engine in ["streaming", "in-memory"] {
+        let root = ws.root().display().to_string();
+        for sql in [window.clone(), repo_file("queries/forgetting_counts_from_presentations.sql")] {
+            let args = ["query", sql.to_str().unwrap(), "--root", &root, "--format", "csv"];
+            let run = ws.fstream(&[&args[..], &["--engine", engine]].concat());
+            run.assert_ok();
+            assert_eq!(run.stdout(), counts, "{} with --engine {engine}", sql.display());
+        }
+    }
 
     let unforgettable = order.iter().filter(|l| l.ends_with(",0")).count();
     let csv = ws.query_csv(&repo_file("queries/unforgettable_count.sql"));

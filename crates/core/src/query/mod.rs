@@ -17,6 +17,27 @@ use crate::store::layout::{Layout, Table};
 use crate::store::parquet_row_count;
 use crate::store::schema::{RunStatus, col, presentation_file_schema};
 
+/// How polars runs a user's SQL ([`Catalog::run_sql`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum QueryEngine {
+    /// polars' streaming engine: scans, filters, joins and group-bys run morsel by morsel, so
+    /// a query over every presentation need not hold them all. What it cannot stream (ordered
+    /// window functions such as `LAG ... OVER`, `IN (subquery)`) runs in memory inside it.
+    #[default]
+    Streaming,
+    /// polars' in-memory engine: each operation materializes its whole input.
+    InMemory,
+}
+
+impl QueryEngine {
+    fn polars(self) -> Engine {
+        match self {
+            QueryEngine::Streaming => Engine::Streaming,
+            QueryEngine::InMemory => Engine::InMemory,
+        }
+    }
+}
+
 /// A dataset root opened for reading. Its tables show only what the `runs` rows declare
 /// committed (the visibility rule, `docs/crash-safety.md`): epochs of a run after its
 /// `epochs_completed`, which a crash between two commit steps can leave on disk until the run
@@ -179,12 +200,12 @@ impl Catalog {
         Ok(self.sql_context()?.execute(sql)?.collect()?)
     }
 
-    /// Runs the SQL statement `sql` (read from `source`, named in errors).
+    /// Runs the SQL statement `sql` (read from `source`, named in errors) with `engine`.
     ///
     /// # Errors
     /// [`Error::Sql`] naming `source` when the statement is invalid or names unknown tables or
     /// columns; [`Error::Polars`] when reading the data fails.
-    pub fn run_sql(&self, sql: &str, source: &Path) -> Result<DataFrame> {
+    pub fn run_sql(&self, sql: &str, source: &Path, engine: QueryEngine) -> Result<DataFrame> {
         let keyword = first_keyword(sql);
         if !["SELECT", "WITH"].contains(&keyword.as_str()) {
             return Err(Error::format(
@@ -214,7 +235,9 @@ impl Catalog {
             other => other,
         })?;
         let frame = context.execute(sql.trim().trim_end_matches(';')).map_err(sql_error)?;
-        frame.collect().map_err(|e| match e {
+        let collected =
+            frame.collect_with_engine(engine.polars()).map(|result| result.unwrap_single());
+        collected.map_err(|e| match e {
             PolarsError::ColumnNotFound(_)
             | PolarsError::SchemaFieldNotFound(_)
             | PolarsError::SchemaMismatch(_)
