@@ -143,6 +143,36 @@ impl RunDynamics {
         c.p_label_sq_sum[example] += p_label * p_label;
     }
 
+    /// Adds presentations of the current epoch given as columns: example ids, correctness and,
+    /// when `sums` holds them, losses and margins (without, only correctness is counted, as
+    /// [`RunDynamics::observe_correct`] does). Rows are added in order, so the writer and a
+    /// rebuild from the presentation files get the same sums bit for bit.
+    ///
+    /// # Errors
+    /// The first example id outside the dataset; rows before it are added.
+    pub fn observe_columns(
+        &mut self,
+        examples: &[u32],
+        correct: impl IntoIterator<Item = bool>,
+        sums: Option<(&[f32], &[f32])>,
+    ) -> Result<(), u32> {
+        let n = self.num_examples();
+        for (row, (&id, correct)) in examples.iter().zip(correct).enumerate() {
+            let example = id as usize;
+            if example >= n {
+                return Err(id);
+            }
+            match sums {
+                None => self.observe_correct(example, correct),
+                Some((loss, margin)) => {
+                    let (loss, margin) = (loss[row], margin[row]);
+                    self.observe(example, Observation { correct, loss, margin });
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// The run's forgetting count of `example` (`None`: never presented): its forgetting
     /// events, or, when it was never correct, `penalty` if given, else its presentations (the
     /// reference's rule, docs/semantics.md).
@@ -222,5 +252,28 @@ mod tests {
     fn epochs_must_come_in_order() {
         let mut d = RunDynamics::new(1);
         d.begin_epoch(2);
+    }
+
+    #[test]
+    fn columns_add_what_single_observations_add_and_stop_at_an_unknown_id() {
+        let mut by_row = RunDynamics::new(3);
+        let mut by_columns = RunDynamics::new(3);
+        let (ids, correct, loss, margin) =
+            ([2, 0, 1], [true, false, true], [0.25f32, 2.0, 0.5], [1.5f32, -0.5, 0.75]);
+        by_row.begin_epoch(1);
+        for row in 0..3 {
+            let observation =
+                Observation { correct: correct[row], loss: loss[row], margin: margin[row] };
+            by_row.observe(ids[row] as usize, observation);
+        }
+        by_columns.begin_epoch(1);
+        by_columns.observe_columns(&ids, correct, Some((&loss, &margin))).unwrap();
+        assert_eq!(by_columns.columns, by_row.columns);
+
+        let mut counts_only = RunDynamics::new(3);
+        counts_only.begin_epoch(1);
+        assert_eq!(counts_only.observe_columns(&[1, 7, 0], [false, true, true], None), Err(7));
+        assert_eq!(counts_only.columns.presentations, [0, 1, 0], "rows before the bad id stay");
+        assert_eq!(counts_only.columns.loss_sum, [0.0; 3]);
     }
 }

@@ -19,7 +19,7 @@ use super::lock::lock_run;
 use super::runs::{StoredRun, column, read_batch};
 use super::schema::col;
 use super::write_dynamics_file;
-use crate::dynamics::{DynamicsColumns, Observation, RunDynamics};
+use crate::dynamics::{DynamicsColumns, RunDynamics};
 use crate::error::{Error, IoContext, Result};
 use crate::record::RunInfo;
 
@@ -172,17 +172,10 @@ pub fn rebuild_dynamics(
                     column::<Float32Array>(&batch, col::MARGIN, &path)?,
                 )),
             };
-            for row in 0..batch.num_rows() {
-                let example = checked_example(&path, ids.value(row), dynamics.num_examples())?;
-                let correct = correct.value(row);
-                match sums {
-                    None => dynamics.observe_correct(example, correct),
-                    Some((loss, margin)) => {
-                        let (loss, margin) = (loss.value(row), margin.value(row));
-                        dynamics.observe(example, Observation { correct, loss, margin });
-                    }
-                }
-            }
+            let sums = sums.map(|(loss, margin)| (&loss.values()[..], &margin.values()[..]));
+            dynamics
+                .observe_columns(ids.values(), correct.values().iter(), sums)
+                .map_err(|id| outside_dataset(&path, id, dynamics.num_examples()))?;
         }
     }
     Ok(dynamics)
@@ -252,10 +245,12 @@ pub fn read_presentation_columns(path: &Path, columns: &[&str]) -> Result<Vec<Re
 pub fn checked_example(path: &Path, id: u32, num_examples: usize) -> Result<usize> {
     let example = id as usize;
     if example >= num_examples {
-        return Err(Error::format(
-            path,
-            format!("example_id {id} outside the dataset's {num_examples} examples"),
-        ));
+        return Err(outside_dataset(path, id, num_examples));
     }
     Ok(example)
+}
+
+/// The error of a presentation file naming an example the dataset does not have.
+fn outside_dataset(path: &Path, id: u32, num_examples: usize) -> Error {
+    Error::format(path, format!("example_id {id} outside the dataset's {num_examples} examples"))
 }

@@ -18,7 +18,7 @@ use super::runs::read_epochs_prefix;
 use super::schema::{self, PresentationColumns, RunProgress, RunStatus};
 use super::{rename_durably, write_dynamics_file, write_parquet_atomically};
 use crate::crash;
-use crate::dynamics::{Observation, RunDynamics};
+use crate::dynamics::RunDynamics;
 use crate::error::{Error, IoContext, Result};
 use crate::record::{BatchStats, EpochSummary, Record, RunId, RunInfo, RunStart};
 
@@ -332,24 +332,15 @@ fn add_epoch(
     presentations: &PresentationColumns,
 ) -> Result<()> {
     dynamics.begin_epoch(epoch);
-    let n = dynamics.num_examples();
-    for row in 0..presentations.len() {
-        let example = presentations.example_id[row] as usize;
-        if example >= n {
-            return Err(Error::Thread {
-                thread: "writer".into(),
-                reason: format!("example_id {example} outside the dataset's {n} examples"),
-            });
-        }
-        let correct = presentations.correct[row];
-        let observation = Observation {
-            correct,
-            loss: presentations.loss[row],
-            margin: presentations.margin[row],
-        };
-        dynamics.observe(example, observation);
-    }
-    Ok(())
+    let sums = Some((&presentations.loss[..], &presentations.margin[..]));
+    let correct = presentations.correct.iter().copied();
+    dynamics.observe_columns(&presentations.example_id, correct, sums).map_err(|id| Error::Thread {
+        thread: "writer".into(),
+        reason: format!(
+            "example_id {id} outside the dataset's {} examples",
+            dynamics.num_examples()
+        ),
+    })
 }
 
 /// Removes the run's checkpoints of epochs before `epoch` (normally the previous one; more
