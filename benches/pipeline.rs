@@ -363,8 +363,7 @@ fn write_synthetic(root: &Path, runs: usize, epochs: u32) -> (WriterReport, f64)
         for epoch in 1..=epochs {
             order.shuffle(&mut rng);
             for batch in order.chunks(64) {
-                let mut stats =
-                    BatchStats { run_id: run_id.clone(), epoch, step, ..Default::default() };
+                let mut stats = BatchStats { run_id: run_id.clone(), epoch, ..Default::default() };
                 for &id in batch {
                     let learned = epoch >= learned_at[id as usize];
                     let correct = rng.random_bool(if learned { 0.98 } else { 0.3 });
@@ -373,6 +372,7 @@ fn write_synthetic(root: &Path, runs: usize, epochs: u32) -> (WriterReport, f64)
                     } else {
                         rng.random_range(-6.0..0.0)
                     };
+                    stats.steps.push(step);
                     stats.example_ids.push(id);
                     stats.labels.push(labels[id as usize]);
                     stats.loss.push((-margin).exp().ln_1p() * rng.random_range(0.8..1.2f32));

@@ -201,6 +201,46 @@ fn assert_kills_and_resumes_bit_identically(ws: &Workspace, config: &[&str]) {
 }
 
 #[test]
+fn each_presentation_records_its_batch_across_gathered_messages() {
+    // 5,000 examples in batches of 64: 78 full batches and one of 8 per epoch, sent to the
+    // writer 4,096 presentations at a time (record::ROWS_PER_MESSAGE), so an epoch spans two
+    // messages and a batch can straddle them.
+    let ws = Workspace::new();
+    ws.write_tiny_mnist(5000, 10);
+    ws.train(&["--epochs", "2", "--batch-size", "64"]).assert_ok();
+    let sql = ws.path().join("steps.sql");
+    std::fs::write(
+        &sql,
+        "SELECT epoch, step, COUNT(*) AS n, COUNT(DISTINCT example_id) AS ids \
+         FROM presentations GROUP BY epoch, step ORDER BY epoch, step",
+    )
+    .unwrap();
+    let csv = ws.query_csv(&sql);
+    let rows: Vec<(i64, u32, u32, u32)> = csv
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            (
+                f[0].parse().unwrap(),
+                f[1].parse().unwrap(),
+                f[2].parse().unwrap(),
+                f[3].parse().unwrap(),
+            )
+        })
+        .collect();
+    let expected: Vec<(i64, u32, u32, u32)> = (0..2u32)
+        .flat_map(|e| {
+            (0..79u32).map(move |b| {
+                let n = if b == 78 { 8 } else { 64 };
+                (i64::from(e) + 1, e * 79 + b, n, n)
+            })
+        })
+        .collect();
+    assert_eq!(rows, expected);
+}
+
+#[test]
 fn write_error_fails_the_run_with_a_clear_message_and_readable_tables() {
     let ws = Workspace::new();
     ws.write_tiny_mnist(200, 10);

@@ -223,6 +223,7 @@ pub fn import_run(
                 let Some(&(loss, correct, margin)) = presentations.get(epoch as usize - 1) else {
                     continue;
                 };
+                batch.steps.push(0);
                 batch.example_ids.push(id);
                 batch.labels.push(data.train.labels[id as usize]);
                 batch.loss.push(loss);

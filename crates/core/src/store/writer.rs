@@ -224,7 +224,7 @@ impl Writer {
 
     fn buffer_batch(&mut self, batch: BatchStats) -> Result<()> {
         let buffer = &mut self.state(&batch.run_id)?.buffer;
-        buffer.step.extend(std::iter::repeat_n(batch.step, batch.example_ids.len()));
+        buffer.step.extend_from_slice(&batch.steps);
         buffer.example_id.extend_from_slice(&batch.example_ids);
         buffer.label.extend_from_slice(&batch.labels);
         buffer.loss.extend_from_slice(&batch.loss);

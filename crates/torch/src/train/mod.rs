@@ -17,7 +17,7 @@ use tch::{Device, Kind, Reduction, Tensor};
 
 use fstream::config::TrainConfig;
 use fstream::data::Splits;
-use fstream::record::{BatchStats, EpochSummary, Record, RecordSender, RunId};
+use fstream::record::{BatchStats, EpochSummary, ROWS_PER_MESSAGE, Record, RecordSender, RunId};
 
 use crate::batch::{BatchMaker, InputConfig, images_tensor, int64_tensor};
 use crate::error::{Error, Result};
@@ -141,6 +141,7 @@ pub fn train_run(
             record: config.record,
             el2n: config.record_el2n,
             totals: EpochTotals::new(device),
+            pending: BatchStats { run_id: run_id.clone(), epoch, ..Default::default() },
         };
         let augmentation_seed = epoch_seed(config.seed, epoch, AUGMENTATION_STREAM);
         std::thread::scope(|scope| -> Result<()> {
@@ -214,7 +215,8 @@ fn cross_entropy(logits: &Tensor, targets: &Tensor) -> Result<Tensor> {
 }
 
 /// Where one epoch's batch statistics go: with recording on, to the record channel (one host
-/// copy per batch) and the host totals; with recording off, only to totals on the device.
+/// copy per batch, one message per [`ROWS_PER_MESSAGE`] presentations) and the host totals;
+/// with recording off, only to totals on the device.
 struct BatchSink<'a> {
     run_id: &'a RunId,
     epoch: u32,
@@ -224,6 +226,8 @@ struct BatchSink<'a> {
     record: bool,
     el2n: bool,
     totals: EpochTotals,
+    /// Presentations gathered for the next message.
+    pending: BatchStats,
 }
 
 impl BatchSink<'_> {
@@ -244,27 +248,39 @@ impl BatchSink<'_> {
             return Err(self.diverged(step));
         }
         self.totals.add_host(&stats.loss, &stats.correct);
-        let record = BatchStats {
-            run_id: self.run_id.clone(),
-            epoch: self.epoch,
-            step,
-            example_ids: batch.to_vec(),
-            labels: batch.iter().map(|&id| self.labels[id as usize]).collect(),
-            loss: stats.loss,
-            correct: stats.correct,
-            margin: stats.margin,
-            el2n: stats.el2n,
-        };
-        send(self.sender, Record::Batch(record))
+        let pending = &mut self.pending;
+        pending.steps.extend(std::iter::repeat_n(step, batch.len()));
+        pending.example_ids.extend_from_slice(batch);
+        pending.labels.extend(batch.iter().map(|&id| self.labels[id as usize]));
+        pending.loss.extend(stats.loss);
+        pending.correct.extend(stats.correct);
+        pending.margin.extend(stats.margin);
+        pending.el2n.extend(stats.el2n);
+        if pending.example_ids.len() >= ROWS_PER_MESSAGE {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Sends the gathered presentations, if any.
+    fn flush(&mut self) -> Result<()> {
+        if self.pending.example_ids.is_empty() {
+            return Ok(());
+        }
+        let empty =
+            BatchStats { run_id: self.run_id.clone(), epoch: self.epoch, ..Default::default() };
+        send(self.sender, Record::Batch(std::mem::replace(&mut self.pending, empty)))
     }
 
     fn diverged(&self, step: u32) -> Error {
         fstream::Error::Diverged { run_id: self.run_id.to_string(), epoch: self.epoch, step }.into()
     }
 
-    /// The epoch's totals; with recording off, a non-finite loss in any batch (tracked on the
-    /// device) fails the run here, naming the first such step.
-    fn finish(self) -> Result<EpochTotals> {
+    /// Sends what is left of the epoch's presentations and returns its totals; with recording
+    /// off, a non-finite loss in any batch (tracked on the device) fails the run here, naming
+    /// the first such step.
+    fn finish(mut self) -> Result<EpochTotals> {
+        self.flush()?;
         match self.totals.first_nonfinite_step()? {
             Some(step) => Err(self.diverged(step)),
             None => Ok(self.totals),
