@@ -119,7 +119,8 @@ pub struct LrSchedule {
     /// Factor applied at each milestone.
     pub gamma: f64,
     /// Extra epochs before each drop takes effect: 0 is the standard schedule; 1 reproduces
-    /// the reference's `scheduler.step(epoch)`, which drops one epoch late (docs/semantics.md, bug 5).
+    /// the reference's `scheduler.step(epoch)`, which drops one epoch late
+    /// (docs/semantics.md, bug 5).
     pub delay: u32,
 }
 

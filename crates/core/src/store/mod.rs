@@ -89,8 +89,8 @@ pub(crate) fn write_atomically(
     result
 }
 
-/// Writes `bytes` to `path` with the commit protocol of [`write_atomically`]: a reader sees
-/// the old file or the whole new one, never a part.
+/// Writes `bytes` to `path` with the commit protocol of [`write_parquet_atomically`]: a
+/// reader sees the old file or the whole new one, never a part.
 ///
 /// # Errors
 /// [`Error::Io`] naming the file or its directory.

@@ -99,7 +99,7 @@ impl Optimizer {
     /// Back-propagates `loss` to the trainable variables and applies one update.
     ///
     /// # Errors
-    /// [`Error::Torch`] if a tensor operation fails.
+    /// [`crate::Error::Torch`] if a tensor operation fails.
     pub fn backward_step(&mut self, loss: &Tensor) -> Result<()> {
         let grads = Tensor::f_run_backward(&[loss], &self.inputs, false, false)?;
         let _no_grad = tch::no_grad_guard();
@@ -138,7 +138,7 @@ impl Optimizer {
     /// Restores a state saved by [`Optimizer::state`].
     ///
     /// # Errors
-    /// [`Error::Config`] when the state belongs to a different model or optimizer.
+    /// [`fstream::Error::Config`] when the state belongs to a different model or optimizer.
     pub fn restore(&mut self, state: Vec<(String, Tensor)>) -> Result<()> {
         let _no_grad = tch::no_grad_guard();
         let slot_names = slots(&self.config);
