@@ -22,4 +22,4 @@ if [[ $(id -u) -eq 0 ]]; then
 fi
 FSTREAM_PYTHON="$root/.venv/bin/python" FSTREAM_SPARK=1 FSTREAM_CHROMIUM="$chromium" \
   FSTREAM_SLURM="$slurm" \
-  cargo test --release --locked --workspace "$@"
+  cargo test --release --locked "$@"
