@@ -177,6 +177,16 @@ pub enum Training {
 /// polars' setting of the streaming group-by's hot table (groups per thread).
 const POLARS_HOT_TABLE_SIZE: &str = "POLARS_HOT_TABLE_SIZE";
 
+/// The hot table's size for `threads` threads. Its slots are allocated per thread and group-by
+/// up front (16 threads x 524,288 doubled a small query's memory, to 178 MB, and its time),
+/// and a table needs several times the groups one file holds (60,000 examples) to keep evictions
+/// rare: 524,288 slots up to 8 threads, then 4M slots shared out, at least 65,536 each. polars
+/// wants a power of two.
+fn hot_table_size(threads: usize) -> usize {
+    let share = (1usize << 22) / threads.max(1);
+    (1usize << share.ilog2()).clamp(1 << 16, 1 << 19)
+}
+
 /// A binary's `main`: runs the command line, prints errors as one line on stderr and maps
 /// them to the documented exit codes (0 success, 1 runtime failure, 2 usage or input error,
 /// 128 + the signal when a run was stopped).
@@ -185,13 +195,14 @@ pub fn main(training: Training) -> ExitCode {
     // reports and records in the run's status, instead of killing the process.
     // SAFETY: setting a signal to SIG_IGN at start-up, before any thread exists.
     unsafe { libc::signal(libc::SIGXFSZ, libc::SIG_IGN) };
-    // polars' streaming group-by keeps a "hot" table of this many groups per thread and holds
-    // every row of the other groups until the end: with its default of 4096, grouping 60M
-    // presentations by (run_id, example_id) held all of them (2.3 GB; 0.25 GB with this). A
-    // value the user sets wins.
+    // polars' streaming group-by keeps a "hot" table of groups per thread and holds every row
+    // of the other groups until the end: with its default of 4096, grouping 60M presentations
+    // by (run_id, example_id) held all of them (2.3 GB; 0.25 GB with 524,288). A value the
+    // user sets wins.
     if std::env::var_os(POLARS_HOT_TABLE_SIZE).is_none() {
+        let size = hot_table_size(std::thread::available_parallelism().map_or(1, |n| n.get()));
         // SAFETY: at start-up, before any thread exists that could read the environment.
-        unsafe { std::env::set_var(POLARS_HOT_TABLE_SIZE, "524288") };
+        unsafe { std::env::set_var(POLARS_HOT_TABLE_SIZE, size.to_string()) };
     }
     let Err(error) = run(training) else { return ExitCode::SUCCESS };
     let broken_pipe = error.chain().any(|cause| {
@@ -294,5 +305,16 @@ fn run(training: Training) -> anyhow::Result<()> {
         Command::Rm(args) => verify::run_rm(args),
         Command::Rebuild(args) => rebuild::run(args),
         Command::Sweep(args) => sweep::run(args),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_hot_table_is_a_power_of_two_shared_out_over_many_threads() {
+        let sizes: Vec<usize> = [1, 2, 8, 12, 16, 64, 1000].map(hot_table_size).to_vec();
+        assert_eq!(sizes, [524_288, 524_288, 524_288, 262_144, 262_144, 65_536, 65_536]);
     }
 }
