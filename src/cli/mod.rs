@@ -197,8 +197,8 @@ pub fn main(training: Training) -> ExitCode {
     unsafe { libc::signal(libc::SIGXFSZ, libc::SIG_IGN) };
     // polars' streaming group-by keeps a "hot" table of groups per thread and holds every row
     // of the other groups until the end: with its default of 4096, grouping 60M presentations
-    // by (run_id, example_id) held all of them (2.3 GB; 0.25 GB with 524,288). A value the
-    // user sets wins.
+    // by (run_id, example_id) held all of them (2.3 GB; 0.25 GB with [`hot_table_size`]). A
+    // value the user sets wins.
     if std::env::var_os(POLARS_HOT_TABLE_SIZE).is_none() {
         let size = hot_table_size(std::thread::available_parallelism().map_or(1, |n| n.get()));
         // SAFETY: at start-up, before any thread exists that could read the environment.
@@ -248,11 +248,9 @@ fn hand_over_to_training() -> anyhow::Result<()> {
         .unwrap_or_else(|_| PathBuf::from(TRAINING_BINARY));
     let args: Vec<OsString> = std::env::args_os().skip(1).collect();
     let error = std::process::Command::new(&program).args(args).exec();
-    Err(Error::Config(format!(
-        "cannot run {}: {error} (`fstream train` runs the {TRAINING_BINARY} binary installed beside fstream; scripts/install.sh installs both)",
-        program.display()
-    ))
-    .into())
+    Err(anyhow::Error::new(Error::io(&program, error)).context(format!(
+        "`fstream train` runs {TRAINING_BINARY}, installed beside fstream (scripts/install.sh installs both)"
+    )))
 }
 
 /// Parses the command line and runs the chosen subcommand.

@@ -459,6 +459,23 @@ fn only_the_training_binary_loads_libtorch() {
 }
 
 #[test]
+fn fstream_without_its_training_binary_says_which_binary_is_missing() {
+    let ws = Workspace::new();
+    let alone = ws.path().join("alone/fstream");
+    std::fs::create_dir_all(alone.parent().unwrap()).unwrap();
+    std::fs::copy(env!("CARGO_BIN_EXE_fstream"), &alone).unwrap();
+    let order = std::process::Command::new(&alone).args(["order", "--help"]).output().unwrap();
+    assert!(order.status.success(), "analysis commands need no fstream-train");
+    let train = std::process::Command::new(&alone).args(["train", "--dataset", "mnist"]).output();
+    let train = train.unwrap();
+    let stderr = String::from_utf8_lossy(&train.stderr);
+    assert_eq!(train.status.code(), Some(1), "{stderr}");
+    let missing = alone.with_file_name("fstream-train");
+    assert!(stderr.contains(&format!("{}: No such file", missing.display())), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+}
+
+#[test]
 fn device_cuda_without_a_gpu_is_one_clear_error() {
     let ws = Workspace::new();
     ws.write_tiny_mnist(20, 5);
