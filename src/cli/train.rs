@@ -213,19 +213,18 @@ impl TrainArgs {
     /// # Errors
     /// [`Error::Config`] naming the flag that is wrong or contradicts another.
     pub fn experiment_spec(&self, device: Device) -> Result<ExperimentSpec, Error> {
-        let args = self;
-        let dataset = args.dataset.ok_or_else(|| Error::Config("--dataset is required".into()))?;
-        let seeds = match &args.seeds {
+        let dataset = self.dataset.ok_or_else(|| Error::Config("--dataset is required".into()))?;
+        let seeds = match &self.seeds {
             Some(spec) => parse_seeds(spec)?,
-            None if args.seed.is_empty() => vec![1],
-            None => args.seed.clone(),
+            None if self.seed.is_empty() => vec![1],
+            None => self.seed.clone(),
         };
         if let Some(seed) =
             seeds.iter().enumerate().find_map(|(i, s)| seeds[..i].contains(s).then_some(s))
         {
             return Err(Error::Config(format!("seed {seed} is given twice")));
         }
-        if let Some(id) = &args.run_id {
+        if let Some(id) = &self.run_id {
             check_run_id(id)?;
             if seeds.len() != 1 {
                 return Err(Error::Config(format!(
@@ -240,43 +239,43 @@ impl TrainArgs {
                 seeds.len()
             )));
         }
-        let defaults = ReferenceDefaults::new(dataset, args.optimizer);
-        let model = model_for(dataset, args.model.unwrap_or(defaults.model))?;
-        let batch_size = args.batch_size.unwrap_or(defaults.batch_size);
-        for (flag, value) in [("--epochs", args.epochs as usize), ("--batch-size", batch_size)] {
+        let defaults = ReferenceDefaults::new(dataset, self.optimizer);
+        let model = model_for(dataset, self.model.unwrap_or(defaults.model))?;
+        let batch_size = self.batch_size.unwrap_or(defaults.batch_size);
+        for (flag, value) in [("--epochs", self.epochs as usize), ("--batch-size", batch_size)] {
             if value == 0 {
                 return Err(Error::Config(format!("{flag} must be at least 1")));
             }
         }
-        let fidelity: Fidelity = args.fidelity.into();
-        let optimizer = optimizer_config(args, defaults.optimizer)?;
-        let lr_schedule = lr_schedule(args, defaults.lr_milestones, fidelity)?;
-        if args.no_record && !args.record_columns.is_empty() {
+        let fidelity: Fidelity = self.fidelity.into();
+        let optimizer = optimizer_config(self, defaults.optimizer)?;
+        let lr_schedule = lr_schedule(self, defaults.lr_milestones, fidelity)?;
+        if self.no_record && !self.record_columns.is_empty() {
             return Err(Error::Config(
                 "--record el2n adds a column to the presentations, which --no-record turns off"
                     .into(),
             ));
         }
-        check_percent("--noise-percent-labels", args.noise_percent_labels)?;
-        check_percent("--noise-percent-pixels", args.noise_percent_pixels)?;
-        check_non_negative("--noise-std-pixels", args.noise_std_pixels)?;
-        if args.cutout && (args.n_holes == 0 || args.length == 0) {
+        check_percent("--noise-percent-labels", self.noise_percent_labels)?;
+        check_percent("--noise-percent-pixels", self.noise_percent_pixels)?;
+        check_non_negative("--noise-std-pixels", self.noise_std_pixels)?;
+        if self.cutout && (self.n_holes == 0 || self.length == 0) {
             return Err(Error::Config(
                 "--cutout needs --n-holes and --length of at least 1".into(),
             ));
         }
-        let sorting_file = sorting_file(args);
+        let sorting_file = sorting_file(self);
         let needs_sorting =
-            args.remove_subsample > 0 || (args.remove_n > 0 && args.keep_lowest_n >= 0);
+            self.remove_subsample > 0 || (self.remove_n > 0 && self.keep_lowest_n >= 0);
         if needs_sorting && sorting_file.is_none() {
             return Err(Error::Config(
                 "--remove-n with --keep-lowest-n >= 0 (or --remove-subsample) needs --sorting-file FILE from `fstream order`; use --keep-lowest-n -1 for random removal".into(),
             ));
         }
-        if args.remove_subsample > 0 && args.keep_lowest_n < 0 {
+        if self.remove_subsample > 0 && self.keep_lowest_n < 0 {
             return Err(Error::Config("--remove-subsample needs --keep-lowest-n >= 0".into()));
         }
-        let total_threads = args
+        let total_threads = self
             .threads
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
         if total_threads == 0 {
@@ -284,38 +283,38 @@ impl TrainArgs {
         }
         Ok(ExperimentSpec {
             dataset,
-            run_id: args.run_id.clone().map(RunId::from),
+            run_id: self.run_id.clone().map(RunId::from),
             base: TrainConfig {
                 model,
-                epochs: args.epochs,
+                epochs: self.epochs,
                 batch_size,
                 optimizer,
                 lr_schedule,
-                dropout: !args.no_dropout,
-                augment: args.data_augmentation,
-                cutout: args
+                dropout: !self.no_dropout,
+                augment: self.data_augmentation,
+                cutout: self
                     .cutout
-                    .then_some(Cutout { holes: args.n_holes, length: i64::from(args.length) }),
+                    .then_some(Cutout { holes: self.n_holes, length: i64::from(self.length) }),
                 seed: seeds[0],
                 device,
                 intra_op_threads: (total_threads / seeds.len()).max(1),
-                record: !args.no_record,
-                record_el2n: args.record_columns.contains(&RecordColumn::El2n),
+                record: !self.no_record,
+                record_el2n: self.record_columns.contains(&RecordColumn::El2n),
             },
             seeds,
             sorting_file,
             removal_flags: RemovalFlags {
-                remove_n: args.remove_n,
-                keep_lowest_n: args.keep_lowest_n,
-                remove_subsample: args.remove_subsample,
+                remove_n: self.remove_n,
+                keep_lowest_n: self.keep_lowest_n,
+                remove_subsample: self.remove_subsample,
             },
             fidelity,
-            permutation_seed: args.permutation_seed,
-            noise_percent_labels: args.noise_percent_labels,
+            permutation_seed: self.permutation_seed,
+            noise_percent_labels: self.noise_percent_labels,
             pixel_noise: PixelNoise {
-                percent: args.noise_percent_pixels,
-                std: args.noise_std_pixels,
-                mode: args.pixel_noise_mode,
+                percent: self.noise_percent_pixels,
+                std: self.noise_std_pixels,
+                mode: self.pixel_noise_mode,
             },
         })
     }

@@ -1,5 +1,6 @@
-//! `fstream train`: runs planned from the flags (`fstream_cli::train`) or resumed ([`crate::resume`]), trained with
-//! progress bars and one log line per epoch, and stopped cleanly by SIGINT or SIGTERM.
+//! `fstream train`: runs planned from the flags (`fstream_cli::train`) or resumed
+//! ([`crate::resume`]), trained with progress bars and one log line per epoch, and stopped
+//! cleanly by SIGINT or SIGTERM.
 
 use std::collections::HashMap;
 use std::ops::ControlFlow;

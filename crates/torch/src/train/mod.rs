@@ -87,8 +87,8 @@ pub enum Progress<'a> {
 /// [`fstream::Error::Interrupted`] (its committed epochs stay, and it can be resumed).
 ///
 /// # Errors
-/// [`Error::Torch`] on libtorch failures; [`fstream::Error::Thread`] when the writer stopped (its own
-/// error is the one to report).
+/// [`Error::Torch`] on libtorch failures; [`fstream::Error::Thread`] when the writer stopped
+/// (its own error is the one to report).
 pub fn train_run(
     run_id: &RunId,
     config: &TrainConfig,
@@ -134,8 +134,6 @@ pub fn train_run(
         let started = Instant::now();
         let waited_before = sender.waited();
         let mut sink = BatchSink {
-            run_id,
-            epoch,
             labels,
             sender: &mut *sender,
             record: config.record,
@@ -218,15 +216,13 @@ fn cross_entropy(logits: &Tensor, targets: &Tensor) -> Result<Tensor> {
 /// copy per batch, one message per [`ROWS_PER_MESSAGE`] presentations) and the host totals;
 /// with recording off, only to totals on the device.
 struct BatchSink<'a> {
-    run_id: &'a RunId,
-    epoch: u32,
     /// Label trained on, by example id.
     labels: &'a [u16],
     sender: &'a mut RecordSender,
     record: bool,
     el2n: bool,
     totals: EpochTotals,
-    /// Presentations gathered for the next message.
+    /// Presentations gathered for the next message; its run and epoch are the sink's.
     pending: BatchStats,
 }
 
@@ -267,13 +263,14 @@ impl BatchSink<'_> {
         if self.pending.example_ids.is_empty() {
             return Ok(());
         }
-        let empty =
-            BatchStats { run_id: self.run_id.clone(), epoch: self.epoch, ..Default::default() };
+        let (run_id, epoch) = (self.pending.run_id.clone(), self.pending.epoch);
+        let empty = BatchStats { run_id, epoch, ..Default::default() };
         send(self.sender, Record::Batch(std::mem::replace(&mut self.pending, empty)))
     }
 
     fn diverged(&self, step: u32) -> Error {
-        fstream::Error::Diverged { run_id: self.run_id.to_string(), epoch: self.epoch, step }.into()
+        let (run_id, epoch) = (self.pending.run_id.to_string(), self.pending.epoch);
+        fstream::Error::Diverged { run_id, epoch, step }.into()
     }
 
     /// Sends what is left of the epoch's presentations and returns its totals; with recording
