@@ -12,7 +12,7 @@ use fstream::query::forgetting::OrderOptions;
 use fstream::store::sorting::SortingFile;
 use polars::prelude::{Column, DataFrame};
 
-use super::query::{Format, write_frame};
+use super::query::{TextFormat, write_frame};
 
 #[derive(Debug, Args)]
 pub struct CompareArgs {
@@ -35,19 +35,14 @@ pub struct CompareArgs {
     #[arg(long, value_name = "N")]
     epochs: Option<u32>,
     /// How many lowest and highest examples the overlaps take.
-    #[arg(long, value_name = "K", default_value_t = 1000)]
-    k: usize,
+    #[arg(long, value_name = "K", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..))]
+    k: u64,
     /// Output format.
     #[arg(long, value_enum, value_name = "FORMAT", default_value = "table")]
-    format: Format,
+    format: TextFormat,
 }
 
 pub fn run(args: CompareArgs) -> anyhow::Result<()> {
-    if args.format == Format::Parquet {
-        return Err(
-            Error::Config("--format parquet: compare prints table, csv or json".into()).into()
-        );
-    }
     let rows: Vec<(String, String, Comparison)> = match (args.dataset, args.files.as_slice()) {
         (Some(dataset), _) if args.runs => {
             let catalog = Catalog::open(&args.input_dir)?;
@@ -57,7 +52,7 @@ pub fn run(args: CompareArgs) -> anyhow::Result<()> {
                 epochs: args.epochs,
                 ..OrderOptions::default()
             };
-            compare_runs(&catalog, &options, args.k)?
+            compare_runs(&catalog, &options, args.k as usize)?
                 .into_iter()
                 .map(|(run, comparison)| (run, "the other runs".to_string(), comparison))
                 .collect()
@@ -65,7 +60,7 @@ pub fn run(args: CompareArgs) -> anyhow::Result<()> {
         (_, [a, b]) => {
             let (va, vb) = paired_values(&SortingFile::read(a)?, &SortingFile::read(b)?)?;
             let name = |p: &PathBuf| p.display().to_string();
-            vec![(name(a), name(b), compare(&va, &vb, args.k))]
+            vec![(name(a), name(b), compare(&va, &vb, args.k as usize))]
         }
         _ => {
             return Err(Error::Config(
@@ -89,5 +84,5 @@ pub fn run(args: CompareArgs) -> anyhow::Result<()> {
         Column::new("highest_k_overlap".into(), float(|c| c.highest_overlap)),
         Column::new("zero_jaccard".into(), float(|c| c.zero_jaccard)),
     ])?;
-    write_frame(&mut frame, args.format, std::io::stdout().lock())
+    write_frame(&mut frame, args.format.into(), std::io::stdout().lock())
 }

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 use fstream::store::export::{write_npy, write_reference_pickle};
+use fstream::store::output::{Input, check_output};
 use fstream::store::sorting::SortingFile;
 
 #[derive(Debug, Args)]
@@ -30,12 +31,13 @@ enum ExportFormat {
 }
 
 pub fn run(args: ExportArgs) -> anyhow::Result<()> {
-    let file = SortingFile::read(&args.file)?;
     let extension = match args.to {
         ExportFormat::ReferencePickle => "pkl",
         ExportFormat::Npy => "npy",
     };
     let output = args.output.unwrap_or_else(|| args.file.with_extension(extension));
+    check_output("--output", &output, &[Input::File(&args.file)])?;
+    let file = SortingFile::read(&args.file)?;
     let bytes = match args.to {
         ExportFormat::ReferencePickle => write_reference_pickle(&file, &output)?,
         ExportFormat::Npy => write_npy(&file, &output)?,

@@ -133,6 +133,23 @@ fn given_flags(matches: &ArgMatches, subcommand: &str) -> Vec<String> {
         .collect()
 }
 
+/// A failure while writing the output file `path` as a library error naming the file: the
+/// I/O error in `error`'s chain (a full disk, a file-size limit), or its message.
+fn output_error(path: &std::path::Path, error: &anyhow::Error) -> Error {
+    let io = error.chain().find_map(|cause| {
+        cause.downcast_ref::<std::io::Error>().map(|e| (e.kind(), e.to_string())).or_else(|| {
+            match cause.downcast_ref::<polars::error::PolarsError>() {
+                Some(polars::error::PolarsError::IO { error, .. }) => {
+                    Some((error.kind(), error.to_string()))
+                }
+                _ => None,
+            }
+        })
+    });
+    let (kind, message) = io.unwrap_or((std::io::ErrorKind::Other, one_line(error)));
+    Error::io(path, std::io::Error::new(kind, message))
+}
+
 /// The exit code of a training run stopped by a signal (128 + the signal, as a shell
 /// reports it), if one was.
 pub fn interrupted_exit_code() -> Option<u8> {

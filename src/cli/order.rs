@@ -8,6 +8,8 @@ use clap::Args;
 use fstream::Error;
 use fstream::query::Catalog;
 use fstream::query::forgetting::compute_order;
+use fstream::store::output::check_output;
+use fstream::store::sorting::SortingFile;
 
 use super::FidelityArg;
 use super::select::{SelectArgs, warn_skipped, warn_unpresented};
@@ -36,13 +38,15 @@ pub fn run(args: OrderArgs) -> anyhow::Result<()> {
         ))
         .into());
     }
+    for path in SortingFile::paths(&args.output_dir, &args.output_name) {
+        check_output("--output-dir/--output-name", &path, &[])?;
+    }
     let options = args.select.options(args.fidelity.into());
     let input_dir = &args.select.input_dir;
     let catalog = Catalog::open(input_dir)?;
     let report = compute_order(&catalog, &options)
         .with_context(|| format!("counting forgetting events under {}", input_dir.display()))?;
     warn_skipped(&report.skipped);
-    std::fs::create_dir_all(&args.output_dir).map_err(|e| Error::io(&args.output_dir, e))?;
     report.sorting.write(&args.output_dir, &args.output_name)?;
     warn_unpresented(&report.sorting.presented);
     let ordered = report.sorting.presented.iter().filter(|&&p| p).count();

@@ -4,8 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use clap::Args;
-use fstream::Error;
-use fstream::data::{self, DatasetKind, ImageSet};
+use fstream::data::{self, ImageSet};
 use fstream::experiment::plan::DEFAULT_DATA_DIR;
 use fstream::fidelity::Fidelity;
 use fstream::plot::{
@@ -19,7 +18,8 @@ use fstream::query::figures::{
     training_curves,
 };
 use fstream::query::forgetting::OrderOptions;
-use fstream::store::write_bytes_atomically;
+use fstream::store::StagedFiles;
+use fstream::store::output::{Input, check_output};
 use polars::prelude::{CsvWriter, DataFrame, SerWriter};
 
 use super::select::SelectArgs;
@@ -79,6 +79,10 @@ fn parse_size(text: &str) -> Result<(u32, u32), String> {
 }
 
 pub fn run(args: PlotArgs) -> anyhow::Result<()> {
+    let data_files = data::files_dir(&args.data_dir, args.select.dataset());
+    for path in [args.output.clone(), args.output.with_extension("csv")] {
+        check_output("--output", &path, &[Input::Dir(&data_files)])?;
+    }
     let options = args.select.options(Fidelity::Corrected);
     let catalog = Catalog::open(&args.select.input_dir)?;
     let request = Request {
@@ -112,7 +116,8 @@ pub struct Request {
     pub size: (u32, u32),
 }
 
-/// Draws `request` into `output` and writes its data beside it; returns the CSV's path.
+/// Draws `request` into `output` and writes its data beside it, as a pair (both files are
+/// staged before either replaces an older one); returns the CSV's path.
 ///
 /// # Errors
 /// The figure's query errors; drawing and writing errors naming the file.
@@ -120,7 +125,7 @@ pub fn draw(catalog: &Catalog, request: &Request, output: &Path) -> anyhow::Resu
     let options = &request.options;
     let dataset = options.dataset.clone();
     let size = request.size;
-    let mut frame = match request.figure {
+    let (mut frame, picture) = match request.figure {
         FigureArg::ForgettingHistogram | FigureArg::PixelNoise => {
             let group_by = match request.figure {
                 FigureArg::PixelNoise => Some("noise_std_pixels"),
@@ -129,50 +134,54 @@ pub fn draw(catalog: &Catalog, request: &Request, output: &Path) -> anyhow::Resu
             let frame = forgetting_histogram(catalog, options, group_by)?;
             let title = format!("Forgetting events per example, {dataset}");
             let figure = histogram(&frame, title, "forgetting events (summed over runs)")?;
-            render(&figure, output, size)?;
-            frame
+            let picture = render(&figure, output, size)?;
+            (frame, picture)
         }
         FigureArg::LabelNoise => {
             let frame = label_noise(catalog, options)?;
             let title = format!("Forgetting of noisy and clean labels, {dataset}");
-            render(&histogram(&frame, title, "forgetting events (per run)")?, output, size)?;
-            frame
+            let picture =
+                render(&histogram(&frame, title, "forgetting events (per run)")?, output, size)?;
+            (frame, picture)
         }
         FigureArg::SeedStability => {
             let frame = seed_stability(catalog, options)?;
-            render(&stability(&frame, &dataset)?, output, size)?;
-            frame
+            let picture = render(&stability(&frame, &dataset)?, output, size)?;
+            (frame, picture)
         }
         FigureArg::Removal | FigureArg::RemovalWindow => {
             let window = request.figure == FigureArg::RemovalWindow;
             let frame = removal(catalog, options, window)?;
-            render(&removal_chart(&frame, &dataset, window)?, output, size)?;
-            frame
+            let picture = render(&removal_chart(&frame, &dataset, window)?, output, size)?;
+            (frame, picture)
         }
         FigureArg::TrainingCurves => {
             let frame = training_curves(catalog, options)?;
-            render(&curves(&frame, format!("Accuracy per epoch, {dataset}"))?, output, size)?;
-            frame
+            let picture =
+                render(&curves(&frame, format!("Accuracy per epoch, {dataset}"))?, output, size)?;
+            (frame, picture)
         }
         FigureArg::DataMap => {
             let frame = data_map(catalog, options)?;
             let title = format!("Data map, {dataset} (Swayamdipta et al. 2020)");
-            render(&map(&frame, title)?, output, size)?;
-            frame
+            let picture = render(&map(&frame, title)?, output, size)?;
+            (frame, picture)
         }
         FigureArg::Examples => {
-            let kind: DatasetKind = dataset.parse().map_err(Error::Config)?;
-            // Permuted MNIST is shown unpermuted: the permutation only shuffles pixels.
-            let shown = if kind == DatasetKind::PermutedMnist { DatasetKind::Mnist } else { kind };
-            let images = data::load(&request.data_dir, shown, 0)?.train;
-            let frame = extreme_examples(catalog, options, request.count, &images.labels)?;
+            let (frame, images) =
+                extreme_examples(catalog, options, request.count, &request.data_dir)?;
             let title = format!("Unforgettable and most forgotten examples, {dataset}");
-            render(&grid(&frame, &images, title)?, output, size)?;
-            frame
+            let picture = render(&grid(&frame, &images, title)?, output, size)?;
+            (frame, picture)
         }
     };
     let csv = output.with_extension("csv");
-    write_csv(&mut frame, &csv)?;
+    let mut table = Vec::new();
+    CsvWriter::new(&mut table).include_header(true).finish(&mut frame)?;
+    let mut files = StagedFiles::default();
+    files.stage_bytes(output, &picture)?;
+    files.stage_bytes(&csv, &table)?;
+    files.commit()?;
     Ok(csv)
 }
 
@@ -193,13 +202,6 @@ fn grouped<T>(
         groups.last_mut().expect("just pushed").1.push(item(i));
     }
     Ok(groups)
-}
-
-/// Writes the figure's data as CSV, atomically.
-fn write_csv(frame: &mut DataFrame, path: &Path) -> anyhow::Result<()> {
-    let mut bytes = Vec::new();
-    CsvWriter::new(&mut bytes).include_header(true).finish(frame)?;
-    Ok(write_bytes_atomically(path, &bytes)?)
 }
 
 fn histogram(

@@ -1,12 +1,13 @@
 //! `fstream query`: runs an SQL file over a dataset root and prints or writes the result.
 
-use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::PathBuf;
 
 use clap::Args;
 use fstream::Error;
 use fstream::query::{Catalog, QueryEngine};
+use fstream::store::StagedFiles;
+use fstream::store::output::{Input, check_output};
 use polars::prelude::{
     AnyValue, CsvWriter, DataFrame, JsonFormat, JsonWriter, ParquetWriter, SerWriter,
 };
@@ -48,6 +49,27 @@ impl From<EngineArg> for QueryEngine {
     }
 }
 
+/// The formats of commands that print (no file output).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum TextFormat {
+    /// Aligned text table.
+    Table,
+    /// CSV with a header.
+    Csv,
+    /// JSON array of row objects.
+    Json,
+}
+
+impl From<TextFormat> for Format {
+    fn from(format: TextFormat) -> Self {
+        match format {
+            TextFormat::Table => Format::Table,
+            TextFormat::Csv => Format::Csv,
+            TextFormat::Json => Format::Json,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
     /// Aligned text table.
@@ -64,15 +86,21 @@ pub fn run(args: QueryArgs) -> anyhow::Result<()> {
     if args.format == Format::Parquet && args.output.is_none() {
         return Err(Error::Config("--format parquet needs --output PATH".into()).into());
     }
+    if let Some(path) = &args.output {
+        check_output("--output", path, &[Input::File(&args.sql_file)])?;
+    }
     let sql = std::fs::read_to_string(&args.sql_file)
         .map_err(|source| Error::Input { path: args.sql_file.clone(), source })?;
     let catalog = Catalog::open(&args.root)?;
     let mut frame = catalog.run_sql(&sql, &args.sql_file, args.engine.into())?;
     match &args.output {
         Some(path) => {
-            let file = File::create(path).map_err(|e| Error::io(path, e))?;
-            write_frame(&mut frame, args.format, BufWriter::new(file))
-                .map_err(|e| anyhow::anyhow!(e).context(format!("writing {}", path.display())))
+            let mut files = StagedFiles::default();
+            files.stage(path, |file| {
+                write_frame(&mut frame, args.format, BufWriter::new(file))
+                    .map_err(|e| super::output_error(path, &e))
+            })?;
+            Ok(files.commit()?)
         }
         None => write_frame(&mut frame, args.format, std::io::stdout().lock()),
     }

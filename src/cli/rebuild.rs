@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use clap::Args;
+use fstream::record::RunId;
 use fstream::store::dynamics::{Rebuilt, rebuild_run};
 use fstream::store::layout::Layout;
 use fstream::store::runs::{read_all_runs, read_run};
@@ -16,8 +17,8 @@ pub struct RebuildArgs {
     #[arg(long, alias = "input-dir", value_name = "DIR", default_value = "results")]
     root: PathBuf,
     /// Only these runs (default: every run of the root).
-    #[arg(long = "run", value_name = "RUN_ID")]
-    runs: Vec<String>,
+    #[arg(long = "run", value_name = "RUN_ID", value_parser = RunId::parse)]
+    runs: Vec<RunId>,
 }
 
 /// Rebuilds each run's dynamics file; prints the id of every run rebuilt.

@@ -7,9 +7,11 @@ use std::path::PathBuf;
 
 use clap::Args;
 use fstream::Error;
+use fstream::data::{self, DatasetKind};
 use fstream::experiment::plan::DEFAULT_DATA_DIR;
 use fstream::query::forgetting::{OrderOptions, compute_order};
 use fstream::query::{Catalog, sql_string};
+use fstream::store::output::{Input, check_output};
 use fstream::store::write_bytes_atomically;
 use polars::prelude::{AnyValue, DataFrame};
 
@@ -112,6 +114,10 @@ fn applies(catalog: &Catalog, dataset: &str, predicate: &str) -> anyhow::Result<
 }
 
 pub fn run(args: ReportArgs) -> anyhow::Result<()> {
+    let index = args.output.join("index.html");
+    let data_files = DatasetKind::ALL.map(|kind| data::files_dir(&args.data_dir, kind));
+    let inputs: Vec<Input<'_>> = data_files.iter().map(|dir| Input::Dir(dir)).collect();
+    check_output("--output", &index, &inputs)?;
     let catalog = Catalog::open(&args.root)?;
     std::fs::create_dir_all(&args.output).map_err(|e| Error::io(&args.output, e))?;
     let runs = catalog.execute(
@@ -179,7 +185,6 @@ pub fn run(args: ReportArgs) -> anyhow::Result<()> {
         }
     }
     let page = page(&args.root.display().to_string(), &body, &runs_table(&runs), &left_out);
-    let index = args.output.join("index.html");
     write_bytes_atomically(&index, page.as_bytes())?;
     log::info!("{} figures, {} left out", pictures, left_out.len());
     println!("{}", index.display());

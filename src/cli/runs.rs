@@ -6,11 +6,12 @@ use std::path::PathBuf;
 use clap::Args;
 use fstream::Error;
 use fstream::query::Catalog;
+use fstream::query::predicate::RunsPredicate;
 use fstream::store::layout::Table;
 use fstream::store::lock::lock_holder;
 use polars::prelude::{Column, NamedFrom, Series};
 
-use super::query::{Format, write_aligned, write_frame};
+use super::query::{TextFormat, write_aligned, write_frame};
 
 #[derive(Debug, Args)]
 pub struct RunsArgs {
@@ -22,15 +23,15 @@ pub struct RunsArgs {
     where_sql: Option<String>,
     /// Output format.
     #[arg(long, value_enum, value_name = "FORMAT", default_value = "table")]
-    format: Format,
+    format: TextFormat,
 }
 
 pub fn run(args: RunsArgs) -> anyhow::Result<()> {
-    if args.format == Format::Parquet {
-        return Err(Error::Config("--format parquet: use `fstream query` for files".into()).into());
-    }
     let catalog = Catalog::open(&args.root)?;
-    let predicate = fstream::query::check_predicate(args.where_sql.as_deref().unwrap_or("TRUE"))?;
+    let predicate = match args.where_sql.as_deref() {
+        Some(text) => RunsPredicate::parse(text, &catalog.runs_columns()?)?.to_sql(""),
+        None => "TRUE".to_string(),
+    };
     // Before any run commits an epoch there is no epochs table to join.
     let (test_acc, join) = match catalog.scan(Table::Epochs)? {
         Some(_) => (
@@ -77,7 +78,7 @@ pub fn run(args: RunsArgs) -> anyhow::Result<()> {
     ];
     let mut frame = frame.select(order)?;
     match args.format {
-        Format::Table => write_aligned(&frame, usize::MAX, std::io::stdout().lock()),
-        format => write_frame(&mut frame, format, std::io::stdout().lock()),
+        TextFormat::Table => write_aligned(&frame, usize::MAX, std::io::stdout().lock()),
+        format => write_frame(&mut frame, format.into(), std::io::stdout().lock()),
     }
 }

@@ -9,6 +9,8 @@ use fstream::Error;
 use fstream::fidelity::Fidelity;
 use fstream::query::Catalog;
 use fstream::query::scores::{NeverLearned, Score, ScoreOptions, compute_scores};
+use fstream::store::output::check_output;
+use fstream::store::sorting::SortingFile;
 
 use super::select::{SelectArgs, warn_skipped, warn_unpresented};
 
@@ -47,6 +49,10 @@ pub fn run(args: ScoresArgs) -> anyhow::Result<()> {
         ))
         .into());
     };
+    let dir = if dir.as_os_str().is_empty() { std::path::Path::new(".") } else { dir };
+    for path in SortingFile::paths(dir, stem) {
+        check_output("--output", &path, &[])?;
+    }
     if args.never_learned != NeverLearned::default() && !args.score.has_never_learned() {
         log::warn!("--never-learned does not change {}: it has no never-learned case", args.score);
     }
@@ -62,8 +68,6 @@ pub fn run(args: ScoresArgs) -> anyhow::Result<()> {
     let report = compute_scores(&catalog, &options)
         .with_context(|| format!("computing {} under {}", args.score, input_dir.display()))?;
     warn_skipped(&report.skipped);
-    let dir = if dir.as_os_str().is_empty() { std::path::Path::new(".") } else { dir };
-    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     report.sorting.write(dir, stem)?;
     warn_unpresented(&report.sorting.presented);
     println!(

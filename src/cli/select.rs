@@ -49,6 +49,11 @@ enum TieBreakArg {
 }
 
 impl SelectArgs {
+    /// The dataset whose runs are selected.
+    pub fn dataset(&self) -> DatasetKind {
+        self.dataset
+    }
+
     /// The library's selection options, with `fidelity`.
     pub fn options(&self, fidelity: Fidelity) -> OrderOptions {
         OrderOptions {

@@ -30,12 +30,12 @@ pub struct TrainArgs {
     /// extends it). `--resume` without an id, with the flags that started an experiment:
     /// continue each of its incomplete runs, start the seeds that never started, and leave
     /// complete runs alone.
-    #[arg(long, value_name = "RUN_ID", num_args = 0..=1)]
+    #[arg(long, value_name = "RUN_ID", num_args = 0..=1, value_parser = run_id_arg)]
     pub resume: Option<Option<String>>,
     /// Id of the new run instead of a generated one (one seed only). With --resume (no id):
     /// skip the run if it is complete, resume it if it is not, start it if it does not exist,
     /// which is how sweeps make every command safe to run again.
-    #[arg(long, value_name = "ID")]
+    #[arg(long, value_name = "ID", value_parser = run_id_arg)]
     pub run_id: Option<String>,
     /// Directory holding the dataset files (DIR/mnist/*-ubyte[.gz],
     /// DIR/cifar-10-batches-bin/*.bin, DIR/cifar-100-binary/*.bin) [default: data; with
@@ -49,10 +49,10 @@ pub struct TrainArgs {
     #[arg(long, value_name = "N", default_value_t = 200)]
     pub epochs: u32,
     /// Training seed; repeat for several runs (default 1).
-    #[arg(long, value_name = "N", conflicts_with = "seeds")]
+    #[arg(long, value_name = "N", conflicts_with = "seeds", allow_negative_numbers = true, value_parser = seed_arg)]
     pub seed: Vec<u64>,
     /// Several seeds, as an inclusive range A..B or a list A,B,C; the runs train concurrently.
-    #[arg(long, value_name = "SEEDS")]
+    #[arg(long, value_name = "SEEDS", allow_hyphen_values = true)]
     pub seeds: Option<String>,
     /// Model: mnist_cnn (MNIST default), resnet18 (CIFAR default) or wideresnet (WRN-28-10).
     #[arg(long, value_name = "NAME")]
@@ -110,6 +110,11 @@ pub struct TrainArgs {
     /// in the reference's scripts).
     #[arg(long, alias = "sorting_file", value_name = "FILE")]
     pub sorting_file: Option<PathBuf>,
+    /// With --sorting-file: refuse it unless it was counted over exactly these runs
+    /// (comma-separated ids). Sweeps pass their order stage's runs, so that a sorting file of
+    /// an earlier version of the sweep is never used.
+    #[arg(long, value_name = "IDS", value_delimiter = ',', requires = "sorting_file", value_parser = run_id_arg)]
+    pub sorting_runs: Vec<String>,
     /// Directory of --sorting-file, as the reference's --input_dir: FILE is then looked up as
     /// DIR/FILE, with ".parquet" added when it has no extension.
     #[arg(long, alias = "input_dir", value_name = "DIR")]
@@ -224,20 +229,16 @@ impl TrainArgs {
         {
             return Err(Error::Config(format!("seed {seed} is given twice")));
         }
-        if let Some(id) = &self.run_id {
-            check_run_id(id)?;
-            if seeds.len() != 1 {
-                return Err(Error::Config(format!(
-                    "--run-id {id} names one run, but the seed flags give {}",
-                    seeds.len()
-                )));
-            }
-        }
-        if seeds.len() > MAX_RUNS_PER_PROCESS {
+        if let Some(id) = &self.run_id
+            && seeds.len() != 1
+        {
             return Err(Error::Config(format!(
-                "--seeds: {} runs exceed the limit of {MAX_RUNS_PER_PROCESS} concurrent runs per process; split the seeds over several processes (they can share one --output-dir)",
+                "--run-id {id} names one run, but the seed flags give {}",
                 seeds.len()
             )));
+        }
+        if seeds.len() > MAX_RUNS_PER_PROCESS {
+            return Err(too_many_runs(seeds.len() as u128));
         }
         let defaults = ReferenceDefaults::new(dataset, self.optimizer);
         let model = model_for(dataset, self.model.unwrap_or(defaults.model))?;
@@ -303,6 +304,7 @@ impl TrainArgs {
             },
             seeds,
             sorting_file,
+            sorting_runs: (!self.sorting_runs.is_empty()).then(|| self.sorting_runs.clone()),
             removal_flags: RemovalFlags {
                 remove_n: self.remove_n,
                 keep_lowest_n: self.keep_lowest_n,
@@ -320,16 +322,9 @@ impl TrainArgs {
     }
 }
 
-/// Run ids name files and partitions: letters, digits, `.`, `_` and `-`, not starting with a
-/// dot, at most 128 characters.
-fn check_run_id(id: &str) -> Result<(), Error> {
-    let allowed = |c: char| c.is_ascii_alphanumeric() || "._-".contains(c);
-    if id.is_empty() || id.len() > 128 || id.starts_with('.') || !id.chars().all(allowed) {
-        return Err(Error::Config(format!(
-            "--run-id {id:?}: expected 1 to 128 letters, digits, '.', '_' or '-', not starting with '.'"
-        )));
-    }
-    Ok(())
+/// A run id flag's value, checked by [`RunId::parse`] (ids name files of the root).
+fn run_id_arg(id: &str) -> Result<String, String> {
+    RunId::parse(id).map(String::from)
 }
 
 /// `model`, refused when its input shape is not the dataset's.
@@ -440,6 +435,18 @@ fn sorting_file(args: &TrainArgs) -> Option<PathBuf> {
     }
 }
 
+/// A `--seed` value: a non-negative integer.
+fn seed_arg(text: &str) -> Result<u64, String> {
+    text.parse().map_err(|_| format!("expected a non-negative integer, not {text:?}"))
+}
+
+/// `count` seeds are more runs than one process trains.
+fn too_many_runs(count: u128) -> Error {
+    Error::Config(format!(
+        "--seeds: {count} runs exceed the limit of {MAX_RUNS_PER_PROCESS} concurrent runs per process; split the seeds over several processes (they can share one --output-dir)"
+    ))
+}
+
 /// Parses `A..B` (inclusive) or `A,B,C`.
 fn parse_seeds(spec: &str) -> Result<Vec<u64>, Error> {
     let bad = || {
@@ -451,6 +458,17 @@ fn parse_seeds(spec: &str) -> Result<Vec<u64>, Error> {
         Some((a, b)) => {
             let a: u64 = a.trim().parse().map_err(|_| bad())?;
             let b: u64 = b.trim().trim_start_matches('=').parse().map_err(|_| bad())?;
+            if a > b {
+                return Err(Error::Config(format!(
+                    "--seeds {spec:?}: the range A..B needs A <= B (it includes both ends)"
+                )));
+            }
+            // Counted before the list is built: a typo such as 1..999999999999 must not
+            // allocate terabytes.
+            let count = u128::from(b - a) + 1;
+            if count > MAX_RUNS_PER_PROCESS as u128 {
+                return Err(too_many_runs(count));
+            }
             (a..=b).collect()
         }
         None => spec

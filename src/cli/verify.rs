@@ -4,8 +4,9 @@ use std::path::PathBuf;
 
 use clap::Args;
 use fstream::Error;
+use fstream::record::RunId;
 use fstream::store::layout::Layout;
-use fstream::store::verify::{Finding, remove_orphans, remove_run, verify};
+use fstream::store::verify::{Depth, Finding, remove_orphans, remove_run, verify};
 
 use super::counted;
 
@@ -17,13 +18,16 @@ pub struct VerifyArgs {
     /// Delete the orphans found (files no reader sees and nothing needs).
     #[arg(long)]
     remove_orphans: bool,
+    /// Check structure only (footers, row counts), not each file's content checksum.
+    #[arg(long)]
+    quick: bool,
 }
 
 #[derive(Debug, Args)]
 pub struct RmArgs {
     /// Runs to delete.
-    #[arg(value_name = "RUN_ID", required = true)]
-    run_ids: Vec<String>,
+    #[arg(value_name = "RUN_ID", required = true, value_parser = RunId::parse)]
+    run_ids: Vec<RunId>,
     /// Dataset root written by `fstream train`.
     #[arg(long, alias = "input-dir", value_name = "DIR", default_value = "results")]
     root: PathBuf,
@@ -39,7 +43,8 @@ pub fn run_verify(args: VerifyArgs) -> anyhow::Result<()> {
         ))
         .into());
     }
-    let report = verify(&layout)?;
+    let depth = if args.quick { Depth::Quick } else { Depth::Full };
+    let report = verify(&layout, depth)?;
     for finding in &report.findings {
         let (kind, path, reason) = match finding {
             Finding::Damage { path, reason } => ("damage", path, reason),

@@ -305,7 +305,7 @@ fn bad_input_table() {
             "a --where predicate that ends the statement",
             order_of(&root, &["--where", "1=1; DROP TABLE runs"]),
             2,
-            "expected one SQL predicate over the runs table, without ';'".into(),
+            "--where \"1=1; DROP TABLE runs\": expected one condition, but ; follows".into(),
         ),
         (
             "an --output-dir that is a file",

@@ -11,6 +11,7 @@ mod interop;
 mod operate;
 mod plot;
 mod query;
+mod safety;
 mod scores;
 mod slurm;
 mod store;

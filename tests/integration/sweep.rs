@@ -185,6 +185,68 @@ fn a_small_removal_sweep_runs_locally_and_running_it_again_trains_nothing() {
     assert_removal_curve_matches_the_epochs(&ws);
 }
 
+#[test]
+fn a_task_that_fails_before_its_run_starts_shows_as_failed_with_its_error() {
+    // No data: the train command fails while loading it, before any run exists.
+    let ws = Workspace::new();
+    let spec = write_spec(
+        &ws,
+        "name = \"bad\"\n[train]\ndataset = \"mnist\"\nepochs = 1\ndevice = \"cpu\"\nno_download = true\n\n[[stage]]\nname = \"base\"\n",
+    );
+    let run = sweep_run(&ws, &spec, &["--jobs", "1"]);
+    assert_ne!(run.output.status.code(), Some(0), "{}", run.stderr());
+    let status = status(&ws, &spec, &ws.root());
+    let task = &status["stages"][0]["tasks"][0];
+    assert_eq!(task["state"], "failed", "{status}");
+    let error = task["error"].as_str().unwrap_or_default();
+    assert!(error.contains("missing train-images-idx3-ubyte"), "{status}");
+}
+
+#[test]
+fn an_edited_base_stage_recomputes_its_order_and_trains_new_removal_runs() {
+    let ws = Workspace::new();
+    ws.write_tiny_mnist(60, 10);
+    let text = tiny_removal_sweep("edit", &[1], &[10]);
+    let spec = write_spec(&ws, &text);
+    sweep_run(&ws, &spec, &["--jobs", "1"]).assert_ok();
+    let sorting = ws.root().join("sweeps/edit/order.parquet");
+    let counted = || {
+        let file = std::fs::File::open(&sorting).unwrap();
+        let reader = parquet::file::reader::SerializedFileReader::new(file).unwrap();
+        let metadata = parquet::file::reader::FileReader::metadata(&reader).file_metadata();
+        let runs =
+            metadata.key_value_metadata().unwrap().iter().find(|kv| kv.key == "fstream.runs");
+        let mut runs: Vec<String> =
+            runs.unwrap().value.clone().unwrap().split(',').map(String::from).collect();
+        runs.sort();
+        runs
+    };
+    let first = counted();
+    // Another learning rate: other base runs, so the old sorting file is stale.
+    let spec = write_spec(&ws, &text.replace("lr = 0.05", "lr = 0.04"));
+    let counts = stage_counts(&status(&ws, &spec, &ws.root()));
+    let want = [("base", (2, 0)), ("order", (1, 0)), ("removal", (2, 0))];
+    assert_eq!(counts, want.map(|(s, c)| (s.to_string(), c)).into_iter().collect());
+    sweep_run(&ws, &spec, &["--jobs", "1"]).assert_ok();
+    let second = counted();
+    assert_ne!(first, second);
+    let sql = ws.path().join("runs.sql");
+    std::fs::write(
+        &sql,
+        "SELECT run_id, lr FROM runs WHERE run_id LIKE 'edit-base-%' ORDER BY run_id",
+    )
+    .unwrap();
+    let new_base: Vec<String> = csv_rows(&ws.query_csv(&sql))
+        .into_iter()
+        .filter(|row| row[1] == "0.04")
+        .map(|row| row[0].clone())
+        .collect();
+    assert_eq!(second, new_base, "the new order counts the new base runs");
+    std::fs::write(&sql, "SELECT COUNT(*) AS n FROM runs WHERE run_id LIKE 'edit-removal-%'")
+        .unwrap();
+    assert_eq!(ws.query_csv(&sql), "n\n4\n", "new removal runs beside the old ones");
+}
+
 /// `queries/removal_curve.sql` against means and standard deviations computed here from the
 /// final epochs of the runs.
 fn assert_removal_curve_matches_the_epochs(ws: &Workspace) {
@@ -295,7 +357,7 @@ fn train_run_id_names_one_run_that_resume_starts_resumes_or_skips() {
         .assert_error_contains("--run-id my-run names one run, but the seed flags give 2");
     ws.train(&["--run-id", ".hidden"])
         .assert_exit_code(2)
-        .assert_error_contains("--run-id \".hidden\"");
+        .assert_error_contains("invalid value '.hidden' for '--run-id <ID>': expected 1 to 128");
     with_id(&["--resume"]).assert_ok();
     assert!(ws.root().join("runs/my-run.parquet").is_file());
     with_id(&[]).assert_exit_code(2).assert_error_contains("run my-run already exists under");

@@ -131,6 +131,11 @@ impl Error {
     }
 }
 
+/// An optional value as an error message shows it: the value, or `none`.
+pub(crate) fn or_none<T: std::fmt::Display>(value: Option<T>) -> String {
+    value.map_or_else(|| "none".to_string(), |v| v.to_string())
+}
+
 /// The first line of an engine message; polars appends multi-line plan dumps that do not belong
 /// in a one-line error.
 pub(crate) fn first_line(message: &str) -> &str {

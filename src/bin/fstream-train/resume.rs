@@ -21,8 +21,9 @@ use crate::train::{data_cache, device, new_runs_data_dir};
 
 /// Flags that say where things are and how to run, not what is trained: a resumed run may
 /// get other values for these.
-const EXECUTION_FLAGS: [&str; 13] = [
+const EXECUTION_FLAGS: [&str; 14] = [
     "resume",
+    "sorting_runs",
     "run_id",
     "output_dir",
     "data_dir",

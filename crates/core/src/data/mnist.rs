@@ -136,7 +136,7 @@ fn read_split(images_path: &Path, labels_path: &Path) -> Result<ImageSet> {
     if let Some(bad) = labels.data.iter().find(|&&l| usize::from(l) >= NUM_CLASSES) {
         return Err(Error::format(
             labels_path,
-            format!("label {bad} out of range: expected 0..{NUM_CLASSES}"),
+            format!("label {bad} out of range: expected 0 to {}", NUM_CLASSES - 1),
         ));
     }
     Ok(ImageSet {

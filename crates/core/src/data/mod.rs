@@ -97,6 +97,15 @@ pub fn load(data_dir: &Path, kind: DatasetKind, permutation_seed: u64) -> Result
     }
 }
 
+/// The directory under `data_dir` that holds `kind`'s files (`mnist/`,
+/// `cifar-10-batches-bin/`, `cifar-100-binary/`).
+pub fn files_dir(data_dir: &Path, kind: DatasetKind) -> std::path::PathBuf {
+    match cifar::format_of(kind) {
+        Some(format) => cifar::cifar_dir(data_dir, &format),
+        None => mnist::mnist_dir(data_dir),
+    }
+}
+
 crate::names::named_enum!(DatasetKind, "dataset");
 
 /// A set of same-sized images with their labels, as read from disk.

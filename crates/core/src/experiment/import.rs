@@ -15,6 +15,7 @@ use std::path::Path;
 
 use serde_pickle::{HashableValue, Value};
 
+use super::pickle_depth::check_depth;
 use super::plan::{ReferenceDefaults, new_run_id};
 use crate::config::OptimizerKind;
 use crate::data::{DatasetKind, Splits};
@@ -78,10 +79,11 @@ pub fn flags_from_file_name(name: &str) -> BTreeMap<String, String> {
 /// [`Error::Format`] naming the file when it is not a pickle of the reference's structure.
 pub fn read_reference_stats(path: &Path) -> Result<ReferenceStats> {
     let bad = |reason: String| Error::format(path, reason);
-    let file = std::fs::File::open(path).input(path)?;
+    let bytes = std::fs::read(path).input(path)?;
+    check_depth(&bytes).map_err(|e| bad(format!("not the reference's statistics: {e}")))?;
     // numpy int64 keys unpickle as (dtype state, 8 little-endian bytes).
     let options = serde_pickle::DeOptions::new().keep_restore_state().replace_unresolved_globals();
-    let value = serde_pickle::value_from_reader(std::io::BufReader::new(file), options)
+    let value = serde_pickle::value_from_slice(&bytes, options)
         .map_err(|e| bad(format!("not a readable pickle: {e}")))?;
     let Value::Dict(dict) = value else {
         return Err(bad("expected a dict (the reference's example_stats)".into()));
@@ -103,21 +105,37 @@ pub fn read_reference_stats(path: &Path) -> Result<ReferenceStats> {
                     accuracies;
             }
             _ => {
-                let index =
-                    example_index(&key).ok_or_else(|| bad(format!("unexpected key {key:?}")))?;
-                let presentations = presentation_lists(&value).ok_or_else(|| {
-                    bad(format!(
-                        "example {index}: expected [losses, accuracies, margins] of equal length"
-                    ))
-                })?;
+                let index = example_index(&key)
+                    .ok_or_else(|| bad(format!("unexpected key {}", short_debug(&key))))?;
+                let presentations = presentation_lists(&value)
+                    .map_err(|reason| bad(format!("example {index}: {reason}")))?;
                 stats.examples.insert(index, presentations);
             }
         }
     }
-    if stats.examples.is_empty() {
+    let Some((&first, first_presentations)) = stats.examples.iter().next() else {
         return Err(bad("no example statistics".into()));
+    };
+    // The reference records every example once per epoch: ragged lists are not its files.
+    let epochs = first_presentations.len();
+    if let Some((index, other)) = stats.examples.iter().find(|(_, p)| p.len() != epochs) {
+        return Err(bad(format!(
+            "example {index} has {} presentations but example {first} has {epochs}; the reference records every example once per epoch",
+            other.len()
+        )));
+    }
+    for (split, accuracies) in [("train", &stats.train_acc), ("test", &stats.test_acc)] {
+        if let Some(a) = accuracies.iter().find(|a| !(0.0..=1.0).contains(*a)) {
+            return Err(bad(format!("'{split}': accuracy {}%, expected 0 to 100", a * 100.0)));
+        }
     }
     Ok(stats)
+}
+
+/// A pickle key for an error message, cut short.
+fn short_debug(key: &HashableValue) -> String {
+    let text = format!("{key:?}");
+    if text.len() > 60 { format!("{}…", &text[..text.floor_char_boundary(60)]) } else { text }
 }
 
 /// An example key: a Python int, or a numpy int64 (its restore state ends in its 8 bytes).
@@ -157,19 +175,36 @@ fn accuracy_list(value: &Value) -> Option<Vec<f64>> {
     Some(numbers(parts.get(1)?)?.into_iter().map(|a| a / 100.0).collect())
 }
 
-/// `[losses, accuracies, margins]` as one (loss, correct, margin) per presentation.
-fn presentation_lists(value: &Value) -> Option<Vec<(f32, bool, f32)>> {
-    let Value::List(parts) = value else { return None };
-    let [losses, accuracies, margins] = [parts.first()?, parts.get(1)?, parts.get(2)?].map(numbers);
-    let (losses, accuracies, margins) = (losses?, accuracies?, margins?);
-    (losses.len() == accuracies.len() && losses.len() == margins.len()).then(|| {
-        losses
-            .iter()
-            .zip(&accuracies)
-            .zip(&margins)
-            .map(|((&l, &a), &m)| (l as f32, a > 0.5, m as f32))
-            .collect()
-    })
+/// `[losses, accuracies, margins]` as one (loss, correct, margin) per presentation: finite
+/// losses and margins, accuracies 0 or 1, as the reference writes them.
+fn presentation_lists(value: &Value) -> std::result::Result<Vec<(f32, bool, f32)>, String> {
+    let shape = || "expected [losses, accuracies, margins] of numbers, of equal length".to_string();
+    let Value::List(parts) = value else { return Err(shape()) };
+    let [Some(losses), Some(accuracies), Some(margins)] =
+        [parts.first(), parts.get(1), parts.get(2)].map(|part| part.and_then(numbers))
+    else {
+        return Err(shape());
+    };
+    if losses.len() != accuracies.len() || losses.len() != margins.len() {
+        return Err(shape());
+    }
+    let mut presentations = Vec::with_capacity(losses.len());
+    for (p, ((&loss, &accuracy), &margin)) in
+        losses.iter().zip(&accuracies).zip(&margins).enumerate()
+    {
+        let at = format!("presentation {}", p + 1);
+        if !loss.is_finite() || loss < 0.0 {
+            return Err(format!("{at}: loss {loss}, expected a finite number at least 0"));
+        }
+        if !margin.is_finite() {
+            return Err(format!("{at}: margin {margin}, expected a finite number"));
+        }
+        if accuracy != 0.0 && accuracy != 1.0 {
+            return Err(format!("{at}: accuracy {accuracy}, expected 0 or 1"));
+        }
+        presentations.push((loss as f32, accuracy == 1.0, margin as f32));
+    }
+    Ok(presentations)
 }
 
 /// Writes `stats` into the root at `root` as one complete run of `dataset`, whose data
@@ -199,7 +234,7 @@ pub fn import_run(
             format!("example {outside} is outside {dataset}'s {n} training examples"),
         ));
     }
-    let info = imported_info(source, stats, dataset, n, data, data_dir);
+    let info = imported_info(source, stats, dataset, n, data, data_dir)?;
     let examples = ExampleTable {
         original_labels: data.train.labels.clone(),
         labels: data.train.labels.clone(),
@@ -259,6 +294,10 @@ pub fn import_run(
 }
 
 /// The `runs` row of an imported run: the file name's flags over the reference's defaults.
+///
+/// # Errors
+/// [`Error::Format`] naming the file when a flag's value in its name is not what the
+/// reference writes (`seed_banana`).
 fn imported_info(
     source: &Path,
     stats: &ReferenceStats,
@@ -266,16 +305,41 @@ fn imported_info(
     n: usize,
     data: &Splits,
     data_dir: &str,
-) -> RunInfo {
+) -> Result<RunInfo> {
     let flag = |name: &str| stats.flags.get(name).map(String::as_str);
-    let parsed = |name: &str| flag(name).and_then(|v| v.parse::<f64>().ok());
-    let yes = |name: &str| flag(name) == Some("True");
-    let seed = parsed("seed").map_or(0, |s| s as u64);
+    let bad_flag = |name: &str, expected: &str| {
+        Error::format(
+            source,
+            format!("file name: {name}_{}: expected {expected}", flag(name).unwrap_or_default()),
+        )
+    };
+    let integer = |name: &str| -> Result<Option<i64>> {
+        flag(name).map(|v| v.parse::<i64>().map_err(|_| bad_flag(name, "an integer"))).transpose()
+    };
+    let count = |name: &str| -> Result<u32> {
+        let value = integer(name)?.unwrap_or(0);
+        u32::try_from(value).map_err(|_| bad_flag(name, "an integer at least 0"))
+    };
+    let percent = |name: &str| -> Result<f64> {
+        let value = flag(name).map(|v| v.parse::<f64>());
+        match value {
+            None => Ok(0.0),
+            Some(Ok(v)) if v.is_finite() && v >= 0.0 => Ok(v),
+            Some(_) => Err(bad_flag(name, "a number at least 0")),
+        }
+    };
+    let yes = |name: &str| match flag(name) {
+        None | Some("False") => Ok(false),
+        Some("True") => Ok(true),
+        Some(_) => Err(bad_flag(name, "True or False")),
+    };
+    let seed = integer("seed")?.unwrap_or(0);
+    let seed = u64::try_from(seed).map_err(|_| bad_flag("seed", "an integer at least 0"))?;
     let optimizer =
         if flag("optimizer") == Some("adam") { OptimizerKind::Adam } else { OptimizerKind::Sgd };
     let defaults = ReferenceDefaults::new(dataset, optimizer);
     let epochs = stats.examples.values().map(Vec::len).max().unwrap_or(0) as u32;
-    RunInfo {
+    Ok(RunInfo {
         run_id: new_run_id(dataset, seed),
         dataset,
         model: defaults.model,
@@ -289,15 +353,15 @@ fn imported_info(
         weight_decay: defaults.optimizer.weight_decay,
         lr_milestones: defaults.lr_milestones,
         lr_gamma: 0.2,
-        data_augmentation: yes("data_augmentation"),
-        no_dropout: yes("no_dropout"),
+        data_augmentation: yes("data_augmentation")?,
+        no_dropout: yes("no_dropout")?,
         sorting_file: flag("sorting_file").filter(|f| *f != "none").map(String::from),
-        remove_n: parsed("remove_n").map_or(0, |r| r as u32),
-        keep_lowest_n: parsed("keep_lowest_n").map_or(0, |k| k as i64),
-        remove_subsample: parsed("remove_subsample").map_or(0, |r| r as u32),
-        noise_percent_labels: parsed("noise_percent_labels").unwrap_or(0.0),
-        noise_percent_pixels: parsed("noise_percent_pixels").unwrap_or(0.0),
-        noise_std_pixels: parsed("noise_std_pixels").unwrap_or(0.0),
+        remove_n: count("remove_n")?,
+        keep_lowest_n: integer("keep_lowest_n")?.unwrap_or(0),
+        remove_subsample: count("remove_subsample")?,
+        noise_percent_labels: percent("noise_percent_labels")?,
+        noise_percent_pixels: percent("noise_percent_pixels")?,
+        noise_std_pixels: percent("noise_std_pixels")?,
         data_dir: data_dir.into(),
         data_sha256: data.fingerprint(),
         dataset_examples: n as u32,
@@ -308,7 +372,7 @@ fn imported_info(
         command: format!("fstream import-reference {}", source.display()),
         started_at_ms: now_ms(),
         ..RunInfo::default()
-    }
+    })
 }
 
 #[cfg(test)]

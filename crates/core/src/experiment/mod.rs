@@ -2,6 +2,7 @@
 //! reference's files by [`import`]) as [`PlannedRun`]s, which `fstream-torch` trains.
 
 pub mod import;
+mod pickle_depth;
 pub mod plan;
 pub mod resume;
 

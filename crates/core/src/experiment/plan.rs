@@ -13,8 +13,9 @@ use crate::config::{LrSchedule, OptimizerConfig, OptimizerKind};
 use crate::data::corrupt::{PixelNoise, add_pixel_noise, flip_labels};
 use crate::data::selection::{Removal, select};
 use crate::data::{self, DatasetKind, Splits};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, or_none};
 use crate::fidelity::Fidelity;
+use crate::query::forgetting::short_fingerprint;
 use crate::record::{ExampleTable, RunId, RunInfo};
 use crate::store::sorting::SortingFile;
 use crate::store::writer::now_ms;
@@ -75,6 +76,9 @@ pub struct ExperimentSpec {
     pub base: TrainConfig,
     /// Sorting file of a removal experiment.
     pub sorting_file: Option<PathBuf>,
+    /// The runs the sorting file must have been counted over (a sweep's order stage), so that
+    /// a stale file is refused.
+    pub sorting_runs: Option<Vec<String>>,
     /// The reference's removal flags.
     pub removal_flags: RemovalFlags,
     /// Corrected or faithful semantics.
@@ -164,6 +168,7 @@ impl ExperimentSpec {
             seeds,
             base,
             sorting_file: None,
+            sorting_runs: None,
             removal_flags: RemovalFlags::default(),
             fidelity: Fidelity::Corrected,
             permutation_seed: 0,
@@ -237,7 +242,11 @@ pub fn plan_new_runs(plan: &ExperimentSpec, data_cache: &mut DataCache) -> Resul
         let permutation_seed =
             (dataset == DatasetKind::PermutedMnist).then(|| plan.permutation_seed(seed));
         if let (None, Some(path)) = (&sorting_file, &plan.sorting_file) {
-            sorting_file = Some(read_sorting_file(path, &data, permutation_seed)?);
+            let sorting = read_sorting_file(path, &data, &fingerprint, permutation_seed)?;
+            if let Some(expected) = &plan.sorting_runs {
+                check_sorting_runs(path, &sorting, expected)?;
+            }
+            sorting_file = Some(sorting);
         }
         let selection =
             select(data.train.len(), &removal(plan.removal_flags, sorting_file.as_ref()), seed)?;
@@ -319,11 +328,12 @@ fn removal(flags: RemovalFlags, sorting: Option<&SortingFile>) -> Removal {
     }
 }
 
-/// Reads the sorting file and checks that it belongs to `data` (with pixel permutation
-/// `permutation_seed` for permuted MNIST).
+/// Reads the sorting file and checks that it belongs to `data` (fingerprint `fingerprint`,
+/// with pixel permutation `permutation_seed` for permuted MNIST).
 fn read_sorting_file(
     path: &PathBuf,
     data: &Splits,
+    fingerprint: &str,
     permutation_seed: Option<u64>,
 ) -> Result<SortingFile, Error> {
     let sorting = SortingFile::read(path)?;
@@ -331,8 +341,9 @@ fn read_sorting_file(
         return Err(Error::format(
             path,
             format!(
-                "sorting file is for permutation_seed {:?}, but the run uses {permutation_seed:?} (--permutation-seed)",
-                sorting.permutation_seed
+                "sorting file is for permutation_seed {}, but the run uses {} (--permutation-seed)",
+                or_none(sorting.permutation_seed),
+                or_none(permutation_seed)
             ),
         ));
     }
@@ -348,7 +359,39 @@ fn read_sorting_file(
             ),
         ));
     }
+    if let Some(ranked) = sorting.data_sha256.as_deref().filter(|f| *f != fingerprint) {
+        return Err(Error::format(
+            path,
+            format!(
+                "sorting file ranks other data (data_sha256 {}, from runs {}) than --data-dir holds ({}): removing by it would remove the wrong examples",
+                short_fingerprint(ranked),
+                sorting.runs.join(", "),
+                short_fingerprint(fingerprint)
+            ),
+        ));
+    }
     Ok(sorting)
+}
+
+/// Refuses a sorting file not counted over exactly the runs `expected` (`--sorting-runs`): a
+/// file of an earlier version of a sweep, whose base runs have changed since.
+fn check_sorting_runs(path: &Path, sorting: &SortingFile, expected: &[String]) -> Result<()> {
+    let sorted = |ids: &[String]| {
+        let mut ids = ids.to_vec();
+        ids.sort();
+        ids
+    };
+    if sorted(&sorting.runs) != sorted(expected) {
+        return Err(Error::format(
+            path,
+            format!(
+                "sorting file was counted over runs {}, but --sorting-runs names {}: it is stale; run its order stage again (`fstream sweep run` does)",
+                sorting.runs.join(","),
+                expected.join(",")
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// Warns when the removal takes examples that no run behind the sorting file presented: their
@@ -395,6 +438,7 @@ mod tests {
             dataset: "mnist".into(),
             dataset_examples: 3,
             permutation_seed: None,
+            data_sha256: None,
             runs: vec![],
             example_ids: vec![2, 0, 1],
             ranked: crate::store::sorting::Ranked::ForgettingCounts(vec![0, 0, 1]),

@@ -208,6 +208,7 @@ mod tests {
             seeds: vec![9],
             base: base.clone(),
             sorting_file: None,
+            sorting_runs: None,
             removal_flags: RemovalFlags::default(),
             fidelity: Fidelity::Faithful,
             permutation_seed: 0,

@@ -56,6 +56,13 @@ impl HistogramSeries {
     }
 }
 
+/// A tick label of an axis of whole numbers (counts, epochs): the number at whole positions,
+/// nothing between them (a tick at 0.5 would read "0" or "1", and -0.4 "-0").
+fn whole_number(x: &f64) -> String {
+    let whole = x.round();
+    if (x - whole).abs() < 1e-6 { format!("{}", whole as i64) } else { String::new() }
+}
+
 /// The fraction of examples per forgetting count, one bar per series and count.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ForgettingHistogram {
@@ -87,7 +94,8 @@ impl Figure for ForgettingHistogram {
             .y_desc("fraction of examples")
             .axis_desc_style(("sans-serif", AXIS_TITLE))
             .label_style(("sans-serif", LABELS))
-            .x_label_formatter(&|x| format!("{x:.0}"))
+            .x_labels((max_count + 1).min(21))
+            .x_label_formatter(&whole_number)
             .draw()
             .map_err(text)?;
         let width = 0.8 / self.series.len().max(1) as f64;
@@ -153,7 +161,7 @@ impl Figure for TrainingCurves {
             chart
                 .configure_mesh()
                 .x_labels(whole_epochs)
-                .x_label_formatter(&|x| format!("{x:.0}"))
+                .x_label_formatter(&whole_number)
                 .x_desc("epoch")
                 .y_desc("accuracy (fraction)")
                 .axis_desc_style(("sans-serif", AXIS_TITLE))
@@ -341,5 +349,17 @@ impl Figure for XyChart {
                 .legend(move |(x, y)| Circle::new((x + 8, y), 6, c.filled()));
         }
         draw_legend(&mut chart, SeriesLabelPosition::UpperRight, LABELS)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn whole_number_axes_label_only_whole_positions() {
+        let labels: Vec<String> =
+            [-0.4, 0.0, 0.5, 1.0, 2.0000001, 3.7].iter().map(whole_number).collect();
+        assert_eq!(labels, ["", "0", "", "1", "2", ""]);
     }
 }

@@ -10,6 +10,7 @@ mod examples;
 use std::path::Path;
 use std::sync::OnceLock;
 
+use image::ImageEncoder as _;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
@@ -62,42 +63,42 @@ fn register_font() {
     });
 }
 
-/// Draws `figure` into `path` (`.png` or `.svg`) at `size` pixels, atomically: written under
-/// a temporary name, then renamed into place.
+/// Draws `figure` at `size` pixels as the contents of `path`: PNG or SVG by its extension.
+/// Nothing is written: the caller commits the bytes (with the figure's CSV, as a pair).
 ///
 /// # Errors
 /// [`Error::Config`] for another extension; [`Error::Format`] naming the file when drawing
-/// fails; [`Error::Io`] when it cannot be written.
-pub fn render(figure: &impl Figure, path: &Path, size: (u32, u32)) -> Result<()> {
+/// or encoding fails.
+pub fn render(figure: &impl Figure, path: &Path, size: (u32, u32)) -> Result<Vec<u8>> {
     register_font();
-    let extension = path.extension().and_then(|e| e.to_str()).unwrap_or("");
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    let name = path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
-    let temporary = dir.join(format!(".{name}.{}.tmp.{extension}", std::process::id()));
-    let drawn = match extension {
+    let failed = |reason: String| Error::format(path, format!("drawing failed: {reason}"));
+    match path.extension().and_then(|e| e.to_str()).unwrap_or("") {
         "png" => {
-            let root = BitMapBackend::new(&temporary, size).into_drawing_area();
-            draw_and_present(figure, &root)
+            let (width, height) = size;
+            let mut pixels = vec![0u8; width as usize * height as usize * 3];
+            {
+                let root = BitMapBackend::with_buffer(&mut pixels, size).into_drawing_area();
+                draw_and_present(figure, &root).map_err(failed)?;
+            }
+            let mut png = Vec::new();
+            image::codecs::png::PngEncoder::new(&mut png)
+                .write_image(&pixels, width, height, image::ColorType::Rgb8)
+                .map_err(|e| failed(e.to_string()))?;
+            Ok(png)
         }
         "svg" => {
-            let root = SVGBackend::new(&temporary, size).into_drawing_area();
-            draw_and_present(figure, &root)
+            let mut svg = String::new();
+            {
+                let root = SVGBackend::with_string(&mut svg, size).into_drawing_area();
+                draw_and_present(figure, &root).map_err(failed)?;
+            }
+            Ok(svg.into_bytes())
         }
-        other => {
-            return Err(Error::Config(format!(
-                "--output {}: expected a .png or .svg file, not .{other}",
-                path.display()
-            )));
-        }
-    };
-    let committed = drawn
-        .map_err(|reason| Error::format(path, format!("drawing failed: {reason}")))
-        .and_then(|()| crate::store::rename_durably(&temporary, path));
-    if committed.is_err() {
-        let _ = std::fs::remove_file(&temporary);
+        other => Err(Error::Config(format!(
+            "--output {}: expected a .png or .svg file, not .{other}",
+            path.display()
+        ))),
     }
-    committed
 }
 
 fn draw_and_present<DB: DrawingBackend>(

@@ -4,8 +4,8 @@
 //! Pearson 0.89 between single seeds' forgetting counts and 0.976 between two sums of five.
 
 use super::Catalog;
-use super::forgetting::{OrderOptions, plan_epochs, run_dynamics, select_runs};
-use crate::error::{Error, Result};
+use super::forgetting::{OrderOptions, plan_epochs, run_dynamics, select_runs, short_fingerprint};
+use crate::error::{Error, Result, or_none};
 use crate::store::dynamics::Needed;
 use crate::store::sorting::SortingFile;
 
@@ -133,7 +133,8 @@ pub fn seed_pairs(catalog: &Catalog, options: &OrderOptions) -> Result<Vec<SeedP
     let runs = select_runs(catalog, options)?.counted;
     if runs.len() < 2 {
         return Err(Error::Config(format!(
-            "--runs compares each run with the others, but {} run matches",
+            "comparing each run with the others needs at least two complete runs of dataset '{}', but {} matches (see --where)",
+            options.dataset,
             runs.len()
         )));
     }
@@ -168,13 +169,25 @@ pub fn paired_values(a: &SortingFile, b: &SortingFile) -> Result<(Vec<f64>, Vec<
         != (&b.dataset, b.dataset_examples, b.permutation_seed)
     {
         return Err(Error::Config(format!(
-            "the files rank different data: {} ({} examples, permutation {:?}) and {} ({} examples, permutation {:?})",
+            "the files rank different data: {} ({} examples, permutation_seed {}) and {} ({} examples, permutation_seed {})",
             a.dataset,
             a.dataset_examples,
-            a.permutation_seed,
+            or_none(a.permutation_seed),
             b.dataset,
             b.dataset_examples,
-            b.permutation_seed
+            or_none(b.permutation_seed)
+        )));
+    }
+    if let (Some(fa), Some(fb)) = (&a.data_sha256, &b.data_sha256)
+        && fa != fb
+    {
+        return Err(Error::Config(format!(
+            "the files rank different data of {}: data_sha256 {} (runs {}) and {} (runs {}); the same example id is another image in each",
+            a.dataset,
+            short_fingerprint(fa),
+            a.runs.join(", "),
+            short_fingerprint(fb),
+            b.runs.join(", ")
         )));
     }
     let (va, vb) = (a.values_by_id(), b.values_by_id());

@@ -4,9 +4,14 @@
 use polars::prelude::*;
 
 use super::compare::seed_pairs;
-use super::forgetting::{OrderOptions, compute_order, plan_epochs, run_dynamics, select_runs};
+use super::forgetting::{
+    OrderOptions, compute_order, different_data, plan_epochs, run_dynamics, select_runs,
+    short_fingerprint,
+};
+use super::predicate::RunsPredicate;
 use super::scores::{NeverLearned, Score, ScoreOptions, compute_scores};
 use super::{Catalog, sql_string};
+use crate::data::{self, DatasetKind, ImageSet};
 use crate::error::{Error, Result};
 use crate::store::dynamics::Needed;
 use crate::store::runs::read_run;
@@ -92,19 +97,24 @@ fn group_values(
     }
     let sql = format!(
         "SELECT DISTINCT CAST({column} AS VARCHAR) AS value FROM runs WHERE {} ORDER BY value",
-        options.runs_condition("")?
+        options.runs_condition(catalog, "")?
     );
     let frame = catalog.execute(&sql).map_err(|e| {
         Error::Config(format!("--group-by {column}: {}", crate::error::first_line(&e.to_string())))
     })?;
+    // Each group's condition joins the user's, as rendered from its parse (one expression).
+    let user = match &options.where_sql {
+        Some(w) => Some(RunsPredicate::parse(w, &catalog.runs_columns()?)?.to_sql("")),
+        None => None,
+    };
     let values = frame.column("value")?.str()?;
     Ok(values
         .iter()
         .flatten()
         .map(|value| {
             let own = format!("CAST({column} AS VARCHAR) = {}", sql_string(value));
-            let where_sql = match &options.where_sql {
-                Some(w) => format!("({w}) AND {own}"),
+            let where_sql = match &user {
+                Some(user) => format!("{user} AND {own}"),
                 None => own,
             };
             let name = format!("{column} = {value}");
@@ -122,7 +132,7 @@ pub fn training_curves(catalog: &Catalog, options: &OrderOptions) -> Result<Data
     let sql = format!(
         "SELECT e.run_id, e.epoch, e.train_acc, e.test_acc FROM epochs e JOIN runs r ON e.run_id = r.run_id \
          WHERE {} ORDER BY e.run_id, e.epoch",
-        options.runs_condition("r.")?
+        options.runs_condition(catalog, "r")?
     );
     catalog.execute(&sql).map_err(|e| {
         Error::Config(format!("training curves: {}", crate::error::first_line(&e.to_string())))
@@ -164,18 +174,39 @@ pub fn data_map(catalog: &Catalog, options: &OrderOptions) -> Result<DataFrame> 
 }
 
 /// `examples`: the `n` unforgettable examples (count 0, lowest ids first) and the `n` most
-/// forgotten, with their labels. Columns `row`, `example_id`, `label`, `forgetting_count`.
+/// forgotten, with their labels, and the training images to show them from, read from
+/// `data_dir` (permuted MNIST unpermuted). Columns `row`, `example_id`, `label`,
+/// `forgetting_count`.
 ///
 /// # Errors
-/// As [`compute_order`].
+/// As [`compute_order`] and [`data::load`]; [`Error::Config`] when `data_dir` holds other data
+/// than the runs trained on (its fingerprint differs from theirs), which would caption other
+/// images with these counts.
 pub fn extreme_examples(
     catalog: &Catalog,
     options: &OrderOptions,
     n: usize,
-    labels: &[u16],
-) -> Result<DataFrame> {
+    data_dir: &std::path::Path,
+) -> Result<(DataFrame, ImageSet)> {
     let order = compute_order(catalog, options)?;
     let sorting = &order.sorting;
+    let kind: DatasetKind = sorting.dataset.parse().map_err(Error::Config)?;
+    let trained = data::load(data_dir, kind, sorting.permutation_seed.unwrap_or(0))?;
+    let fingerprint = trained.fingerprint();
+    if let Some(runs_fingerprint) = sorting.data_sha256.as_deref().filter(|f| *f != fingerprint) {
+        return Err(Error::Config(format!(
+            "--data-dir {}: its {kind} files (data_sha256 {}) are not the data the runs trained on ({}); pass the --data-dir they were trained from",
+            data_dir.display(),
+            short_fingerprint(&fingerprint),
+            short_fingerprint(runs_fingerprint)
+        )));
+    }
+    // Permuted MNIST is shown unpermuted: the permutation only shuffles pixels.
+    let images = match kind {
+        DatasetKind::PermutedMnist => data::load(data_dir, DatasetKind::Mnist, 0)?.train,
+        _ => trained.train,
+    };
+    let labels = &images.labels;
     let Ranked::ForgettingCounts(counts) = &sorting.ranked else {
         unreachable!("order ranks by forgetting counts")
     };
@@ -197,12 +228,13 @@ pub fn extreme_examples(
             values.push(counts[rank]);
         }
     }
-    Ok(DataFrame::new_infer_height(vec![
+    let frame = DataFrame::new_infer_height(vec![
         Column::new("row".into(), rows),
         Column::new("example_id".into(), ids),
         Column::new("label".into(), example_labels),
         Column::new("forgetting_count".into(), values),
-    ])?)
+    ])?;
+    Ok((frame, images))
 }
 
 /// `label-noise` (the paper's Figure 3): per-run forgetting counts of the examples trained
@@ -251,6 +283,34 @@ pub fn seed_stability(catalog: &Catalog, options: &OrderOptions) -> Result<DataF
     ])?)
 }
 
+/// Refuses a figure that would average runs trained on different data: the runs `condition`
+/// selects (over `runs r`) must share one recorded `data_sha256` (removal and noise runs share
+/// their base runs': the fingerprint is taken before removal and noise).
+///
+/// # Errors
+/// [`Error::Config`] naming a run of each of two data sets.
+fn check_one_data_set(catalog: &Catalog, condition: &str) -> Result<()> {
+    let sql = format!(
+        "SELECT r.data_sha256, MIN(r.run_id) AS run_id, MIN(r.data_dir) AS data_dir FROM runs r \
+         WHERE {condition} AND r.data_sha256 <> '' GROUP BY r.data_sha256 ORDER BY run_id"
+    );
+    let sets = catalog.execute(&sql)?;
+    if sets.height() > 1 {
+        let column = |name: &str| -> Result<[String; 2]> {
+            let values = sets.column(name)?.str()?;
+            Ok([0, 1].map(|i| values.get(i).unwrap_or_default().to_string()))
+        };
+        let (runs, fingerprints, dirs) =
+            (column("run_id")?, column("data_sha256")?, column("data_dir")?);
+        return Err(different_data(
+            runs.each_ref().map(String::as_str),
+            fingerprints.each_ref().map(String::as_str),
+            dirs.each_ref().map(String::as_str),
+        ));
+    }
+    Ok(())
+}
+
 /// `removal` (the paper's Figures 5 left and 6) or, with `window`, `removal-window` (Figure 5
 /// right): final test accuracy of the complete runs against the examples removed (or the
 /// window's first rank, `keep_lowest_n`, for selected removal), selected (`keep_lowest_n` ≥
@@ -261,7 +321,8 @@ pub fn seed_stability(catalog: &Catalog, options: &OrderOptions) -> Result<DataF
 /// # Errors
 /// [`Error::Config`] for a bad predicate or when the tables cannot be read.
 pub fn removal(catalog: &Catalog, options: &OrderOptions, window: bool) -> Result<DataFrame> {
-    let condition = options.runs_condition("r.")?;
+    let condition = options.runs_condition(catalog, "r")?;
+    check_one_data_set(catalog, &condition)?;
     // The window figure has no random curve to start.
     let (x, only_selected, no_random_start) = match window {
         true => ("keep_lowest_n", " AND r.keep_lowest_n >= 0", " AND FALSE"),

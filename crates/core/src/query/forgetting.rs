@@ -15,11 +15,14 @@ use rand::rngs::ChaCha8Rng;
 use rand::seq::SliceRandom;
 
 use super::Catalog;
+use super::predicate::RunsPredicate;
 use crate::dynamics::RunDynamics;
-use crate::error::{Error, Result, first_line};
+use crate::error::{Error, Result, first_line, or_none};
 use crate::fidelity::Fidelity;
 use crate::record::RunInfo;
+use crate::store::checksums::{Checksums, check_file};
 use crate::store::dynamics::{Needed, read_dynamics, rebuild_dynamics};
+use crate::store::layout::Table;
 use crate::store::schema::{RunStatus, col};
 use crate::store::sorting::{Ranked, SortingFile};
 
@@ -58,14 +61,19 @@ pub struct OrderOptions {
 
 impl OrderOptions {
     /// The SQL condition over `runs` that selects these options' runs: their dataset and the
-    /// `--where` predicate. `prefix` qualifies the dataset column (`r.` in a join, or empty).
+    /// `--where` predicate (parsed against `catalog`'s runs columns, see [`RunsPredicate`]).
+    /// `qualifier` names the runs table in a join (`r`), or is empty.
     ///
     /// # Errors
-    /// [`Error::Config`] when the predicate could end the statement.
-    pub fn runs_condition(&self, prefix: &str) -> Result<String> {
+    /// [`Error::Config`] when the predicate is not one condition over the runs columns.
+    pub fn runs_condition(&self, catalog: &Catalog, qualifier: &str) -> Result<String> {
+        let prefix = if qualifier.is_empty() { String::new() } else { format!("{qualifier}.") };
         let dataset = format!("{prefix}{} = {}", col::DATASET, super::sql_string(&self.dataset));
         Ok(match self.where_sql.as_deref() {
-            Some(w) => format!("{dataset} AND ({})", super::check_predicate(w)?),
+            Some(w) => {
+                let predicate = RunsPredicate::parse(w, &catalog.runs_columns()?)?;
+                format!("{dataset} AND {}", predicate.to_sql(qualifier))
+            }
             None => dataset,
         })
     }
@@ -118,7 +126,7 @@ pub fn select_runs(catalog: &Catalog, options: &OrderOptions) -> Result<RunSelec
         col::EPOCHS_COMPLETED,
         col::DATASET_EXAMPLES,
         col::CONFIG,
-        options.runs_condition("")?,
+        options.runs_condition(catalog, "")?,
         col::RUN_ID,
     );
     let where_error = |e: PolarsError| {
@@ -174,8 +182,9 @@ pub fn select_runs(catalog: &Catalog, options: &OrderOptions) -> Result<RunSelec
 }
 
 /// Refuses runs whose counts must not be summed: different pixel permutations (permuted
-/// MNIST), different training sets (removal flags), or the same run twice (same
-/// configuration and seed).
+/// MNIST), different data (their recorded `data_sha256` fingerprints differ: the same example
+/// id is another image or label), different training sets (removal flags), or the same run
+/// twice (same configuration and seed).
 ///
 /// # Errors
 /// [`Error::Config`] naming two such runs and how to select comparable ones.
@@ -187,14 +196,30 @@ pub fn check_comparable(runs: &[SelectedRun]) -> Result<()> {
         let (a, b) = (&first.info, &run.info);
         if a.permutation_seed != b.permutation_seed {
             return Err(Error::Config(format!(
-                "runs {} and {} were trained on different pixel permutations (permutation_seed {:?} and {:?}): their counts cannot be summed; select one with --where \"permutation_seed = N\"",
-                first.run_id, run.run_id, a.permutation_seed, b.permutation_seed
+                "runs {} and {} were trained on different pixel permutations (permutation_seed {} and {}): their counts cannot be summed; select one with --where \"permutation_seed = N\"",
+                first.run_id,
+                run.run_id,
+                or_none(a.permutation_seed),
+                or_none(b.permutation_seed)
             )));
+        }
+        let known = !a.data_sha256.is_empty() && !b.data_sha256.is_empty();
+        if known && a.data_sha256 != b.data_sha256 {
+            return Err(different_data(
+                [&first.run_id, &run.run_id],
+                [&a.data_sha256, &b.data_sha256],
+                [&a.data_dir, &b.data_dir],
+            ));
         }
         if training_set(a) != training_set(b) {
             return Err(Error::Config(format!(
-                "runs {} and {} trained on different training sets (remove_n {} and {}, sorting_file {:?} and {:?}): removed examples would be counted over fewer runs; select one training set with --where",
-                first.run_id, run.run_id, a.remove_n, b.remove_n, a.sorting_file, b.sorting_file
+                "runs {} and {} trained on different training sets (remove_n {} and {}, sorting_file {} and {}): removed examples would be counted over fewer runs; select one training set with --where",
+                first.run_id,
+                run.run_id,
+                a.remove_n,
+                b.remove_n,
+                or_none(a.sorting_file.as_ref()),
+                or_none(b.sorting_file.as_ref())
             )));
         }
     }
@@ -207,6 +232,31 @@ pub fn check_comparable(runs: &[SelectedRun]) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The data fingerprint of runs [`check_comparable`] accepted (`None` when no run recorded
+/// one).
+pub fn data_fingerprint(runs: &[SelectedRun]) -> Option<String> {
+    runs.iter().map(|r| &r.info.data_sha256).find(|f| !f.is_empty()).cloned()
+}
+
+/// The error of two runs trained on different data: their ids, `data_sha256` fingerprints and
+/// data directories.
+pub(crate) fn different_data(runs: [&str; 2], fingerprints: [&str; 2], dirs: [&str; 2]) -> Error {
+    Error::Config(format!(
+        "runs {} and {} were trained on different data (data_sha256 {} from {}, {} from {}): their numbers cannot be combined; select the runs of one data set with --where \"data_sha256 = '…'\"",
+        runs[0],
+        runs[1],
+        short_fingerprint(fingerprints[0]),
+        dirs[0],
+        short_fingerprint(fingerprints[1]),
+        dirs[1]
+    ))
+}
+
+/// The first 12 hex digits of a fingerprint, as errors show it.
+pub fn short_fingerprint(fingerprint: &str) -> &str {
+    &fingerprint[..fingerprint.len().min(12)]
 }
 
 /// Forgetting counts summed over runs.
@@ -371,8 +421,18 @@ pub fn run_dynamics(
     needed: Needed,
 ) -> Result<RunDynamics> {
     if epochs == run.epochs_completed {
-        match read_dynamics(catalog.layout(), &run.run_id, num_examples) {
-            Ok(Some(dynamics)) if dynamics.epochs() == epochs => return Ok(dynamics),
+        let layout = catalog.layout();
+        let file = layout.run_file(Table::Dynamics, &run.run_id);
+        // The file that covers the committed epochs is the one whose checksum was recorded.
+        let checked = |dynamics: RunDynamics| -> Result<RunDynamics> {
+            check_file(&file, Checksums::of_run(layout, &run.run_id)?.dynamics)?;
+            Ok(dynamics)
+        };
+        match read_dynamics(layout, &run.run_id, num_examples) {
+            Ok(Some(dynamics)) if dynamics.epochs() == epochs => match checked(dynamics) {
+                Ok(dynamics) => return Ok(dynamics),
+                Err(e) => log::warn!("{e}; counting run {}'s presentations instead", run.run_id),
+            },
             Ok(_) => log::info!(
                 "run {}: no dynamics file covering its {epochs} epochs; counting its presentations (`fstream rebuild` writes one)",
                 run.run_id
@@ -448,6 +508,7 @@ pub fn compute_order(catalog: &Catalog, options: &OrderOptions) -> Result<OrderR
             dataset: options.dataset.clone(),
             dataset_examples: counts.totals.len(),
             permutation_seed: runs[0].info.permutation_seed,
+            data_sha256: data_fingerprint(&runs),
             runs: runs.into_iter().map(|r| r.run_id).collect(),
             example_ids,
             ranked: Ranked::ForgettingCounts(forgetting_counts),

@@ -5,6 +5,7 @@
 pub mod compare;
 pub mod figures;
 pub mod forgetting;
+pub mod predicate;
 pub mod scores;
 
 use std::path::Path;
@@ -89,8 +90,12 @@ impl Catalog {
                 layout.table_glob(Table::Runs)
             )));
         }
-        let hidden =
-            hidden_files(&layout).map_err(|e| first_unreadable_file(&layout).unwrap_or(e))?;
+        let hidden = hidden_files(&layout).map_err(|e| match e {
+            missing @ Error::Format { .. } => missing,
+            other => first_unreadable_file(&layout)
+                .or_else(|| runs_file_without_a_column(&layout))
+                .unwrap_or(other),
+        })?;
         Ok(Catalog { layout, hidden })
     }
 
@@ -200,6 +205,17 @@ impl Catalog {
         Ok(self.sql_context()?.execute(sql)?.collect()?)
     }
 
+    /// The columns of the `runs` table and their types (what `--where` may name).
+    ///
+    /// # Errors
+    /// [`Error::Polars`] when the runs files cannot be read.
+    pub fn runs_columns(&self) -> Result<Schema> {
+        match self.scan(Table::Runs)? {
+            Some(mut runs) => Ok(runs.collect_schema()?.as_ref().clone()),
+            None => Ok(Schema::default()),
+        }
+    }
+
     /// Runs the SQL statement `sql` (read from `source`, named in errors) with `engine`.
     ///
     /// # Errors
@@ -289,20 +305,46 @@ fn presentation_schema() -> Result<SchemaRef> {
 }
 
 /// What the `runs` rows do not declare: epochs after `epochs_completed` of runs that are not
-/// complete, and runs that have files but no `runs` row.
+/// complete, and runs that have files but no `runs` row. A presentations file of a declared
+/// epoch that is missing is an error: a query would silently leave its rows out.
+///
+/// # Errors
+/// [`Error::Format`] naming the first missing presentations file of a committed epoch.
 fn hidden_files(layout: &Layout) -> Result<Vec<Hidden>> {
     let glob = layout.table_glob(Table::Runs);
     let runs = LazyFrame::scan_parquet(PlRefPath::new(glob.as_str()), ScanArgsParquet::default())?
-        .select([col(col::RUN_ID), col(col::STATUS), col(col::EPOCHS_COMPLETED)])
+        .select([
+            col(col::RUN_ID),
+            col(col::STATUS),
+            col(col::EPOCHS_COMPLETED),
+            col(col::DATASET),
+            col(col::RECORD_PRESENTATIONS),
+        ])
         .collect()?;
     let ids = runs.column(col::RUN_ID)?.str()?;
     let statuses = runs.column(col::STATUS)?.str()?;
     let completed = runs.column(col::EPOCHS_COMPLETED)?.u32()?;
+    let datasets = runs.column(col::DATASET)?.str()?;
+    let recorded = runs.column(col::RECORD_PRESENTATIONS)?.bool()?;
     let mut hidden = Vec::new();
     let mut known = std::collections::HashSet::new();
     for i in 0..runs.height() {
         let Some(run_id) = ids.get(i) else { continue };
         known.insert(run_id.to_string());
+        if recorded.get(i) == Some(true) {
+            let dataset = datasets.get(i).unwrap_or_default();
+            for epoch in 1..=completed.get(i).unwrap_or(0) {
+                let path = layout.presentations_file(dataset, run_id, epoch);
+                if !path.is_file() {
+                    return Err(Error::format(
+                        &path,
+                        format!(
+                            "missing, but run {run_id} declares epoch {epoch} committed; `fstream verify` lists the damage"
+                        ),
+                    ));
+                }
+            }
+        }
         if statuses.get(i) != Some(RunStatus::Complete.name()) {
             let after_epoch = Some(completed.get(i).unwrap_or(0));
             hidden.push(Hidden { run_id: run_id.to_string(), after_epoch });
@@ -330,22 +372,31 @@ fn first_unreadable_file(layout: &Layout) -> Option<Error> {
     })
 }
 
+/// The columns every `runs` file has (what opening a root reads).
+const RUNS_COLUMNS_READ: [&str; 5] =
+    [col::RUN_ID, col::STATUS, col::EPOCHS_COMPLETED, col::DATASET, col::RECORD_PRESENTATIONS];
+
+/// The first `runs` file that lacks a column of [`RUNS_COLUMNS_READ`], as an error naming it
+/// (the engine's own message names the column but not the file).
+fn runs_file_without_a_column(layout: &Layout) -> Option<Error> {
+    let mut files = Vec::new();
+    collect_parquet_files(&layout.table_dir(Table::Runs), &mut files);
+    files.into_iter().find_map(|path| {
+        let file = std::fs::File::open(&path).ok()?;
+        let builder =
+            parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file).ok()?;
+        let schema = builder.schema();
+        let missing = RUNS_COLUMNS_READ.iter().find(|c| schema.field_with_name(c).is_err())?;
+        Some(Error::format(
+            &path,
+            format!("no column '{missing}': not a runs file written by fstream"),
+        ))
+    })
+}
+
 /// `text` as an SQL string literal (quotes doubled).
 pub fn sql_string(text: &str) -> String {
     format!("'{}'", text.replace('\'', "''"))
-}
-
-/// Checks an SQL predicate that fstream inserts into its own query (`--where`).
-///
-/// # Errors
-/// [`Error::Config`] when it could end the statement (a `;`).
-pub fn check_predicate(predicate: &str) -> Result<&str> {
-    if predicate.contains(';') {
-        return Err(Error::Config(format!(
-            "--where {predicate:?}: expected one SQL predicate over the runs table, without ';'"
-        )));
-    }
-    Ok(predicate)
 }
 
 /// The first keyword of an SQL text, upper-cased, after comments and opening parentheses.
@@ -401,12 +452,5 @@ mod tests {
         assert_eq!(first_keyword("with x as (select 1) select * from x"), "WITH");
         assert_eq!(first_keyword("COPY runs TO 'x.csv'"), "COPY");
         assert_eq!(first_keyword("-- only a comment"), "");
-    }
-
-    #[test]
-    fn predicates_cannot_end_the_statement() {
-        assert!(check_predicate("seed < 3").is_ok());
-        let err = check_predicate("1=1; DROP TABLE runs").unwrap_err().to_string();
-        assert!(err.contains("without ';'"), "{err}");
     }
 }

@@ -135,13 +135,12 @@ impl std::str::FromStr for NeverLearned {
 
     fn from_str(text: &str) -> std::result::Result<Self, String> {
         let number = |t: &str| {
-            t.parse::<f64>().ok().filter(|v| !v.is_nan()).map(NeverLearned::Value).ok_or_else(
-                || {
-                    format!(
-                        "{text:?}: expected presentations, epochs:N, zero, infinity or a number"
-                    )
-                },
-            )
+            // A negative value would rank never-learned examples as the easiest.
+            t.parse::<f64>().ok().filter(|v| *v >= 0.0).map(NeverLearned::Value).ok_or_else(|| {
+                format!(
+                    "{text:?}: expected presentations, epochs:N, zero, infinity or a number, each at least 0"
+                )
+            })
         };
         match text {
             "presentations" => Ok(NeverLearned::Presentations),
@@ -308,6 +307,7 @@ pub fn compute_scores(catalog: &Catalog, options: &ScoreOptions) -> Result<Score
             dataset: options.selection.dataset.clone(),
             dataset_examples: n,
             permutation_seed: runs[0].info.permutation_seed,
+            data_sha256: super::forgetting::data_fingerprint(&runs),
             runs: runs.into_iter().map(|r| r.run_id).collect(),
             presented: ids.iter().map(|&i| presented[i as usize]).collect(),
             ranked: Ranked::Score {

@@ -11,8 +11,10 @@ use crate::config::OptimizerKind;
 use crate::data::DatasetKind;
 use crate::data::corrupt::PixelNoiseMode;
 
-/// Identifies one training run, e.g. `mnist-s1-20261128T075400Z-3f2a`; safe to use in file
-/// paths (fstream makes them of letters, digits, `-` and `_`). Stored as a plain string.
+/// Identifies one training run, e.g. `mnist-s1-20261128T075400Z-3f2a`. Run ids name files and
+/// directories of a root, so an id a user passes or a directory listing yields is checked
+/// with [`RunId::parse`] (letters, digits, `.`, `_`, `-`; no leading dot) before any path is
+/// built from it. Stored as a plain string.
 #[derive(
     Debug,
     Clone,
@@ -29,9 +31,41 @@ use crate::data::corrupt::PixelNoiseMode;
 pub struct RunId(String);
 
 impl RunId {
+    /// The longest run id, in bytes.
+    pub const MAX_LEN: usize = 128;
+
+    /// `id` checked as a run id: 1 to [`RunId::MAX_LEN`] letters, digits, `.`, `_` or `-`,
+    /// not starting with `.` — so that no id is empty, `.`, `..`, a path, or a hidden or
+    /// temporary file name.
+    ///
+    /// # Errors
+    /// What was expected (the caller names the flag or file the id came from).
+    pub fn parse(id: &str) -> Result<RunId, String> {
+        let allowed = |c: char| c.is_ascii_alphanumeric() || "._-".contains(c);
+        if id.is_empty()
+            || id.len() > Self::MAX_LEN
+            || id.starts_with('.')
+            || !id.chars().all(allowed)
+        {
+            return Err(format!(
+                "expected 1 to {} letters, digits, '.', '_' or '-', not starting with '.'",
+                Self::MAX_LEN
+            ));
+        }
+        Ok(RunId(id.to_string()))
+    }
+
     /// The id as text.
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+}
+
+impl std::str::FromStr for RunId {
+    type Err = String;
+
+    fn from_str(id: &str) -> Result<RunId, String> {
+        RunId::parse(id)
     }
 }
 
@@ -65,6 +99,12 @@ impl std::fmt::Display for RunId {
 impl From<String> for RunId {
     fn from(id: String) -> Self {
         RunId(id)
+    }
+}
+
+impl From<RunId> for String {
+    fn from(id: RunId) -> String {
+        id.0
     }
 }
 
@@ -347,6 +387,16 @@ impl RecordSender {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn run_ids_that_could_name_another_path_are_refused() {
+        for bad in ["", ".", "..", "../x", "a/b", ".hidden", "a b", "x\0", &"a".repeat(129)] {
+            assert!(RunId::parse(bad).is_err(), "{bad:?}");
+        }
+        for good in ["mnist-s1-20261128T075400Z-3f2a", "exp1_s1", "a.b", &"a".repeat(128)] {
+            assert_eq!(RunId::parse(good).unwrap().as_str(), good);
+        }
+    }
 
     #[test]
     fn same_experiment_ignores_only_execution_fields() {

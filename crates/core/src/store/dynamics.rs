@@ -14,6 +14,7 @@ use arrow::array::{
 use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
+use super::checksums::{Checksums, check_file};
 use super::layout::{Layout, Table};
 use super::lock::lock_run;
 use super::runs::{StoredRun, column, read_batch};
@@ -147,7 +148,8 @@ pub enum Needed {
 /// [`Needed::Correctness`], the sums stay 0).
 ///
 /// # Errors
-/// [`Error::Format`] naming a presentation file that is missing or damaged.
+/// [`Error::Format`] naming a presentation file that is missing or damaged (unreadable, or
+/// its content no longer the one whose checksum was recorded).
 pub fn rebuild_dynamics(
     layout: &Layout,
     run: &RunInfo,
@@ -159,8 +161,12 @@ pub fn rebuild_dynamics(
         Needed::Correctness => &[col::EXAMPLE_ID, col::CORRECT],
         Needed::All => &[col::EXAMPLE_ID, col::CORRECT, col::LOSS, col::MARGIN],
     };
+    let recorded = Checksums::of_run(layout, &run.run_id)?;
     for epoch in 1..=epochs {
         let path = layout.presentations_file(run.dataset.name(), &run.run_id, epoch);
+        if path.is_file() {
+            check_file(&path, recorded.presentations.get(&epoch).copied())?;
+        }
         dynamics.begin_epoch(epoch);
         for batch in read_presentation_columns(&path, columns)? {
             let ids = column::<UInt32Array>(&batch, col::EXAMPLE_ID, &path)?;
@@ -215,7 +221,8 @@ pub fn rebuild_run(layout: &Layout, run: &StoredRun) -> Result<Rebuilt> {
     };
     let dynamics = rebuild_dynamics(layout, info, run.epochs_completed, Needed::All)?;
     let batch = dynamics_batch(&info.run_id, &dynamics, &run.examples.labels)?;
-    write_dynamics_file(&layout.run_file(Table::Dynamics, &info.run_id), &batch)?;
+    let digest = write_dynamics_file(&layout.run_file(Table::Dynamics, &info.run_id), &batch)?;
+    Checksums::update_run(layout, &info.run_id, |c| c.dynamics = Some(digest.crc32))?;
     Ok(Rebuilt::Written { epochs: dynamics.epochs(), rows: batch.num_rows() })
 }
 

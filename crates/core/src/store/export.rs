@@ -49,6 +49,7 @@ pub fn write_reference_pickle(file: &SortingFile, path: &Path) -> Result<u64> {
         )
         .map_err(|e| Error::format(path, e.to_string()))
     })
+    .map(|digest| digest.bytes)
 }
 
 /// Writes `file`'s values as a NumPy `.npy` float64 vector indexed by original example id
@@ -62,6 +63,7 @@ pub fn write_npy(file: &SortingFile, path: &Path) -> Result<u64> {
         let bytes = npy_bytes(&by_id);
         out.write_all(&bytes).at(path)
     })
+    .map(|digest| digest.bytes)
 }
 
 /// A `.npy` v1.0 file of a little-endian float64 vector: the magic, the version, the header
@@ -91,6 +93,7 @@ mod tests {
             dataset: "mnist".into(),
             dataset_examples: 4,
             permutation_seed: None,
+            data_sha256: None,
             runs: vec!["r".into()],
             example_ids: vec![2, 0, 3, 1],
             ranked: Ranked::ForgettingCounts(vec![0, 1, 4, 0]),

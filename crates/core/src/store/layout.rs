@@ -146,7 +146,8 @@ impl Layout {
 
 impl Layout {
     /// The run ids that have files in any table (presentation partitions, `epochs`,
-    /// `examples`, `runs`), sorted.
+    /// `examples`, `runs`), sorted. Names that are not valid run ids ([`crate::record::RunId::parse`])
+    /// are left out: no path is ever built from them.
     pub fn run_ids_with_files(&self) -> Vec<String> {
         let names = |dir: PathBuf| -> Vec<String> {
             std::fs::read_dir(dir)
@@ -171,7 +172,7 @@ impl Layout {
                 .filter_map(|n| n.strip_suffix(".parquet"));
             ids.extend(stems.map(String::from));
         }
-        ids.into_iter().collect()
+        ids.into_iter().filter(|id| crate::record::RunId::parse(id).is_ok()).collect()
     }
 }
 

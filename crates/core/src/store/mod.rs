@@ -3,10 +3,13 @@
 //! `.parquet`, fsynced, renamed into place, and the directory fsynced — so readers see whole
 //! files or nothing, even after a crash.
 
+pub mod checksums;
 pub mod dynamics;
 pub mod export;
 pub mod layout;
 pub mod lock;
+pub mod output;
+pub mod remove;
 pub mod runs;
 pub mod schema;
 pub mod sorting;
@@ -15,7 +18,7 @@ pub mod writer;
 
 use std::fs::File;
 use std::io::Write as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use arrow::array::RecordBatch;
 use parquet::arrow::ArrowWriter;
@@ -27,7 +30,16 @@ use parquet::schema::types::ColumnPath;
 use crate::error::{Error, IoContext, Result};
 use schema::col;
 
-/// Writes `batch` to `path` atomically and returns the file's size in bytes.
+/// A committed file's size and the CRC-32 of its content ([`checksums`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileDigest {
+    /// Size in bytes.
+    pub bytes: u64,
+    /// CRC-32 of the bytes.
+    pub crc32: u32,
+}
+
+/// Writes `batch` to `path` atomically and returns the file's size and checksum.
 ///
 /// # Errors
 /// [`Error::Io`] or [`Error::Parquet`] when writing fails; the previous file at `path`, if any,
@@ -36,20 +48,24 @@ pub fn write_parquet_atomically(
     path: &Path,
     batch: &RecordBatch,
     metadata: Vec<KeyValue>,
-) -> Result<u64> {
-    write_parquet_with(path, batch, writer_properties(metadata))
+) -> Result<FileDigest> {
+    write_atomically(path, parquet_contents(path, batch, writer_properties(metadata)))
 }
 
-/// [`write_parquet_atomically`] with these Parquet settings.
-fn write_parquet_with(path: &Path, batch: &RecordBatch, props: WriterProperties) -> Result<u64> {
-    write_atomically(path, |file| {
+/// What fills a Parquet file: `batch` with these settings.
+fn parquet_contents<'a>(
+    path: &'a Path,
+    batch: &'a RecordBatch,
+    props: WriterProperties,
+) -> impl FnOnce(&mut File) -> Result<()> + 'a {
+    move |file| {
         let mut writer = ArrowWriter::try_new(file, batch.schema(), Some(props))?;
         writer.write(batch)?;
         writer.flush()?;
         crate::crash::point("write-partial", Some(path));
         writer.close()?;
         Ok(())
-    })
+    }
 }
 
 /// Renames `from` to `to` and fsyncs the directory of `to`, so that the rename survives a
@@ -66,27 +82,98 @@ pub(crate) fn rename_durably(from: &Path, to: &Path) -> Result<()> {
 
 /// The commit protocol of every file fstream writes: `write` fills a temporary file (named so
 /// that no `*.parquet` glob matches it), which is fsynced, renamed to `path`, and the directory
-/// fsynced. On error the temporary file is removed and `path` is untouched. Returns the size.
+/// fsynced. On error the temporary file is removed and `path` is untouched. Returns the size
+/// and checksum.
 pub(crate) fn write_atomically(
     path: &Path,
     write: impl FnOnce(&mut File) -> Result<()>,
-) -> Result<u64> {
-    let dir = path.parent().ok_or_else(|| Error::format(path, "no parent directory"))?;
-    std::fs::create_dir_all(dir).at(dir)?;
-    let file_name = path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
-    let tmp = dir.join(format!("{}{}.tmp", temporary_prefix(&file_name), std::process::id()));
-    let result = (|| {
+) -> Result<FileDigest> {
+    let mut files = StagedFiles::default();
+    let bytes = files.stage(path, write)?;
+    files.commit()?;
+    Ok(bytes)
+}
+
+/// Files committed together with the store's protocol: [`StagedFiles::stage`] writes each
+/// under a temporary name and fsyncs it, [`StagedFiles::commit`] renames them all into place.
+/// The writing is what fails on a full disk or a bad value, so a failure leaves every file as
+/// it was (a sorting file and its CSV stay a pair); dropping a set that was not committed
+/// removes its temporary files.
+#[derive(Debug, Default)]
+pub struct StagedFiles {
+    /// (temporary, final) paths, in staging order.
+    staged: Vec<(PathBuf, PathBuf)>,
+}
+
+impl StagedFiles {
+    /// Writes `path`'s contents with `write` into a temporary file beside it (creating the
+    /// directory), fsynced; returns its size and checksum (read back from the file).
+    ///
+    /// # Errors
+    /// [`Error::Io`] naming `path` (or its directory), or what `write` fails with.
+    pub fn stage(
+        &mut self,
+        path: &Path,
+        write: impl FnOnce(&mut File) -> Result<()>,
+    ) -> Result<FileDigest> {
+        let dir = match path.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir,
+            _ => Path::new("."),
+        };
+        std::fs::create_dir_all(dir).map_err(|e| match e.kind() {
+            std::io::ErrorKind::AlreadyExists | std::io::ErrorKind::NotADirectory => {
+                Error::Config(format!(
+                    "{}: not a directory (a file is in the way); write {} elsewhere",
+                    dir.display(),
+                    path.display()
+                ))
+            }
+            _ => Error::io(dir, e),
+        })?;
+        let file_name = path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
+        let tmp = dir.join(format!("{}{}.tmp", temporary_prefix(&file_name), std::process::id()));
         let mut file = File::create(&tmp).at(&tmp)?;
+        self.staged.push((tmp.clone(), path.to_path_buf()));
         write(&mut file).map_err(|e| e.with_io_path(path))?;
-        file.sync_all().at(&tmp)?;
+        file.sync_all().at(path)?;
         let bytes = file.metadata().at(&tmp)?.len();
-        rename_durably(&tmp, path)?;
-        Ok(bytes)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
+        Ok(FileDigest { bytes, crc32: checksums::file_crc32(&tmp)? })
     }
-    result
+
+    /// [`StagedFiles::stage`] of `bytes`.
+    ///
+    /// # Errors
+    /// [`Error::Io`] naming `path`.
+    pub fn stage_bytes(&mut self, path: &Path, bytes: &[u8]) -> Result<FileDigest> {
+        self.stage(path, |file| file.write_all(bytes).at(path))
+    }
+
+    /// Renames every staged file into place, in staging order, each durably.
+    ///
+    /// # Errors
+    /// [`Error::Io`] naming the file whose rename failed (the ones before it are committed).
+    pub fn commit(mut self) -> Result<()> {
+        // What would make a rename fail is checked before the first: no file of the set is
+        // committed unless all can be.
+        if let Some((_, dir)) = self.staged.iter().find(|(_, path)| path.is_dir()) {
+            return Err(Error::io(dir, std::io::Error::from(std::io::ErrorKind::IsADirectory)));
+        }
+        for (tmp, path) in std::mem::take(&mut self.staged) {
+            if let Err(e) = rename_durably(&tmp, &path) {
+                let _ = std::fs::remove_file(&tmp);
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Drop for StagedFiles {
+    fn drop(&mut self) {
+        for (tmp, _) in &self.staged {
+            let _ = std::fs::remove_file(tmp);
+        }
+    }
 }
 
 /// Writes `bytes` to `path` with the commit protocol of [`write_parquet_atomically`]: a
@@ -162,8 +249,22 @@ fn base_properties() -> parquet::file::properties::WriterPropertiesBuilder {
 ///
 /// # Errors
 /// [`Error::Io`] or [`Error::Parquet`] when writing fails; the previous file stays then.
-pub fn write_dynamics_file(path: &Path, batch: &RecordBatch) -> Result<u64> {
-    write_parquet_with(path, batch, dynamics_properties())
+pub fn write_dynamics_file(path: &Path, batch: &RecordBatch) -> Result<FileDigest> {
+    write_atomically(path, parquet_contents(path, batch, dynamics_properties()))
+}
+
+/// Stages `batch` as the Parquet file `path` in `files`, with the settings and key-value
+/// `metadata` of [`write_parquet_atomically`].
+///
+/// # Errors
+/// [`Error::Io`] or [`Error::Parquet`] when writing fails.
+pub fn stage_parquet(
+    files: &mut StagedFiles,
+    path: &Path,
+    batch: &RecordBatch,
+    metadata: Vec<KeyValue>,
+) -> Result<FileDigest> {
+    files.stage(path, parquet_contents(path, batch, writer_properties(metadata)))
 }
 
 #[cfg(test)]
@@ -171,6 +272,32 @@ mod tests {
     use super::*;
     use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
     use schema::PresentationColumns;
+
+    #[test]
+    fn a_set_of_files_is_committed_whole_or_not_at_all() {
+        let dir = tempfile::tempdir().unwrap();
+        let (first, second) = (dir.path().join("order.parquet"), dir.path().join("order.csv"));
+        std::fs::write(&first, "old").unwrap();
+        std::fs::create_dir(&second).unwrap();
+        let mut files = StagedFiles::default();
+        files.stage_bytes(&first, b"new").unwrap();
+        files.stage_bytes(&second, b"new").unwrap();
+        let err = files.commit().unwrap_err().to_string();
+        assert!(err.contains("order.csv"), "{err}");
+        assert_eq!(std::fs::read_to_string(&first).unwrap(), "old");
+        // A failure while staging leaves nothing either.
+        let mut files = StagedFiles::default();
+        files.stage_bytes(&first, b"new").unwrap();
+        let failed = files.stage(&dir.path().join("b.csv"), |_| Err(Error::Config("no".into())));
+        assert!(failed.is_err());
+        drop(files);
+        let names: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names.len(), 2, "temporaries left: {names:?}");
+        assert_eq!(std::fs::read_to_string(&first).unwrap(), "old");
+    }
 
     #[test]
     fn atomic_write_round_trips_and_leaves_no_temporary_file() {
@@ -186,8 +313,9 @@ mod tests {
             el2n: Vec::new(),
         };
         let batch = columns.to_batch().unwrap();
-        let bytes = write_parquet_atomically(&path, &batch, vec![]).unwrap();
-        assert_eq!(bytes, std::fs::metadata(&path).unwrap().len());
+        let digest = write_parquet_atomically(&path, &batch, vec![]).unwrap();
+        assert_eq!(digest.bytes, std::fs::metadata(&path).unwrap().len());
+        assert_eq!(digest.crc32, crc32fast::hash(&std::fs::read(&path).unwrap()));
         let names: Vec<_> = std::fs::read_dir(path.parent().unwrap())
             .unwrap()
             .map(|e| e.unwrap().file_name().into_string().unwrap())

@@ -7,7 +7,7 @@
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, BooleanArray, Float64Array, RecordBatch, UInt32Array};
@@ -15,13 +15,14 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::file::metadata::KeyValue;
 
 use super::schema::col;
-use super::{write_atomically, write_parquet_atomically};
+use super::{StagedFiles, stage_parquet};
 use crate::error::{Error, IoContext, Result};
 
 const DATASET_KEY: &str = "fstream.dataset";
 const DATASET_EXAMPLES_KEY: &str = "fstream.dataset_examples";
 const RUNS_KEY: &str = "fstream.runs";
 const PERMUTATION_SEED_KEY: &str = "fstream.permutation_seed";
+const DATA_SHA256_KEY: &str = "fstream.data_sha256";
 const SCORE_KEY: &str = "fstream.score";
 const DIRECTION_KEY: &str = "fstream.direction";
 
@@ -68,6 +69,9 @@ pub struct SortingFile {
     pub dataset_examples: usize,
     /// Permuted MNIST's pixel permutation seed (`None` for other datasets).
     pub permutation_seed: Option<u64>,
+    /// The `data_sha256` fingerprint of the data its runs trained on (`None`: a file of an
+    /// fstream before fingerprints were recorded in sorting files).
+    pub data_sha256: Option<String>,
     /// Run ids the counts were summed over.
     pub runs: Vec<String>,
     /// Example ids by rank.
@@ -94,7 +98,13 @@ impl SortingFile {
         values
     }
 
-    /// Writes `<stem>.parquet` and `<stem>.csv` atomically.
+    /// The two files [`SortingFile::write`] writes: `<stem>.parquet` and `<stem>.csv`.
+    pub fn paths(out_dir: &Path, stem: &str) -> [PathBuf; 2] {
+        [out_dir.join(format!("{stem}.parquet")), out_dir.join(format!("{stem}.csv"))]
+    }
+
+    /// Writes `<stem>.parquet` and `<stem>.csv` as a pair: both are staged before either is
+    /// renamed into place, so a failure (a full disk) leaves the previous pair or none.
     ///
     /// # Errors
     /// [`Error::Io`] or [`Error::Parquet`] when a file cannot be written.
@@ -122,15 +132,18 @@ impl SortingFile {
         if let Some(seed) = self.permutation_seed {
             metadata.push(KeyValue::new(PERMUTATION_SEED_KEY.into(), seed.to_string()));
         }
+        if let Some(fingerprint) = &self.data_sha256 {
+            metadata.push(KeyValue::new(DATA_SHA256_KEY.into(), fingerprint.clone()));
+        }
         if let Ranked::Score { name, descending, .. } = &self.ranked {
             let direction = if *descending { "descending" } else { "ascending" };
             metadata.push(KeyValue::new(SCORE_KEY.into(), name.clone()));
             metadata.push(KeyValue::new(DIRECTION_KEY.into(), direction.to_string()));
         }
-        write_parquet_atomically(&out_dir.join(format!("{stem}.parquet")), &batch, metadata)?;
-
-        let csv_path = out_dir.join(format!("{stem}.csv"));
-        write_atomically(&csv_path, |file| {
+        let [parquet_path, csv_path] = Self::paths(out_dir, stem);
+        let mut files = StagedFiles::default();
+        stage_parquet(&mut files, &parquet_path, &batch, metadata)?;
+        files.stage(&csv_path, |file| {
             let write_rows = || -> std::io::Result<()> {
                 let mut out = BufWriter::new(file);
                 let header = [col::EXAMPLE_ID, self.ranked.column(), col::RANK, col::PRESENTED];
@@ -144,7 +157,7 @@ impl SortingFile {
             };
             write_rows().at(&csv_path)
         })?;
-        Ok(())
+        files.commit()
     }
 
     /// Reads a sorting file written by [`SortingFile::write`].
@@ -180,6 +193,7 @@ impl SortingFile {
                 })?),
                 Err(_) => None,
             };
+        let data_sha256 = value(DATA_SHA256_KEY).ok();
         let score = value(SCORE_KEY).ok();
         let descending = value(DIRECTION_KEY).is_ok_and(|d| d == "descending");
         let reader = builder.build().map_err(|e| bad(e.to_string()))?;
@@ -228,6 +242,7 @@ impl SortingFile {
             dataset,
             dataset_examples,
             permutation_seed,
+            data_sha256,
             runs,
             example_ids,
             ranked,
@@ -256,6 +271,7 @@ mod tests {
             dataset: "permuted_mnist".into(),
             dataset_examples: 4,
             permutation_seed: Some(7),
+            data_sha256: Some("ab12".into()),
             runs: vec!["a".into(), "b".into()],
             example_ids: vec![2, 0, 3, 1],
             ranked: Ranked::ForgettingCounts(vec![0, 1, 4, 0]),
@@ -277,6 +293,7 @@ mod tests {
             dataset: "mnist".into(),
             dataset_examples: 4,
             permutation_seed: None,
+            data_sha256: None,
             runs: vec![],
             example_ids: vec![1, 1],
             ranked: Ranked::ForgettingCounts(vec![0, 0]),
@@ -294,7 +311,7 @@ mod tests {
         let batch =
             RecordBatch::try_from_iter([("x", Arc::new(UInt32Array::from(vec![1])) as ArrayRef)])
                 .unwrap();
-        write_parquet_atomically(&path, &batch, vec![]).unwrap();
+        crate::store::write_parquet_atomically(&path, &batch, vec![]).unwrap();
         let err = SortingFile::read(&path).unwrap_err().to_string();
         assert!(err.contains("missing metadata 'fstream.dataset'"), "{err}");
     }

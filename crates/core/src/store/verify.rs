@@ -7,10 +7,12 @@
 
 use std::path::{Path, PathBuf};
 
+use super::checksums::{Checksums, check_file};
 use super::dynamics::read_dynamics;
 use super::layout::{Layout, Table, parse_epoch_dir};
 use super::lock::{lock_holder, lock_run, process_alive};
 use super::parquet_row_count;
+use super::remove::remove_inside;
 use super::runs::{StoredRun, read_epochs_prefix, read_run};
 use super::schema::RunStatus;
 use crate::error::{Error, IoContext, Result};
@@ -82,17 +84,41 @@ impl VerifyReport {
     }
 }
 
-/// Checks every file of the root against the `runs` rows.
+/// How much [`verify`] reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Depth {
+    /// Every file's structure (its Parquet footer and row count) and its content checksum.
+    #[default]
+    Full,
+    /// Structure only: footers, row counts, sizes (no file read whole).
+    Quick,
+}
+
+/// Checks every file of the root against the `runs` rows (and, at [`Depth::Full`], against
+/// the checksums recorded when it was committed).
 ///
 /// # Errors
 /// [`Error::Io`] when a directory of the root cannot be listed.
-pub fn verify(layout: &Layout) -> Result<VerifyReport> {
+pub fn verify(layout: &Layout, depth: Depth) -> Result<VerifyReport> {
     let mut report = VerifyReport::default();
     let mut known = Vec::new();
     for run_id in layout.run_ids_with_files() {
         let runs_file = layout.run_file(Table::Runs, &run_id);
         if !runs_file.is_file() {
-            for path in run_paths(layout, &run_id)? {
+            let paths = run_paths(layout, &run_id)?;
+            if has_committed_epochs(layout, &run_id) {
+                // A run whose `runs` file went missing: its files are what can restore it.
+                report.damage(
+                    &runs_file,
+                    format!(
+                        "missing, but run {run_id} has committed epochs ({} of its files are kept): restore this file from a backup, or delete the run with `fstream rm {run_id}`",
+                        paths.len()
+                    ),
+                );
+                known.push(run_id);
+                continue;
+            }
+            for path in paths {
                 report.orphan(Some(&run_id), path, format!("run {run_id} has no runs row"));
             }
             continue;
@@ -104,7 +130,7 @@ pub fn verify(layout: &Layout) -> Result<VerifyReport> {
         }
         report.files_checked += 1;
         match read_run(layout, &run_id) {
-            Ok(run) => check_run(layout, &run, &mut report)?,
+            Ok(run) => check_run(layout, &run, depth, &mut report)?,
             Err(e) => report.damage(&runs_file, format!("unreadable run: {e}")),
         }
         report.runs_checked += 1;
@@ -113,11 +139,45 @@ pub fn verify(layout: &Layout) -> Result<VerifyReport> {
     Ok(report)
 }
 
+/// Whether run `run_id` has files of a committed epoch: an `epochs` file, a presentations
+/// partition or a checkpoint (a start that crashed leaves at most its examples).
+fn has_committed_epochs(layout: &Layout, run_id: &str) -> bool {
+    let presentations = layout.table_dir(Table::Presentations);
+    let partition = std::fs::read_dir(presentations).into_iter().flatten().flatten().any(|d| {
+        let dir = d.path().join(format!("run_id={run_id}"));
+        numbered_entries(&dir, parse_epoch_dir).is_ok_and(|epochs| !epochs.is_empty())
+    });
+    partition
+        || layout.run_file(Table::Epochs, run_id).is_file()
+        || layout.checkpoint_dir(run_id).is_dir()
+}
+
 /// Checks one run's examples, epochs, presentations and checkpoints.
-fn check_run(layout: &Layout, run: &StoredRun, report: &mut VerifyReport) -> Result<()> {
+fn check_run(
+    layout: &Layout,
+    run: &StoredRun,
+    depth: Depth,
+    report: &mut VerifyReport,
+) -> Result<()> {
     let info = &run.info;
     let run_id = info.run_id.as_str();
     let completed = run.epochs_completed;
+    let runs_file = layout.run_file(Table::Runs, run_id);
+    let recorded = match Checksums::read(&runs_file) {
+        Ok(recorded) => recorded.unwrap_or_default(),
+        Err(e) => {
+            report.damage(&runs_file, e.to_string());
+            Checksums::default()
+        }
+    };
+    let content = |path: &Path, crc32: Option<u32>, report: &mut VerifyReport| {
+        if depth == Depth::Full
+            && path.is_file()
+            && let Err(e) = check_file(path, crc32)
+        {
+            report.damage(path, first_reason(&e));
+        }
+    };
     let examples = layout.run_file(Table::Examples, run_id);
     report.files_checked += 1;
     if run.examples.labels.len() != info.dataset_examples as usize {
@@ -126,6 +186,7 @@ fn check_run(layout: &Layout, run: &StoredRun, report: &mut VerifyReport) -> Res
             format!("{} rows, expected {}", run.examples.labels.len(), info.dataset_examples),
         );
     }
+    content(&examples, recorded.examples, report);
     let epochs_file = layout.run_file(Table::Epochs, run_id);
     if completed > 0 {
         report.files_checked += 1;
@@ -140,6 +201,7 @@ fn check_run(layout: &Layout, run: &StoredRun, report: &mut VerifyReport) -> Res
             ),
             Err(e) => report.damage(&epochs_file, e.to_string()),
         }
+        content(&epochs_file, recorded.epochs, report);
     }
     let run_dir = layout.run_presentations_dir(info.dataset.name(), run_id);
     if info.record_presentations {
@@ -147,7 +209,9 @@ fn check_run(layout: &Layout, run: &StoredRun, report: &mut VerifyReport) -> Res
             let path = layout.presentations_file(info.dataset.name(), run_id, epoch);
             report.files_checked += 1;
             match parquet_row_count(&path) {
-                Ok(rows) if rows == u64::from(info.train_examples) => {}
+                Ok(rows) if rows == u64::from(info.train_examples) => {
+                    content(&path, recorded.presentations.get(&epoch).copied(), report);
+                }
                 Ok(rows) => report.damage(
                     &path,
                     format!(
@@ -161,7 +225,9 @@ fn check_run(layout: &Layout, run: &StoredRun, report: &mut VerifyReport) -> Res
     }
     if info.record_presentations && completed > 0 {
         report.files_checked += 1;
-        check_dynamics(layout, run, report);
+        if check_dynamics(layout, run, report) {
+            content(&layout.run_file(Table::Dynamics, run_id), recorded.dynamics, report);
+        }
     }
     for (epoch, dir) in numbered_entries(&run_dir, parse_epoch_dir)? {
         if epoch == 0 || epoch > completed {
@@ -187,8 +253,9 @@ fn check_run(layout: &Layout, run: &StoredRun, report: &mut VerifyReport) -> Res
 
 /// Checks that a run's `dynamics` file covers its committed epochs and training set. A file
 /// one epoch ahead of a run that is not complete is a crash between two commit steps: hidden
-/// from readers, and rebuilt when the run resumes.
-fn check_dynamics(layout: &Layout, run: &StoredRun, report: &mut VerifyReport) {
+/// from readers, and rebuilt when the run resumes. Returns whether the file is the one the
+/// `runs` row declares (whose checksum was recorded).
+fn check_dynamics(layout: &Layout, run: &StoredRun, report: &mut VerifyReport) -> bool {
     let path = layout.run_file(Table::Dynamics, &run.info.run_id);
     let completed = run.epochs_completed;
     let rebuild = "`fstream rebuild` builds it from the presentations";
@@ -209,9 +276,20 @@ fn check_dynamics(layout: &Layout, run: &StoredRun, report: &mut VerifyReport) {
                     &path,
                     format!("{rows} rows, expected {expected} (the run's training set); {rebuild}"),
                 );
+            } else {
+                return !ahead;
             }
         }
         Err(e) => report.damage(&path, format!("{e}; {rebuild}")),
+    }
+    false
+}
+
+/// An error's message without the path it starts with (a finding names its file already).
+fn first_reason(error: &Error) -> String {
+    match error {
+        Error::Format { reason, .. } => reason.clone(),
+        other => other.to_string(),
     }
 }
 
@@ -345,29 +423,16 @@ pub fn remove_orphans(layout: &Layout, report: &VerifyReport) -> Result<usize> {
             },
             None => None,
         };
-        remove_path(path)?;
+        remove_inside(layout, path)?;
         removed += 1;
         // A deleted run's lock file goes too (taking the lock may have created it).
         if let Some(run_id) = run_id
             && !layout.run_file(Table::Runs, run_id).exists()
         {
-            remove_path(&layout.lock_file(run_id))?;
+            remove_inside(layout, &layout.lock_file(run_id))?;
         }
     }
     Ok(removed)
-}
-
-/// Removes a file, or a directory with everything in it.
-///
-/// # Errors
-/// [`Error::Io`] naming the path.
-pub fn remove_path(path: &Path) -> Result<()> {
-    let removed =
-        if path.is_dir() { std::fs::remove_dir_all(path) } else { std::fs::remove_file(path) };
-    match removed {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::io(path, e)),
-        _ => Ok(()),
-    }
 }
 
 /// Deletes every file of `run_id` (its `runs` row first, so that a crash midway leaves only
@@ -383,10 +448,9 @@ pub fn remove_run(layout: &Layout, run_id: &str) -> Result<Vec<PathBuf>> {
     }
     let lock = lock_run(layout, run_id)?;
     for path in &paths {
-        remove_path(path)?;
+        remove_inside(layout, path)?;
     }
-    let lock_file = layout.lock_file(run_id);
-    remove_path(&lock_file)?;
+    remove_inside(layout, &layout.lock_file(run_id))?;
     drop(lock);
     Ok(paths)
 }

@@ -11,6 +11,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use crossbeam_channel::Receiver;
 
+use super::checksums::Checksums;
 use super::dynamics::{Needed, dynamics_batch, read_dynamics, rebuild_dynamics};
 use super::layout::{Layout, Table};
 use super::lock::process_alive;
@@ -112,6 +113,8 @@ struct RunState {
     dynamics: Option<RunDynamics>,
     /// Labels trained on, by example id (the `dynamics` rows carry them).
     labels: Vec<u16>,
+    /// The checksums of its committed files, recorded in its `runs` file.
+    checksums: Checksums,
 }
 
 struct Writer {
@@ -160,13 +163,15 @@ impl Writer {
         let RunStart { run, examples, resume_after } = start;
         let earlier_epochs =
             read_epochs_prefix(&self.layout.run_file(Table::Epochs, &run.run_id), resume_after)?;
+        let mut checksums = Checksums::default();
         if resume_after == 0 {
             let path = self.layout.run_file(Table::Examples, &run.run_id);
-            write_parquet_atomically(
-                &path,
-                &schema::examples_batch(&run.run_id, &examples)?,
-                vec![],
-            )?;
+            let batch = schema::examples_batch(&run.run_id, &examples)?;
+            checksums.examples = Some(write_parquet_atomically(&path, &batch, vec![])?.crc32);
+        } else {
+            // The files an earlier process committed keep their checksums.
+            let runs_file = self.layout.run_file(Table::Runs, &run.run_id);
+            checksums = Checksums::read(&runs_file)?.unwrap_or_default().up_to(resume_after);
         }
         let dynamics = match run.record_presentations {
             true => Some(self.resumed_dynamics(&run, resume_after)?),
@@ -175,6 +180,7 @@ impl Writer {
         let state = RunState {
             dynamics,
             labels: examples.labels,
+            checksums,
             progress: RunProgress {
                 status: RunStatus::Running,
                 epochs_completed: resume_after,
@@ -261,16 +267,20 @@ impl Writer {
             _ => None,
         };
         let mut dynamics_seconds = dynamics_started.elapsed().as_secs_f64();
+        let (mut presentations_crc32, mut dynamics_crc32) = (None, None);
         if let Some(path) = presentation_file {
             let batch = sorted.to_batch()?;
-            self.report.presentation_bytes += write_parquet_atomically(&path, &batch, vec![])?;
+            let digest = write_parquet_atomically(&path, &batch, vec![])?;
+            presentations_crc32 = Some(digest.crc32);
+            self.report.presentation_bytes += digest.bytes;
             self.report.presentation_rows += buffer.len() as u64;
             self.report.presentation_files += 1;
         }
         crash::point("epoch-after-presentations", None);
         if let Some(batch) = dynamics_file {
             let started = Instant::now();
-            write_dynamics_file(&layout.run_file(Table::Dynamics, &run_id), &batch)?;
+            let digest = write_dynamics_file(&layout.run_file(Table::Dynamics, &run_id), &batch)?;
+            dynamics_crc32 = Some(digest.crc32);
             dynamics_seconds += started.elapsed().as_secs_f64();
         }
         self.report.dynamics_seconds += dynamics_seconds;
@@ -279,8 +289,15 @@ impl Writer {
             rename_durably(&temp, &layout.checkpoint_file(&run_id, epoch))?;
         }
         crash::point("epoch-after-checkpoint", None);
-        write_parquet_atomically(&layout.run_file(Table::Epochs, &run_id), &epochs, vec![])?;
+        let digest =
+            write_parquet_atomically(&layout.run_file(Table::Epochs, &run_id), &epochs, vec![])?;
         crash::point("epoch-after-epochs-rows", None);
+        let checksums = &mut self.state(&run_id)?.checksums;
+        checksums.epochs = Some(digest.crc32);
+        if let Some(crc32) = presentations_crc32 {
+            checksums.presentations.insert(epoch, crc32);
+        }
+        checksums.dynamics = dynamics_crc32.or(checksums.dynamics);
         self.write_run_row(&run_id)?;
         crash::point("epoch-after-runs-row", None);
         remove_superseded_checkpoints(&layout, &run_id, epoch)
@@ -299,9 +316,10 @@ impl Writer {
         let state = &self.runs[run_id];
         let batch = schema::runs_batch(&state.info, &state.progress)?;
         let path = self.layout.run_file(Table::Runs, run_id);
-        let written = write_parquet_atomically(&path, &batch, vec![]);
+        let checksums = state.checksums.metadata();
+        let written = write_parquet_atomically(&path, &batch, checksums.clone());
         match written {
-            Err(_) if self.reserve.release() => write_parquet_atomically(&path, &batch, vec![])?,
+            Err(_) if self.reserve.release() => write_parquet_atomically(&path, &batch, checksums)?,
             other => other?,
         };
         Ok(())

@@ -64,6 +64,8 @@ pub enum TaskKind {
     Order {
         /// The sorting file (`.parquet`).
         output: PathBuf,
+        /// The runs it counts (the source stage's): a file counted over others is stale.
+        runs: Vec<String>,
     },
 }
 
@@ -90,8 +92,20 @@ impl Sweep {
                     if let Some(dir) = data_dir {
                         flags.insert("data_dir".into(), FlagValue::Text(dir.display().to_string()));
                     }
-                    let sorting = sorting.as_ref().map(|s| sorting_file(&dir, s));
-                    train_tasks(&spec.name, stage, &flags, grid, seeds, sorting.as_deref(), &root)?
+                    let sorting = match sorting {
+                        Some(order) => {
+                            let order = stages.iter().find(|s| &s.name == order).expect("checked");
+                            let runs = match &order.tasks[0].kind {
+                                TaskKind::Order { runs, .. } => runs.clone(),
+                                TaskKind::Train => {
+                                    unreachable!("checked: sorting names an order stage")
+                                }
+                            };
+                            Some(Sorting { file: sorting_file(&dir, &order.name), runs })
+                        }
+                        None => None,
+                    };
+                    train_tasks(&spec.name, stage, &flags, grid, seeds, sorting.as_ref(), &root)?
                 }
                 StageKind::Order { runs_of, flags } => {
                     let source = stages.iter().find(|s| &s.name == runs_of).expect("checked");
@@ -129,6 +143,13 @@ fn sorting_file(sweep_dir: &Path, stage: &str) -> PathBuf {
     sweep_dir.join(format!("{stage}.parquet"))
 }
 
+/// The sorting file a removal stage reads, and the runs its order stage counts.
+#[derive(Debug, Clone)]
+struct Sorting {
+    file: PathBuf,
+    runs: Vec<String>,
+}
+
 /// One train task per grid point and seed (seeds innermost).
 fn train_tasks(
     sweep: &str,
@@ -136,7 +157,7 @@ fn train_tasks(
     flags: &Flags,
     grid: &[(String, Vec<FlagValue>)],
     seeds: &[u64],
-    sorting: Option<&Path>,
+    sorting: Option<&Sorting>,
     root: &Path,
 ) -> Result<Vec<Task>> {
     let mut tasks = Vec::new();
@@ -144,14 +165,19 @@ fn train_tasks(
         for &seed in seeds {
             let mut all = flags.clone();
             all.extend(point.iter().cloned());
-            let id = run_id(sweep, &stage.name, seed, &all, sorting.is_some());
-            if let Some(path) = sorting {
-                all.insert("sorting_file".into(), FlagValue::Text(path.display().to_string()));
+            let sorting_runs = sorting.map(|s| s.runs.as_slice());
+            let id = run_id(sweep, &stage.name, seed, &all, sorting_runs);
+            if let Some(sorting) = sorting {
+                let file = FlagValue::Text(sorting.file.display().to_string());
+                all.insert("sorting_file".into(), file);
             }
             let mut args = vec!["train".to_string()];
             args.extend(["--output-dir".into(), root.display().to_string()]);
             args.extend(["--run-id".into(), id.clone(), "--resume".into()]);
             args.extend(["--seed".into(), seed.to_string()]);
+            if let Some(sorting) = sorting {
+                args.extend(["--sorting-runs".into(), sorting.runs.join(",")]);
+            }
             args.extend(command_flags(&all)?);
             let mut varying = vec![("seed".to_string(), seed.to_string())];
             varying.extend(point.iter().map(|(k, v)| (k.clone(), v.to_string())));
@@ -180,7 +206,8 @@ fn order_task(
             format!("stage {:?}: stage {:?} has no dataset flag", stage.name, source.name),
         )
     })?;
-    let ids: Vec<String> = source.tasks.iter().map(|t| sql_string(&t.id)).collect();
+    let runs: Vec<String> = source.tasks.iter().map(|t| t.id.clone()).collect();
+    let ids: Vec<String> = runs.iter().map(|id| sql_string(id)).collect();
     let mut args = vec!["order".to_string()];
     args.extend(["--root".into(), root.display().to_string()]);
     args.extend(["--dataset".into(), dataset.to_string()]);
@@ -191,7 +218,7 @@ fn order_task(
     let output = sorting_file(dir, &stage.name);
     Ok(Task {
         id: format!("{}-{}", spec.name, stage.name),
-        kind: TaskKind::Order { output },
+        kind: TaskKind::Order { output, runs },
         args,
         varying: Vec::new(),
     })
@@ -217,9 +244,16 @@ fn grid_points(grid: &[(String, Vec<FlagValue>)]) -> Vec<Vec<(String, FlagValue)
 
 /// A run's id: `SWEEP-STAGE-sSEED-HASH`, HASH the first 8 hex digits of the SHA-256 of the
 /// sweep, the stage, the seed and every flag but the placement ones (sorted by name; a sorting
-/// file the sweep writes counts by its stage, not its path). The same spec gives the same ids
-/// wherever it runs.
-pub fn run_id(sweep: &str, stage: &str, seed: u64, flags: &Flags, sorted: bool) -> String {
+/// file the sweep writes counts by the runs it is counted over, `sorting_runs`, not by its
+/// path). The same spec gives the same ids wherever it runs, and a removal run's id changes
+/// with its base runs, so an edited base stage never reuses removal runs of the old one.
+pub fn run_id(
+    sweep: &str,
+    stage: &str,
+    seed: u64,
+    flags: &Flags,
+    sorting_runs: Option<&[String]>,
+) -> String {
     let mut canonical =
         format!("fstream sweep run v1\nsweep={sweep}\nstage={stage}\nseed={seed}\n");
     for (name, value) in flags {
@@ -227,8 +261,10 @@ pub fn run_id(sweep: &str, stage: &str, seed: u64, flags: &Flags, sorted: bool) 
             canonical.push_str(&format!("{name}={value}\n"));
         }
     }
-    if sorted {
-        canonical.push_str("sorting=stage\n");
+    if let Some(runs) = sorting_runs {
+        let mut runs = runs.to_vec();
+        runs.sort();
+        canonical.push_str(&format!("sorting=stage\nsorting_runs={}\n", runs.join(",")));
     }
     let digest = Sha256::digest(canonical.as_bytes());
     let hash: String = digest[..4].iter().map(|b| format!("{b:02x}")).collect();
@@ -315,17 +351,23 @@ mod tests {
     fn run_ids_depend_on_configuration_but_not_on_placement() {
         let mut flags = Flags::new();
         flags.insert("dataset".into(), FlagValue::Text("mnist".into()));
-        let id = run_id("s", "base", 1, &flags, false);
-        assert_eq!(id, run_id("s", "base", 1, &flags, false));
+        let id = run_id("s", "base", 1, &flags, None);
+        assert_eq!(id, run_id("s", "base", 1, &flags, None));
         let mut placed = flags.clone();
         placed.insert("data_dir".into(), FlagValue::Text("/elsewhere".into()));
         placed.insert("threads".into(), FlagValue::Integer(4));
-        assert_eq!(id, run_id("s", "base", 1, &placed, false));
+        assert_eq!(id, run_id("s", "base", 1, &placed, None));
         let mut other = flags.clone();
         other.insert("epochs".into(), FlagValue::Integer(4));
-        assert_ne!(id, run_id("s", "base", 1, &other, false));
-        assert_ne!(id, run_id("s", "base", 2, &flags, false));
-        assert_ne!(id, run_id("s", "other", 1, &flags, false));
+        assert_ne!(id, run_id("s", "base", 1, &other, None));
+        assert_ne!(id, run_id("s", "base", 2, &flags, None));
+        assert_ne!(id, run_id("s", "other", 1, &flags, None));
+        // A removal run's id follows the base runs its sorting file counts, in any order.
+        let (a, b) = ("s-base-s1-aaaaaaaa".to_string(), "s-base-s2-bbbbbbbb".to_string());
+        let sorted = run_id("s", "base", 1, &flags, Some(&[a.clone(), b.clone()]));
+        assert_eq!(sorted, run_id("s", "base", 1, &flags, Some(&[b.clone(), a.clone()])));
+        assert_ne!(sorted, run_id("s", "base", 1, &flags, Some(std::slice::from_ref(&a))));
+        assert_ne!(sorted, id);
         assert!(id.starts_with("s-base-s1-") && id.len() == "s-base-s1-".len() + 8, "{id}");
     }
 

@@ -56,8 +56,12 @@ pub fn submit(
         .find(|(_, state)| matches!(state, TaskState::Running { .. }))
     {
         return Err(Error::Config(format!(
-            "task {} is running ({state:?}); wait for it before submitting the sweep",
-            task.id
+            "task {} is running{}; wait for it before submitting the sweep",
+            task.id,
+            match state {
+                TaskState::Running { pid: Some(pid), .. } => format!(" (process {pid})"),
+                _ => String::new(),
+            }
         )));
     }
     // Slurm fails a job whose output directory does not exist.

@@ -251,6 +251,9 @@ fn stage(
             None => vec![1],
             Some(value) => seeds(value).map_err(|e| format!("seeds: {e}"))?,
         };
+        let tasks =
+            grid.iter().fold(seeds.len() as i128, |n, (_, values)| n * values.len() as i128);
+        check_task_count(tasks, "the grid's points times the seeds")?;
         StageKind::Train { flags: all, grid, seeds, sorting: raw.sorting.clone() }
     };
     Ok(Stage { name: raw.name.clone(), depends_on, kind })
@@ -301,6 +304,9 @@ fn grid_values(value: &toml::Value) -> std::result::Result<Vec<FlagValue>, Strin
             if step <= 0 || numbers.len() != bounds.len() {
                 return Err("range: expected three integers with step at least 1".into());
             }
+            let span = (i128::from(stop) - i128::from(start)).max(0);
+            let count = (span + i128::from(step) - 1) / i128::from(step);
+            check_task_count(count, "range")?;
             (start..stop).step_by(step as usize).map(FlagValue::Integer).collect()
         }
         _ => return Err("expected an array or { range = [start, stop, step] }".into()),
@@ -314,6 +320,20 @@ fn grid_values(value: &toml::Value) -> std::result::Result<Vec<FlagValue>, Strin
     Ok(values)
 }
 
+/// The most tasks one stage expands into: the paper's largest grid (Figure 6) has 600 runs.
+/// A bound keeps a typo (`range = [0, 1000000000, 1]`) from planning for hours.
+pub const MAX_TASKS_PER_STAGE: i128 = 10_000;
+
+/// Refuses `count` tasks of `what` beyond [`MAX_TASKS_PER_STAGE`], before any is built.
+fn check_task_count(count: i128, what: &str) -> std::result::Result<(), String> {
+    if count > MAX_TASKS_PER_STAGE {
+        return Err(format!(
+            "{what} give {count} tasks, more than the {MAX_TASKS_PER_STAGE} a stage may have; split the stage"
+        ));
+    }
+    Ok(())
+}
+
 /// Seeds: an array of integers, or `"A..B"` (inclusive) as `train --seeds` takes it.
 fn seeds(value: &toml::Value) -> std::result::Result<Vec<u64>, String> {
     let seeds: Vec<u64> = match value {
@@ -325,7 +345,10 @@ fn seeds(value: &toml::Value) -> std::result::Result<Vec<u64>, String> {
         toml::Value::String(range) => {
             let parse = |s: &str| s.trim().parse::<u64>().ok();
             match range.split_once("..").map(|(a, b)| (parse(a), parse(b))) {
-                Some((Some(a), Some(b))) if a <= b => (a..=b).collect(),
+                Some((Some(a), Some(b))) if a <= b => {
+                    check_task_count(i128::from(b) - i128::from(a) + 1, "the seeds")?;
+                    (a..=b).collect()
+                }
                 _ => return Err(format!("{range:?}: expected \"A..B\" with A <= B")),
             }
         }

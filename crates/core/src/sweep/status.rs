@@ -9,6 +9,7 @@ use crate::store::layout::{Layout, Table};
 use crate::store::lock::lock_holder;
 use crate::store::runs::read_run;
 use crate::store::schema::RunStatus;
+use crate::store::sorting::SortingFile;
 
 /// The state of one task.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -53,14 +54,16 @@ impl TaskState {
 /// The errors of reading a run that exists but cannot be read.
 pub fn task_state(sweep: &Sweep, task: &Task) -> Result<TaskState> {
     let layout = Layout::new(&sweep.root);
-    if let TaskKind::Order { output } = &task.kind {
-        return Ok(if output.is_file() { TaskState::Complete } else { TaskState::NotStarted });
+    if let TaskKind::Order { output, runs } = &task.kind {
+        return Ok(order_state(output, runs));
     }
     let pid = lock_holder(&layout, &task.id);
     if !layout.run_file(Table::Runs, &task.id).is_file() {
-        return Ok(match pid {
-            Some(pid) => TaskState::Running { pid: Some(pid), epochs_completed: 0 },
-            None => TaskState::NotStarted,
+        return Ok(match (pid, last_error(&sweep.log_file(task))) {
+            (Some(pid), _) => TaskState::Running { pid: Some(pid), epochs_completed: 0 },
+            // The command failed before its run started (bad flags or data): its log says why.
+            (None, Some(error)) => TaskState::Failed { error, epochs_completed: 0 },
+            (None, None) => TaskState::NotStarted,
         });
     }
     let run = read_run(&layout, &task.id)?;
@@ -74,6 +77,37 @@ pub fn task_state(sweep: &Sweep, task: &Task) -> Result<TaskState> {
             epochs_completed,
         },
     })
+}
+
+/// The last error a task's command printed to its log (`fstream: error: …`), if any.
+fn last_error(log: &std::path::Path) -> Option<String> {
+    let text = std::fs::read_to_string(log).ok()?;
+    text.lines().rev().find_map(|line| line.strip_prefix("fstream: error: ")).map(String::from)
+}
+
+/// An order task is complete when its sorting file was counted over exactly `runs`, the
+/// source stage's runs now: a file of an earlier version of the spec (other base runs) is
+/// stale, and the stage runs again.
+fn order_state(output: &std::path::Path, runs: &[String]) -> TaskState {
+    if !output.is_file() {
+        return TaskState::NotStarted;
+    }
+    let sorted = |ids: &[String]| {
+        let mut ids = ids.to_vec();
+        ids.sort();
+        ids
+    };
+    match SortingFile::read(output) {
+        Ok(file) if sorted(&file.runs) == sorted(runs) => TaskState::Complete,
+        Ok(_) => TaskState::Failed {
+            error: format!(
+                "stale: {} counts other runs than the stage's; it is recomputed",
+                output.display()
+            ),
+            epochs_completed: 0,
+        },
+        Err(e) => TaskState::Failed { error: e.to_string(), epochs_completed: 0 },
+    }
 }
 
 /// The counts of one stage's task states.

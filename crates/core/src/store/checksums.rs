@@ -1,0 +1,168 @@
+//! Content checksums of a run's committed files. When the writer commits a file it takes the
+//! CRC-32 of its bytes, and the run's `runs` file, committed last, records them in its Parquet
+//! footer (key [`CHECKSUMS_KEY`], JSON): the `examples`, `epochs` and `dynamics` files and each
+//! epoch's presentations file. `fstream verify` compares them with the files (so a byte flipped
+//! inside a column, which Parquet itself may read without complaint, is damage), and rebuilding
+//! the dynamics refuses presentations that no longer match. Roots written before checksums were
+//! recorded have none; their files are checked by structure only.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::Path;
+
+use parquet::file::metadata::KeyValue;
+use parquet::file::reader::{FileReader, SerializedFileReader};
+
+use super::layout::{Layout, Table};
+use crate::error::{Error, IoContext, Result};
+
+/// The footer key of a `runs` file that holds its run's checksums.
+pub const CHECKSUMS_KEY: &str = "fstream.checksums";
+
+/// The CRC-32 of each committed file of one run (`None`: not recorded).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct Checksums {
+    /// The `examples` file.
+    pub examples: Option<u32>,
+    /// The `epochs` file.
+    pub epochs: Option<u32>,
+    /// The `dynamics` file.
+    pub dynamics: Option<u32>,
+    /// Each committed epoch's presentations file, by epoch.
+    pub presentations: BTreeMap<u32, u32>,
+}
+
+impl Checksums {
+    /// The checksums a `runs` file records (`None` for a file written before they were).
+    ///
+    /// # Errors
+    /// [`Error::Format`] naming the file when its footer cannot be read or the value is not
+    /// what fstream writes.
+    pub fn read(runs_file: &Path) -> Result<Option<Checksums>> {
+        let file = std::fs::File::open(runs_file).at(runs_file)?;
+        let reader = SerializedFileReader::new(file)
+            .map_err(|e| Error::format(runs_file, format!("not a complete Parquet file: {e}")))?;
+        let metadata = reader.metadata().file_metadata().key_value_metadata();
+        let Some(value) = metadata
+            .and_then(|kvs| kvs.iter().find(|kv| kv.key == CHECKSUMS_KEY))
+            .and_then(|kv| kv.value.as_deref())
+        else {
+            return Ok(None);
+        };
+        serde_json::from_str(value)
+            .map(Some)
+            .map_err(|e| Error::format(runs_file, format!("footer '{CHECKSUMS_KEY}': {e}")))
+    }
+
+    /// The checksums recorded for run `run_id` of `layout` (none recorded, or no `runs` file:
+    /// empty).
+    ///
+    /// # Errors
+    /// As [`Checksums::read`].
+    pub fn of_run(layout: &Layout, run_id: &str) -> Result<Checksums> {
+        let path = layout.run_file(Table::Runs, run_id);
+        if !path.is_file() {
+            return Ok(Checksums::default());
+        }
+        Ok(Checksums::read(&path)?.unwrap_or_default())
+    }
+
+    /// Applies `update` to the checksums of run `run_id` and commits its `runs` file again
+    /// with the same row (after a tool rewrote one of its files, such as `fstream rebuild`).
+    ///
+    /// # Errors
+    /// As [`Checksums::read`]; [`Error::Io`] when the file cannot be written.
+    pub fn update_run(
+        layout: &Layout,
+        run_id: &str,
+        update: impl FnOnce(&mut Checksums),
+    ) -> Result<()> {
+        let path = layout.run_file(Table::Runs, run_id);
+        let row = super::runs::read_batch(&path)?;
+        let mut checksums = Checksums::read(&path)?.unwrap_or_default();
+        update(&mut checksums);
+        super::write_parquet_atomically(&path, &row, checksums.metadata()).map(|_| ())
+    }
+
+    /// The footer entry that records these checksums.
+    pub fn metadata(&self) -> Vec<KeyValue> {
+        let json = serde_json::to_string(self).expect("checksums are plain data");
+        vec![KeyValue::new(CHECKSUMS_KEY.into(), json)]
+    }
+
+    /// Only what covers the first `epochs` epochs (a run resumed after them).
+    pub fn up_to(mut self, epochs: u32) -> Checksums {
+        self.presentations.retain(|&epoch, _| epoch <= epochs);
+        self
+    }
+}
+
+/// The CRC-32 (IEEE) of the file at `path`.
+///
+/// # Errors
+/// [`Error::Io`] naming the file when it cannot be read.
+pub fn file_crc32(path: &Path) -> Result<u32> {
+    let mut file = std::fs::File::open(path).at(path)?;
+    let mut hasher = crc32fast::Hasher::new();
+    let mut buffer = vec![0u8; 1 << 16];
+    loop {
+        let read = file.read(&mut buffer).at(path)?;
+        if read == 0 {
+            return Ok(hasher.finalize());
+        }
+        hasher.update(&buffer[..read]);
+    }
+}
+
+/// Checks `path` against its recorded checksum (nothing when none is recorded).
+///
+/// # Errors
+/// [`Error::Format`] naming the file when its content differs from what was committed.
+pub fn check_file(path: &Path, recorded: Option<u32>) -> Result<()> {
+    let Some(recorded) = recorded else { return Ok(()) };
+    let found = file_crc32(path)?;
+    if found != recorded {
+        return Err(Error::format(
+            path,
+            format!(
+                "content changed after its commit (CRC-32 {found:08x}, recorded {recorded:08x}); `fstream verify` lists the damage"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_flipped_byte_is_found() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f.parquet");
+        std::fs::write(&path, b"PAR1 some committed bytes PAR1").unwrap();
+        let crc = file_crc32(&path).unwrap();
+        assert_eq!(crc, crc32fast::hash(b"PAR1 some committed bytes PAR1"));
+        check_file(&path, Some(crc)).unwrap();
+        check_file(&path, None).unwrap();
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes[10] ^= 0x40;
+        std::fs::write(&path, bytes).unwrap();
+        let err = check_file(&path, Some(crc)).unwrap_err().to_string();
+        assert!(err.contains("f.parquet: content changed after its commit"), "{err}");
+    }
+
+    #[test]
+    fn checksums_round_trip_through_the_footer_value_and_cut_at_an_epoch() {
+        let checksums = Checksums {
+            examples: Some(1),
+            epochs: Some(2),
+            dynamics: None,
+            presentations: BTreeMap::from([(1, 10), (2, 20), (3, 30)]),
+        };
+        let value = checksums.metadata()[0].value.clone().unwrap();
+        assert_eq!(serde_json::from_str::<Checksums>(&value).unwrap(), checksums);
+        assert_eq!(checksums.up_to(2).presentations, BTreeMap::from([(1, 10), (2, 20)]));
+    }
+}

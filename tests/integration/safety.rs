@@ -1,0 +1,664 @@
+//! Nothing lost, nothing mixed (issue 18): no command deletes or writes outside the root or
+//! output it was given, no output replaces a root's tables or the command's own inputs, every
+//! output is committed atomically, and no number mixes runs of different data.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::util::Workspace;
+
+/// Every file under `dir` with its bytes: what must not change.
+fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    fn walk(dir: &Path, out: &mut BTreeMap<PathBuf, Vec<u8>>) {
+        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                walk(&path, out);
+            } else {
+                out.insert(path.clone(), std::fs::read(&path).unwrap_or_default());
+            }
+        }
+    }
+    let mut files = BTreeMap::new();
+    walk(dir, &mut files);
+    files
+}
+
+/// A workspace with a root of one complete run (40 examples, 2 epochs) and its sorting file.
+fn trained() -> (Workspace, String) {
+    let ws = Workspace::new();
+    ws.write_tiny_mnist(40, 5);
+    ws.train(&["--epochs", "2"]).assert_ok();
+    ws.order("order", &[]).assert_ok();
+    let run_id = crate::util::parquet_files(&ws.root().join("runs"))[0]
+        .file_stem()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    (ws, run_id)
+}
+
+#[test]
+fn run_ids_that_are_paths_delete_nothing() {
+    let (ws, run_id) = trained();
+    let root = ws.root().display().to_string();
+    // Something beside the root that `rm '..'` reached before.
+    std::fs::write(ws.path().join("beside.txt"), "keep").unwrap();
+    let before = snapshot(ws.path());
+    for id in ["..", "../..", "", ".", "../results", "a/b", ".hidden", "x\ny"] {
+        eprintln!("rm {id:?}");
+        ws.fstream(&["rm", id, "--root", &root])
+            .assert_exit_code(2)
+            .assert_error_contains("expected 1 to 128 letters, digits, '.', '_' or '-'");
+        ws.fstream(&["rebuild", "--run", id, "--root", &root]).assert_exit_code(2);
+        ws.fstream(&["train", "--resume", id, "--output-dir", &root]).assert_exit_code(2);
+    }
+    // Valid ids that name a table or nothing: no such run.
+    for id in ["nope", "runs", "checkpoints", "locks"] {
+        ws.fstream(&["rm", id, "--root", &root])
+            .assert_exit_code(2)
+            .assert_error_contains(&format!("no run {id} under"));
+    }
+    assert_eq!(snapshot(ws.path()), before, "a file changed");
+    // A directory listing that yields such a name is never turned into a path either: a
+    // partition named `run_id=..` (a hand-made or hostile one) is not a run of the root.
+    let hostile = ws.root().join("presentations/dataset=mnist/run_id=..");
+    std::fs::create_dir_all(&hostile).unwrap();
+    ws.fstream(&["verify", "--root", &root, "--remove-orphans"]).assert_ok();
+    ws.fstream(&["rm", &run_id, "--root", &root]).assert_ok();
+    assert!(hostile.is_dir() && ws.path().join("beside.txt").is_file());
+    assert!(ws.root().join("runs").is_dir(), "rm removes a run's files, not the tables");
+}
+
+#[test]
+fn outputs_never_replace_a_roots_tables_or_their_own_inputs() {
+    let (ws, run_id) = trained();
+    let root = ws.root().display().to_string();
+    let data = ws.data_dir().display().to_string();
+    let sql = ws.path().join("runs.sql");
+    std::fs::write(&sql, "SELECT run_id, seed FROM runs").unwrap();
+    let sql = sql.display().to_string();
+    let order = ws.path().join("order.parquet").display().to_string();
+    let in_table = |table: &str, name: &str| format!("{root}/{table}/{name}");
+    let before = snapshot(ws.path());
+    let table_dir = "a table directory of the dataset root";
+    let cases: Vec<(Vec<String>, &str)> = vec![
+        (
+            vec![
+                "query".into(),
+                sql.clone(),
+                "--root".into(),
+                root.clone(),
+                "-o".into(),
+                in_table("runs", &format!("{run_id}.parquet")),
+                "--format".into(),
+                "parquet".into(),
+            ],
+            table_dir,
+        ),
+        (
+            vec![
+                "order".into(),
+                "--root".into(),
+                root.clone(),
+                "--dataset".into(),
+                "mnist".into(),
+                "--output-dir".into(),
+                in_table("runs", ""),
+                "--output-name".into(),
+                run_id.clone(),
+            ],
+            table_dir,
+        ),
+        (
+            vec![
+                "scores".into(),
+                "--root".into(),
+                root.clone(),
+                "--dataset".into(),
+                "mnist".into(),
+                "--score".into(),
+                "aum".into(),
+                "--output".into(),
+                in_table("dynamics", &format!("{run_id}.parquet")),
+            ],
+            table_dir,
+        ),
+        (
+            vec![
+                "plot".into(),
+                "training-curves".into(),
+                "--root".into(),
+                root.clone(),
+                "--dataset".into(),
+                "mnist".into(),
+                "--output".into(),
+                in_table("epochs", &format!("{run_id}.png")),
+            ],
+            table_dir,
+        ),
+        (
+            vec![
+                "report".into(),
+                "--root".into(),
+                root.clone(),
+                "--output".into(),
+                in_table("checkpoints", ""),
+            ],
+            table_dir,
+        ),
+        (
+            vec![
+                "export".into(),
+                order.clone(),
+                "--to".into(),
+                "npy".into(),
+                "--output".into(),
+                order.clone(),
+            ],
+            "is the input",
+        ),
+        (
+            vec![
+                "query".into(),
+                sql.clone(),
+                "--root".into(),
+                root.clone(),
+                "-o".into(),
+                sql.clone(),
+                "--format".into(),
+                "csv".into(),
+            ],
+            "is the input",
+        ),
+        (
+            vec![
+                "plot".into(),
+                "examples".into(),
+                "--root".into(),
+                root.clone(),
+                "--dataset".into(),
+                "mnist".into(),
+                "--data-dir".into(),
+                data.clone(),
+                "--output".into(),
+                format!("{data}/mnist/train-images-idx3-ubyte.png"),
+            ],
+            "which this command reads",
+        ),
+    ];
+    for (args, expected) in &cases {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        eprintln!("{args:?}");
+        ws.fstream(&args).assert_exit_code(2).assert_error_contains(expected);
+    }
+    assert_eq!(snapshot(ws.path()), before, "a refused output changed a file");
+    ws.fstream(&["verify", "--root", &root]).assert_ok();
+    ws.order("again", &[]).assert_ok();
+}
+
+#[test]
+fn a_failed_output_leaves_the_previous_file_whole() {
+    let (ws, _) = trained();
+    let root = ws.root().display().to_string();
+    let sql = ws.path().join("all.sql");
+    std::fs::write(&sql, "SELECT * FROM presentations").unwrap();
+    let out = ws.path().join("q.csv");
+    let small = ws.path().join("small.sql");
+    std::fs::write(&small, "SELECT run_id FROM runs").unwrap();
+    let query = |sql: &Path, limit_blocks: Option<u32>| {
+        let command = format!(
+            "{}exec '{}' query '{}' --root '{root}' --format csv -o '{}'",
+            limit_blocks.map_or(String::new(), |b| format!("ulimit -f {b}; ")),
+            env!("CARGO_BIN_EXE_fstream"),
+            sql.display(),
+            out.display()
+        );
+        Command::new("sh").args(["-c", &command]).output().unwrap()
+    };
+    assert!(query(&small, None).status.success());
+    let good = std::fs::read(&out).unwrap();
+    // 80 presentations of CSV are several KB: one 512-byte block is too little.
+    let failed = query(&sql, Some(1));
+    let stderr = String::from_utf8_lossy(&failed.stderr);
+    assert_eq!(failed.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains(&format!("{}: File too large", out.display())), "{stderr}");
+    assert_eq!(std::fs::read(&out).unwrap(), good, "the previous result was replaced");
+    // A sorting file and its CSV are a pair: a failed write leaves the previous pair.
+    let pair = |ws: &Workspace| {
+        ["order.parquet", "order.csv"].map(|name| std::fs::read(ws.path().join(name)).unwrap())
+    };
+    let before = pair(&ws);
+    let command = format!(
+        "ulimit -f 1; exec '{}' order --root '{root}' --dataset mnist --output-dir '{}' --output-name order --tie-break random",
+        env!("CARGO_BIN_EXE_fstream"),
+        ws.path().display()
+    );
+    let failed = Command::new("sh").args(["-c", &command]).output().unwrap();
+    assert_eq!(failed.status.code(), Some(1), "{}", String::from_utf8_lossy(&failed.stderr));
+    assert_eq!(pair(&ws), before);
+    let left: Vec<_> = std::fs::read_dir(ws.path())
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
+        .collect();
+    assert!(left.is_empty(), "temporary files left: {left:?}");
+}
+
+#[test]
+fn numbers_never_mix_runs_of_different_data() {
+    let ws = Workspace::new();
+    ws.write_tiny_mnist(40, 5);
+    ws.train(&["--epochs", "1", "--seed", "1"]).assert_ok();
+    ws.order("a", &[]).assert_ok();
+    // The same size and format, other labels: other data.
+    let other = Workspace::new();
+    other.write_tiny_mnist(40, 5);
+    let relabelled: Vec<u8> = (0..40).map(|i| ((i * 7 + 3) % 10) as u8).collect();
+    let labels = other.data_dir().join("mnist/train-labels-idx1-ubyte");
+    std::fs::write(&labels, fstream::data::idx::encode_idx(&[40], &relabelled)).unwrap();
+    let other_data = other.data_dir().display().to_string();
+    ws.train(&["--epochs", "1", "--seed", "2", "--data-dir", &other_data]).assert_ok();
+    let root = ws.root().display().to_string();
+    let mixed = "were trained on different data";
+    ws.order("mixed", &[]).assert_exit_code(2).assert_error_contains(mixed);
+    let aum = ws.path().join("aum.parquet").display().to_string();
+    ws.fstream(&[
+        "scores",
+        "--root",
+        &root,
+        "--dataset",
+        "mnist",
+        "--score",
+        "aum",
+        "--output",
+        &aum,
+    ])
+    .assert_exit_code(2)
+    .assert_error_contains(mixed);
+    ws.fstream(&["compare", "--runs", "--root", &root, "--dataset", "mnist"])
+        .assert_exit_code(2)
+        .assert_error_contains(mixed);
+    // Sorting files carry their data's fingerprint.
+    ws.order("b", &["--where", "seed = 2"]).assert_ok();
+    let (a, b) = (ws.path().join("a.parquet"), ws.path().join("b.parquet"));
+    let (a, b) = (a.to_str().unwrap(), b.to_str().unwrap());
+    ws.fstream(&["compare", a, b])
+        .assert_exit_code(2)
+        .assert_error_contains("the files rank different data of mnist");
+    ws.train(&[
+        "--epochs",
+        "1",
+        "--seed",
+        "3",
+        "--data-dir",
+        &other_data,
+        "--sorting-file",
+        a,
+        "--remove-n",
+        "5",
+    ])
+    .assert_exit_code(2)
+    .assert_error_contains("sorting file ranks other data");
+    let picture = ws.path().join("examples.png").display().to_string();
+    let examples = |data: &str, seed: &str| {
+        let predicate = format!("seed = {seed}");
+        ws.fstream(&[
+            "plot",
+            "examples",
+            "--root",
+            &root,
+            "--dataset",
+            "mnist",
+            "--where",
+            &predicate,
+            "--data-dir",
+            data,
+            "--output",
+            &picture,
+            "--count",
+            "2",
+        ])
+    };
+    examples(&other_data, "1")
+        .assert_exit_code(2)
+        .assert_error_contains("are not the data the runs trained on");
+    examples(&ws.data_dir().display().to_string(), "1").assert_ok();
+    // A stale sorting file: counted over other runs than a sweep says.
+    ws.train(&[
+        "--epochs",
+        "1",
+        "--seed",
+        "4",
+        "--sorting-file",
+        a,
+        "--remove-n",
+        "5",
+        "--sorting-runs",
+        "other-run",
+    ])
+    .assert_exit_code(2)
+    .assert_error_contains("but --sorting-runs names other-run: it is stale");
+}
+
+#[test]
+fn where_is_one_condition_over_the_runs_columns() {
+    let ws = Workspace::new();
+    ws.write_tiny_mnist(40, 5);
+    ws.train(&["--epochs", "1"]).assert_ok();
+    ws.train(&["--epochs", "1", "--dataset", "permuted_mnist"]).assert_ok();
+    let root = ws.root().display().to_string();
+    let curves = ws.path().join("curves.png").display().to_string();
+    let plot = |predicate: &str| {
+        ws.fstream(&[
+            "plot",
+            "training-curves",
+            "--root",
+            &root,
+            "--dataset",
+            "mnist",
+            "--where",
+            predicate,
+            "--output",
+            &curves,
+        ])
+    };
+    for (predicate, expected) in [
+        ("1=1) OR (1=1", "expected one condition, but ) follows"),
+        ("TRUE) OR (TRUE", "expected one condition"),
+        ("", "expected a condition over the runs table"),
+        ("sed < 3", "unknown column 'sed' of the runs table"),
+        ("seed IN (SELECT seed FROM runs)", "`seed IN (SELECT seed FROM runs)` is not supported"),
+    ] {
+        plot(predicate)
+            .assert_exit_code(2)
+            .assert_error_contains(&format!("--where {predicate:?}: {expected}"));
+        ws.fstream(&["runs", "--root", &root, "--where", predicate]).assert_exit_code(2);
+    }
+    plot("seed >= 1 OR dataset = 'permuted_mnist'").assert_ok();
+    let csv = std::fs::read_to_string(ws.path().join("curves.csv")).unwrap();
+    let runs: std::collections::BTreeSet<&str> =
+        csv.lines().skip(1).map(|l| l.split(',').next().unwrap()).collect();
+    assert_eq!(runs.len(), 1, "only the mnist run, whatever the predicate says: {csv}");
+    assert!(runs.iter().all(|r| r.starts_with("mnist-")), "{csv}");
+}
+
+#[test]
+fn damage_inside_a_committed_file_is_found_and_never_counted() {
+    let (ws, run_id) = trained();
+    let root = ws.root().display().to_string();
+    let epoch = |e: u32| {
+        ws.root()
+            .join(format!("presentations/dataset=mnist/run_id={run_id}/epoch={e}/part-0.parquet"))
+    };
+    ws.fstream(&["verify", "--root", &root]).assert_ok();
+    // A few bytes inside the data, far from the footer: Parquet's own structure is intact.
+    let mut bytes = std::fs::read(epoch(1)).unwrap();
+    let at = bytes.len() / 3;
+    for byte in &mut bytes[at..at + 3] {
+        *byte ^= 0x5a;
+    }
+    std::fs::write(epoch(1), bytes).unwrap();
+    let verify = ws.fstream(&["verify", "--root", &root]);
+    verify.assert_exit_code(1);
+    let damage = format!("damage\t{}\tcontent changed after its commit", epoch(1).display());
+    assert!(verify.stdout().contains(&damage), "{}", verify.stdout());
+    ws.fstream(&["verify", "--root", &root, "--quick"]).assert_ok();
+    ws.fstream(&["rebuild", "--root", &root]).assert_exit_code(2).assert_error_contains(&format!(
+        "{}: content changed after its commit",
+        epoch(1).display()
+    ));
+    // The dynamics file is intact: order counts from it, as before.
+    ws.order("again", &[]).assert_ok();
+    assert_eq!(
+        std::fs::read(ws.path().join("again.csv")).unwrap(),
+        std::fs::read(ws.path().join("order.csv")).unwrap()
+    );
+    // A damaged dynamics file is not counted: order counts the presentations instead, and
+    // refuses the damaged ones.
+    let dynamics = ws.root().join(format!("dynamics/{run_id}.parquet"));
+    let mut bytes = std::fs::read(&dynamics).unwrap();
+    let at = bytes.len() / 3;
+    bytes[at] ^= 0x01;
+    std::fs::write(&dynamics, bytes).unwrap();
+    ws.order("damaged", &[])
+        .assert_exit_code(2)
+        .assert_error_contains(&epoch(1).display().to_string());
+    // A committed epoch whose file is gone is an error of every query, naming the file.
+    std::fs::remove_file(epoch(2)).unwrap();
+    let sql = ws.path().join("count.sql");
+    std::fs::write(&sql, "SELECT COUNT(*) AS n FROM presentations").unwrap();
+    ws.fstream(&["query", sql.to_str().unwrap(), "--root", &root])
+        .assert_exit_code(2)
+        .assert_error_contains(&format!(
+            "{}: missing, but run {run_id} declares epoch 2 committed",
+            epoch(2).display()
+        ));
+}
+
+/// One example's statistics in a reference pickle: id, losses, accuracies, margins.
+type ExampleStats<'a> = (u8, &'a [f64], &'a [f64], &'a [f64]);
+
+/// A protocol-2 pickle of the reference's statistics: `{id: [losses, accuracies, margins]}`.
+fn stats_pickle(examples: &[ExampleStats<'_>]) -> Vec<u8> {
+    let mut bytes = b"\x80\x02}(".to_vec();
+    for (id, losses, accuracies, margins) in examples {
+        bytes.extend([b'K', *id]);
+        bytes.extend(b"](");
+        for list in [losses, accuracies, margins] {
+            bytes.extend(b"](");
+            for value in list.iter() {
+                bytes.push(b'G');
+                bytes.extend(value.to_be_bytes());
+            }
+            bytes.push(b'e');
+        }
+        bytes.push(b'e');
+    }
+    bytes.extend(b"u.");
+    bytes
+}
+
+#[test]
+fn import_reference_refuses_what_the_reference_never_writes() {
+    let ws = Workspace::new();
+    ws.write_tiny_mnist(20, 5);
+    let good: &[f64] = &[0.5, 0.25];
+    let mut deep = b"\x80\x02".to_vec();
+    deep.extend(std::iter::repeat_n(b']', 100_000));
+    deep.extend(std::iter::repeat_n(b'a', 99_999));
+    deep.push(b'.');
+    let name = "dataset_mnist__seed_1__stats_dict.pkl";
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        (
+            name,
+            stats_pickle(&[
+                (0, good, &[1.0, 0.0], good),
+                (1, &[0.5, 0.2, 0.1], &[1.0, 1.0, 1.0], &[1.0, 1.0, 1.0]),
+            ]),
+            "example 1 has 3 presentations but example 0 has 2",
+        ),
+        (
+            name,
+            stats_pickle(&[(0, &[f64::NAN, 0.5], &[1.0, 0.0], good)]),
+            "example 0: presentation 1: loss NaN",
+        ),
+        (
+            name,
+            stats_pickle(&[(0, good, &[1.0, 0.0], &[0.5, f64::INFINITY])]),
+            "example 0: presentation 2: margin inf",
+        ),
+        (
+            name,
+            stats_pickle(&[(0, good, &[5.0, 0.0], good)]),
+            "example 0: presentation 1: accuracy 5, expected 0 or 1",
+        ),
+        (
+            name,
+            stats_pickle(&[(0, good, &[1.0, -3.0], good)]),
+            "example 0: presentation 2: accuracy -3, expected 0 or 1",
+        ),
+        (
+            "dataset_mnist__seed_banana__stats_dict.pkl",
+            stats_pickle(&[(0, good, &[1.0, 0.0], good)]),
+            "file name: seed_banana: expected an integer",
+        ),
+        (name, deep, "not the reference's statistics: containers nested 33 deep"),
+    ];
+    let root = ws.root().display().to_string();
+    let data = ws.data_dir().display().to_string();
+    for (file_name, bytes, expected) in &cases {
+        let path = ws.path().join("bad").join(file_name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, bytes).unwrap();
+        let path = path.display().to_string();
+        eprintln!("{expected}");
+        ws.fstream(&["import-reference", "--data-dir", &data, "--output-dir", &root, &path])
+            .assert_exit_code(2)
+            .assert_error_contains(&format!("{path}: {expected}"));
+        assert!(!ws.root().join("runs").exists(), "a refused file wrote a run");
+    }
+    let path = ws.path().join(name);
+    std::fs::write(
+        &path,
+        stats_pickle(&[(0, good, &[1.0, 0.0], good), (3, good, &[0.0, 1.0], good)]),
+    )
+    .unwrap();
+    ws.fstream(&[
+        "import-reference",
+        "--data-dir",
+        &data,
+        "--output-dir",
+        &root,
+        path.to_str().unwrap(),
+    ])
+    .assert_ok();
+    ws.order("imported", &[]).assert_ok();
+    let rows = crate::util::read_order_csv(&ws.path().join("imported.csv"));
+    let count = |id: u32| rows.iter().find(|r| r.0 == id).unwrap().1;
+    assert_eq!((count(0), count(3)), (1, 0), "0 is forgotten once; 3 is learned at epoch 2");
+}
+
+#[test]
+fn huge_ranges_and_bad_numbers_are_clear_errors_not_hangs() {
+    let ws = Workspace::new();
+    ws.write_tiny_mnist(20, 5);
+    ws.train(&["--seeds", "1..999999999999"])
+        .assert_exit_code(2)
+        .assert_error_contains("--seeds: 999999999999 runs exceed the limit of 64");
+    ws.train(&["--seeds", "5..1"]).assert_exit_code(2).assert_error_contains("needs A <= B");
+    ws.train(&["--seed", "-1"])
+        .assert_exit_code(2)
+        .assert_error_contains("expected a non-negative integer, not \"-1\"");
+    let spec = |grid: &str| {
+        let path = ws.path().join("huge.toml");
+        std::fs::write(
+            &path,
+            format!("name = \"huge\"\n[train]\ndataset = \"mnist\"\n\n[[stage]]\nname = \"base\"\n{grid}\n"),
+        )
+        .unwrap();
+        path.display().to_string()
+    };
+    let root = ws.root().display().to_string();
+    for (grid, expected) in [
+        (
+            "[stage.grid]\nremove_n = { range = [0, 1000000000, 1] }",
+            "range give 1000000000 tasks, more than the 10000",
+        ),
+        ("seeds = \"1..999999999\"", "the seeds give 999999999 tasks"),
+        (
+            "seeds = \"1..100\"\n[stage.grid]\nremove_n = { range = [0, 1000, 1] }",
+            "the grid's points times the seeds give 100000 tasks",
+        ),
+    ] {
+        let spec = spec(grid);
+        let status = ["sweep", "status", &spec, "--root", &root];
+        let print = ["sweep", "run", &spec, "--root", &root, "--executor", "print"];
+        for args in [&status[..], &print[..]] {
+            ws.fstream(args).assert_exit_code(2).assert_error_contains(expected);
+        }
+    }
+    let root_scores = ws.path().join("s.parquet").display().to_string();
+    ws.fstream(&[
+        "scores",
+        "--root",
+        &root,
+        "--dataset",
+        "mnist",
+        "--score",
+        "forgetting",
+        "--never-learned",
+        "epochs:-3",
+        "--output",
+        &root_scores,
+    ])
+    .assert_exit_code(2)
+    .assert_error_contains("each at least 0");
+    ws.fstream(&["compare", "a.parquet", "b.parquet", "--k", "0"])
+        .assert_exit_code(2)
+        .assert_error_contains("--k");
+}
+
+#[test]
+fn errors_are_one_line_that_names_the_file_or_flag() {
+    let (ws, run_id) = trained();
+    let root = ws.root().display().to_string();
+    // An output directory that is a file.
+    let file = ws.path().join("a-file");
+    std::fs::write(&file, "x").unwrap();
+    ws.fstream(&[
+        "order",
+        "--root",
+        &root,
+        "--dataset",
+        "mnist",
+        "--output-dir",
+        file.to_str().unwrap(),
+    ])
+    .assert_exit_code(2)
+    .assert_error_contains(&format!("{}: not a directory (a file is in the way)", file.display()));
+    // A label outside the classes, in the real IDX format.
+    let bad = Workspace::new();
+    bad.write_tiny_mnist(20, 5);
+    let labels: Vec<u8> = (0..20).map(|i| if i == 7 { 10 } else { (i % 10) as u8 }).collect();
+    let path = bad.data_dir().join("mnist/train-labels-idx1-ubyte");
+    std::fs::write(&path, fstream::data::idx::encode_idx(&[20], &labels)).unwrap();
+    bad.train(&["--epochs", "1"])
+        .assert_exit_code(2)
+        .assert_error_contains("train-labels-idx1-ubyte: label 10 out of range: expected 0 to 9");
+    // Formats a command refuses are not offered.
+    let help = ws.fstream(&["compare", "--help"]);
+    help.assert_ok();
+    assert!(!help.stdout().contains("parquet"), "{}", help.stdout());
+    ws.fstream(&["runs", "--root", &root, "--format", "parquet"]).assert_exit_code(2);
+    // A runs file deleted from an intact run: damage that says how to restore it, and
+    // --remove-orphans keeps the run's files.
+    let runs_file = ws.root().join(format!("runs/{run_id}.parquet"));
+    let saved = std::fs::read(&runs_file).unwrap();
+    std::fs::remove_file(&runs_file).unwrap();
+    let other = Workspace::new();
+    crate::util::copy_dir(&ws.root(), &other.root());
+    let verify = ws.fstream(&["verify", "--root", &root, "--remove-orphans"]);
+    verify.assert_exit_code(1);
+    assert!(
+        verify.stdout().contains(&format!(
+            "damage\t{}\tmissing, but run {run_id} has committed epochs",
+            runs_file.display()
+        )),
+        "{}",
+        verify.stdout()
+    );
+    assert!(verify.stdout().contains(&format!("fstream rm {run_id}")), "{}", verify.stdout());
+    assert!(ws.root().join(format!("dynamics/{run_id}.parquet")).is_file(), "the run's files stay");
+    std::fs::write(&runs_file, saved).unwrap();
+    ws.fstream(&["verify", "--root", &root]).assert_ok();
+    // A runs file that is not one of fstream's, named.
+    let alien = other.root().join("runs/alien.parquet");
+    std::fs::copy(ws.path().join("order.parquet"), &alien).unwrap();
+    let sql = ws.path().join("q.sql");
+    std::fs::write(&sql, "SELECT 1 AS one").unwrap();
+    ws.fstream(&["query", sql.to_str().unwrap(), "--root", other.root().to_str().unwrap()])
+        .assert_exit_code(2)
+        .assert_error_contains(&format!("{}: no column", alien.display()));
+}
