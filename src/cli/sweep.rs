@@ -99,10 +99,16 @@ pub fn run(args: SweepArgs) -> anyhow::Result<()> {
     }
 }
 
-/// Reads the spec and expands it, checking every task's command as `fstream` would parse it.
-fn plan(target: &Target) -> anyhow::Result<Sweep> {
+/// Reads the spec and expands it.
+fn expand(target: &Target) -> anyhow::Result<Sweep> {
     let spec = SweepSpec::read(&target.spec)?;
-    let sweep = Sweep::plan(spec, &target.root, target.data_dir.as_deref())?;
+    Ok(Sweep::plan(spec, &target.root, target.data_dir.as_deref())?)
+}
+
+/// [`expand`], checking every task's command as `fstream` would parse it (before anything
+/// runs; `sweep status` reads what exists and skips this).
+fn plan(target: &Target) -> anyhow::Result<Sweep> {
+    let sweep = expand(target)?;
     sweep.tasks().try_for_each(|(_, task)| {
         check_command(task)
             .map_err(|e| Error::format(&target.spec, format!("task {}: {e}", task.id)))
@@ -254,7 +260,7 @@ fn print_ready(sweep: &Sweep, program: &std::path::Path) -> anyhow::Result<()> {
 }
 
 fn status(args: StatusArgs) -> anyhow::Result<()> {
-    let sweep = plan(&args.target)?;
+    let sweep = expand(&args.target)?;
     let states = sweep_states(&sweep)?;
     match args.format {
         StatusFormat::Json => {

@@ -131,11 +131,7 @@ fn bad_input_table() {
     ws.write_tiny_mnist(40, 5);
     ws.train(&["--epochs", "1"]).assert_ok();
     ws.order("order40", &[]).assert_ok();
-    let run_id = crate::util::parquet_files(&ws.root().join("runs"))[0]
-        .file_stem()
-        .unwrap()
-        .to_string_lossy()
-        .into_owned();
+    let run_id = crate::util::first_run_id(&ws.root());
     let root = ws.root().display().to_string();
     let data = ws.data_dir().display().to_string();
 

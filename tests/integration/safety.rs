@@ -25,17 +25,18 @@ fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
     files
 }
 
+/// `fstream scores --root ROOT --dataset mnist ARGS`.
+fn scores(ws: &Workspace, root: &str, args: &[&str]) -> crate::util::Run {
+    ws.fstream(&[&["scores", "--root", root, "--dataset", "mnist"][..], args].concat())
+}
+
 /// A workspace with a root of one complete run (40 examples, 2 epochs) and its sorting file.
 fn trained() -> (Workspace, String) {
     let ws = Workspace::new();
     ws.write_tiny_mnist(40, 5);
     ws.train(&["--epochs", "2"]).assert_ok();
     ws.order("order", &[]).assert_ok();
-    let run_id = crate::util::parquet_files(&ws.root().join("runs"))[0]
-        .file_stem()
-        .unwrap()
-        .to_string_lossy()
-        .into_owned();
+    let run_id = crate::util::first_run_id(&ws.root());
     (ws, run_id)
 }
 
@@ -264,19 +265,9 @@ fn numbers_never_mix_runs_of_different_data() {
     let mixed = "were trained on different data";
     ws.order("mixed", &[]).assert_exit_code(2).assert_error_contains(mixed);
     let aum = ws.path().join("aum.parquet").display().to_string();
-    ws.fstream(&[
-        "scores",
-        "--root",
-        &root,
-        "--dataset",
-        "mnist",
-        "--score",
-        "aum",
-        "--output",
-        &aum,
-    ])
-    .assert_exit_code(2)
-    .assert_error_contains(mixed);
+    scores(&ws, &root, &["--score", "aum", "--output", &aum])
+        .assert_exit_code(2)
+        .assert_error_contains(mixed);
     ws.fstream(&["compare", "--runs", "--root", &root, "--dataset", "mnist"])
         .assert_exit_code(2)
         .assert_error_contains(mixed);
@@ -580,19 +571,11 @@ fn huge_ranges_and_bad_numbers_are_clear_errors_not_hangs() {
         }
     }
     let root_scores = ws.path().join("s.parquet").display().to_string();
-    ws.fstream(&[
-        "scores",
-        "--root",
+    scores(
+        &ws,
         &root,
-        "--dataset",
-        "mnist",
-        "--score",
-        "forgetting",
-        "--never-learned",
-        "epochs:-3",
-        "--output",
-        &root_scores,
-    ])
+        &["--score", "forgetting", "--never-learned", "epochs:-3", "--output", &root_scores],
+    )
     .assert_exit_code(2)
     .assert_error_contains("each at least 0");
     ws.fstream(&["compare", "a.parquet", "b.parquet", "--k", "0"])

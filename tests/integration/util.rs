@@ -259,6 +259,11 @@ pub fn parquet_files(dir: &Path) -> Vec<PathBuf> {
     files
 }
 
+/// The id of the root's first run (by id).
+pub fn first_run_id(root: &Path) -> String {
+    parquet_files(&root.join("runs"))[0].file_stem().unwrap().to_string_lossy().into_owned()
+}
+
 /// The path of a file shipped in the repository.
 pub fn repo_file(relative: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(relative)
