@@ -57,7 +57,7 @@ fn parquet_contents<'a>(
     path: &'a Path,
     batch: &'a RecordBatch,
     props: WriterProperties,
-) -> impl FnOnce(&mut File) -> Result<()> + 'a {
+) -> impl FnOnce(&mut StagedFile) -> Result<()> + 'a {
     move |file| {
         let mut writer = ArrowWriter::try_new(file, batch.schema(), Some(props))?;
         writer.write(batch)?;
@@ -86,7 +86,7 @@ pub(crate) fn rename_durably(from: &Path, to: &Path) -> Result<()> {
 /// and checksum.
 pub(crate) fn write_atomically(
     path: &Path,
-    write: impl FnOnce(&mut File) -> Result<()>,
+    write: impl FnOnce(&mut StagedFile) -> Result<()>,
 ) -> Result<FileDigest> {
     let mut files = StagedFiles::default();
     let bytes = files.stage(path, write)?;
@@ -107,14 +107,14 @@ pub struct StagedFiles {
 
 impl StagedFiles {
     /// Writes `path`'s contents with `write` into a temporary file beside it (creating the
-    /// directory), fsynced; returns its size and checksum (read back from the file).
+    /// directory), fsynced; returns its size and checksum (of the bytes written).
     ///
     /// # Errors
     /// [`Error::Io`] naming `path` (or its directory), or what `write` fails with.
     pub fn stage(
         &mut self,
         path: &Path,
-        write: impl FnOnce(&mut File) -> Result<()>,
+        write: impl FnOnce(&mut StagedFile) -> Result<()>,
     ) -> Result<FileDigest> {
         let dir = match path.parent() {
             Some(dir) if !dir.as_os_str().is_empty() => dir,
@@ -132,12 +132,12 @@ impl StagedFiles {
         })?;
         let file_name = path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
         let tmp = dir.join(format!("{}{}.tmp", temporary_prefix(&file_name), std::process::id()));
-        let mut file = File::create(&tmp).at(&tmp)?;
-        self.staged.push((tmp.clone(), path.to_path_buf()));
-        write(&mut file).map_err(|e| e.with_io_path(path))?;
-        file.sync_all().at(path)?;
-        let bytes = file.metadata().at(&tmp)?.len();
-        Ok(FileDigest { bytes, crc32: checksums::file_crc32(&tmp)? })
+        let file = File::create(&tmp).at(&tmp)?;
+        self.staged.push((tmp, path.to_path_buf()));
+        let mut staged = StagedFile { file, crc32: crc32fast::Hasher::new(), bytes: 0 };
+        write(&mut staged).map_err(|e| e.with_io_path(path))?;
+        staged.file.sync_all().at(path)?;
+        Ok(FileDigest { bytes: staged.bytes, crc32: staged.crc32.finalize() })
     }
 
     /// [`StagedFiles::stage`] of `bytes`.
@@ -165,6 +165,27 @@ impl StagedFiles {
             }
         }
         Ok(())
+    }
+}
+
+/// A file being staged: what is written goes to the file and into its size and checksum.
+#[derive(Debug)]
+pub struct StagedFile {
+    file: File,
+    crc32: crc32fast::Hasher,
+    bytes: u64,
+}
+
+impl std::io::Write for StagedFile {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let written = self.file.write(buf)?;
+        self.crc32.update(&buf[..written]);
+        self.bytes += written as u64;
+        Ok(written)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.file.flush()
     }
 }
 
