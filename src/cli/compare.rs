@@ -20,12 +20,12 @@ pub struct CompareArgs {
     #[arg(value_name = "FILE", num_args = 2, required_unless_present = "runs")]
     files: Vec<PathBuf>,
     /// Compare each run's forgetting counts with the sum of the other runs' instead.
-    #[arg(long, conflicts_with = "files", requires = "dataset")]
+    #[arg(long, conflicts_with = "files")]
     runs: bool,
     /// --runs: the dataset root.
     #[arg(long, visible_alias = "root", value_name = "DIR", default_value = "results")]
     input_dir: PathBuf,
-    /// --runs: the dataset whose runs are compared.
+    /// --runs: the dataset whose runs are compared [default: the root's only dataset].
     #[arg(long, value_name = "NAME")]
     dataset: Option<DatasetKind>,
     /// --runs: SQL predicate over the runs table selecting the runs.
@@ -43,11 +43,15 @@ pub struct CompareArgs {
 }
 
 pub fn run(args: CompareArgs) -> anyhow::Result<()> {
-    let rows: Vec<(String, String, Comparison)> = match (args.dataset, args.files.as_slice()) {
-        (Some(dataset), _) if args.runs => {
+    let rows: Vec<(String, String, Comparison)> = match args.files.as_slice() {
+        _ if args.runs => {
             let catalog = Catalog::open(&args.input_dir)?;
+            let dataset = match args.dataset {
+                Some(dataset) => dataset.name().to_string(),
+                None => catalog.only_dataset()?,
+            };
             let options = OrderOptions {
-                dataset: dataset.name().into(),
+                dataset,
                 where_sql: args.where_sql.clone(),
                 epochs: args.epochs,
                 ..OrderOptions::default()
@@ -57,16 +61,13 @@ pub fn run(args: CompareArgs) -> anyhow::Result<()> {
                 .map(|(run, comparison)| (run, "the other runs".to_string(), comparison))
                 .collect()
         }
-        (_, [a, b]) => {
+        [a, b] => {
             let (va, vb) = paired_values(&SortingFile::read(a)?, &SortingFile::read(b)?)?;
             let name = |p: &PathBuf| p.display().to_string();
             vec![(name(a), name(b), compare(&va, &vb, args.k as usize))]
         }
         _ => {
-            return Err(Error::Config(
-                "expected two files, or --runs --dataset D (see --help)".into(),
-            )
-            .into());
+            return Err(Error::Config("expected two files, or --runs (see --help)".into()).into());
         }
     };
     let float = |f: fn(&Comparison) -> f64| rows.iter().map(|r| f(&r.2)).collect::<Vec<f64>>();

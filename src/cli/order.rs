@@ -41,9 +41,9 @@ pub fn run(args: OrderArgs) -> anyhow::Result<()> {
     for path in SortingFile::paths(&args.output_dir, &args.output_name) {
         check_output("--output-dir/--output-name", &path, &[])?;
     }
-    let options = args.select.options(args.fidelity.into());
     let input_dir = &args.select.input_dir;
     let catalog = Catalog::open(input_dir)?;
+    let options = args.select.options(&catalog, args.fidelity.into())?;
     let report = compute_order(&catalog, &options)
         .with_context(|| format!("counting forgetting events under {}", input_dir.display()))?;
     warn_skipped(&report.skipped);

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use clap::Args;
-use fstream::data::{self, ImageSet};
+use fstream::data::{self, DatasetKind, ImageSet};
 use fstream::experiment::plan::DEFAULT_DATA_DIR;
 use fstream::fidelity::Fidelity;
 use fstream::plot::{
@@ -79,12 +79,13 @@ fn parse_size(text: &str) -> Result<(u32, u32), String> {
 }
 
 pub fn run(args: PlotArgs) -> anyhow::Result<()> {
-    let data_files = data::files_dir(&args.data_dir, args.select.dataset());
+    let data_files = DatasetKind::ALL.map(|kind| data::files_dir(&args.data_dir, kind));
+    let inputs: Vec<Input<'_>> = data_files.iter().map(|dir| Input::Dir(dir)).collect();
     for path in [args.output.clone(), args.output.with_extension("csv")] {
-        check_output("--output", &path, &[Input::Dir(&data_files)])?;
+        check_output("--output", &path, &inputs)?;
     }
-    let options = args.select.options(Fidelity::Corrected);
     let catalog = Catalog::open(&args.select.input_dir)?;
+    let options = args.select.options(&catalog, Fidelity::Corrected)?;
     let request = Request {
         figure: args.figure,
         options,

@@ -56,15 +56,15 @@ pub fn run(args: ScoresArgs) -> anyhow::Result<()> {
     if args.never_learned != NeverLearned::default() && !args.score.has_never_learned() {
         log::warn!("--never-learned does not change {}: it has no never-learned case", args.score);
     }
+    let input_dir = &args.select.input_dir;
+    let catalog = Catalog::open(input_dir)?;
     let options = ScoreOptions {
-        selection: args.select.options(Fidelity::Corrected),
+        selection: args.select.options(&catalog, Fidelity::Corrected)?,
         score: args.score,
         never_learned: args.never_learned,
         descending: args.descending,
         epoch: args.epoch,
     };
-    let input_dir = &args.select.input_dir;
-    let catalog = Catalog::open(input_dir)?;
     let report = compute_scores(&catalog, &options)
         .with_context(|| format!("computing {} under {}", args.score, input_dir.display()))?;
     warn_skipped(&report.skipped);

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use clap::Args;
 use fstream::data::DatasetKind;
 use fstream::fidelity::Fidelity;
+use fstream::query::Catalog;
 use fstream::query::forgetting::{OrderOptions, SelectedRun, SkipReason, TieBreak};
 
 /// Which runs are counted, and how ties are ordered.
@@ -20,9 +21,9 @@ pub struct SelectArgs {
         default_value = "results"
     )]
     pub input_dir: PathBuf,
-    /// Dataset whose runs are counted.
+    /// Dataset whose runs are counted [default: the root's only dataset].
     #[arg(long, value_name = "NAME")]
-    dataset: DatasetKind,
+    dataset: Option<DatasetKind>,
     /// SQL predicate over the runs table selecting the runs, e.g. "no_dropout AND seed <= 5".
     #[arg(long = "where", value_name = "PREDICATE")]
     where_sql: Option<String>,
@@ -49,15 +50,17 @@ enum TieBreakArg {
 }
 
 impl SelectArgs {
-    /// The dataset whose runs are selected.
-    pub fn dataset(&self) -> DatasetKind {
-        self.dataset
-    }
-
-    /// The library's selection options, with `fidelity`.
-    pub fn options(&self, fidelity: Fidelity) -> OrderOptions {
-        OrderOptions {
-            dataset: self.dataset.name().into(),
+    /// The library's selection options over `catalog`'s root, with `fidelity`.
+    ///
+    /// # Errors
+    /// Without `--dataset`, when the root holds runs of several datasets (the error lists them).
+    pub fn options(&self, catalog: &Catalog, fidelity: Fidelity) -> fstream::Result<OrderOptions> {
+        let dataset = match self.dataset {
+            Some(dataset) => dataset.name().to_string(),
+            None => catalog.only_dataset()?,
+        };
+        Ok(OrderOptions {
+            dataset,
             where_sql: self.where_sql.clone(),
             include_incomplete: self.include_incomplete,
             epochs: self.epochs,
@@ -66,7 +69,7 @@ impl SelectArgs {
                 TieBreakArg::Id => TieBreak::ById,
                 TieBreakArg::Random => TieBreak::Random { seed: self.seed },
             },
-        }
+        })
     }
 }
 

@@ -345,3 +345,33 @@ fn the_report_shows_every_figure_that_applies_in_a_headless_browser() {
     let size = image::image_dimensions(&shot).unwrap();
     assert_drawn_png(&shot, size);
 }
+
+/// Issue 23, items 5 and 6: a status command prints no warnings about tables a query would
+/// need, and `--dataset` defaults to the root's only dataset (with several, the error lists
+/// them).
+#[test]
+fn status_says_only_the_status_and_the_only_dataset_is_the_default() {
+    let ws = Workspace::new();
+    ws.write_tiny_mnist(40, 5);
+    // --no-record: the root has no presentations and no dynamics tables.
+    ws.train(&["--epochs", "1", "--no-record", "--seed", "2"]).assert_ok();
+    let root = ws.root().display().to_string();
+    let runs = ws.fstream(&["runs", "--root", &root]);
+    runs.assert_ok();
+    assert_eq!(runs.stderr(), "", "runs printed warnings");
+    ws.train(&["--epochs", "1"]).assert_ok();
+    let curves = ws.path().join("curves.png").display().to_string();
+    ws.fstream(&["plot", "training-curves", "--root", &root, "--output", &curves]).assert_ok();
+    let scores = ws.path().join("aum.parquet").display().to_string();
+    let aum = ["scores", "--root", &root, "--score", "aum", "--output", &scores];
+    ws.fstream(&aum).assert_ok();
+    ws.fstream(&["order", "--root", &root, "--output-dir", ws.path().to_str().unwrap()])
+        .assert_ok();
+    ws.fstream(&["compare", "--runs", "--root", &root])
+        .assert_exit_code(2)
+        .assert_error_contains("needs at least two complete runs of dataset 'mnist'");
+    ws.train(&["--epochs", "1", "--dataset", "permuted_mnist"]).assert_ok();
+    ws.fstream(&aum)
+        .assert_exit_code(2)
+        .assert_error_contains("holds runs of 2 datasets (mnist, permuted_mnist): pass --dataset");
+}

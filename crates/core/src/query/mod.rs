@@ -172,7 +172,9 @@ impl Catalog {
         for table in Table::ALL {
             match self.scan(table)? {
                 Some(frame) => context.register(table.name(), frame),
-                None => log::warn!(
+                // Not a warning: a query that reads the table fails saying so, and every other
+                // command (`fstream runs` while the first epoch trains) has nothing to warn of.
+                None => log::debug!(
                     "table {} has no files yet under {}",
                     table.name(),
                     self.layout.root().display()
@@ -203,6 +205,28 @@ impl Catalog {
     /// [`Error::Polars`] when it cannot be planned or run.
     pub fn execute(&self, sql: &str) -> Result<DataFrame> {
         Ok(self.sql_context()?.execute(sql)?.collect()?)
+    }
+
+    /// The dataset of the root's runs, when they are all of one (what `--dataset` defaults
+    /// to).
+    ///
+    /// # Errors
+    /// [`Error::Config`] listing the datasets when there are several.
+    pub fn only_dataset(&self) -> Result<String> {
+        let frame = self.execute(
+            "SELECT DISTINCT dataset FROM runs WHERE dataset IS NOT NULL ORDER BY dataset",
+        )?;
+        let names: Vec<String> =
+            frame.column(col::DATASET)?.str()?.iter().flatten().map(String::from).collect();
+        match names.as_slice() {
+            [only] => Ok(only.clone()),
+            _ => Err(Error::Config(format!(
+                "{} holds runs of {} datasets ({}): pass --dataset",
+                self.layout.root().display(),
+                names.len(),
+                names.join(", ")
+            ))),
+        }
     }
 
     /// The columns of the `runs` table and their types (what `--where` may name).
