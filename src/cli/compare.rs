@@ -9,7 +9,7 @@ use fstream::data::DatasetKind;
 use fstream::query::Catalog;
 use fstream::query::compare::{Comparison, compare, compare_runs, paired_values};
 use fstream::query::forgetting::OrderOptions;
-use fstream::store::sorting::SortingFile;
+use fstream::store::sorting::{SortingFile, warn_unfingerprinted};
 use polars::prelude::{Column, DataFrame};
 
 use super::query::{TextFormat, write_frame};
@@ -62,7 +62,13 @@ pub fn run(args: CompareArgs) -> anyhow::Result<()> {
                 .collect()
         }
         [a, b] => {
-            let (va, vb) = paired_values(&SortingFile::read(a)?, &SortingFile::read(b)?)?;
+            let (fa, fb) = (SortingFile::read(a)?, SortingFile::read(b)?);
+            for (file, path) in [(&fa, a), (&fb, b)] {
+                if file.data_sha256.is_none() {
+                    warn_unfingerprinted(path);
+                }
+            }
+            let (va, vb) = paired_values(&fa, &fb)?;
             let name = |p: &PathBuf| p.display().to_string();
             vec![(name(a), name(b), compare(&va, &vb, args.k as usize))]
         }

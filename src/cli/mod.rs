@@ -221,7 +221,19 @@ pub fn main(training: Training) -> ExitCode {
         // SAFETY: at start-up, before any thread exists that could read the environment.
         unsafe { std::env::set_var(POLARS_HOT_TABLE_SIZE, size.to_string()) };
     }
-    let Err(error) = run(training) else { return ExitCode::SUCCESS };
+    install_panic_hook();
+    let error = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(training))) {
+        Ok(Ok(())) => return ExitCode::SUCCESS,
+        Ok(Err(error)) => error,
+        Err(_) => {
+            let panic = LAST_PANIC.lock().unwrap_or_else(|e| e.into_inner()).take();
+            eprintln!(
+                "fstream: error: internal error: {} (a bug: please report it; `fstream verify` checks a root for damaged files)",
+                panic.unwrap_or_else(|| "unknown".into())
+            );
+            return ExitCode::from(1);
+        }
+    };
     let broken_pipe = error.chain().any(|cause| {
         cause
             .downcast_ref::<std::io::Error>()
@@ -237,6 +249,30 @@ pub fn main(training: Training) -> ExitCode {
     };
     eprintln!("fstream: error: {}", one_line(&error));
     ExitCode::from(code)
+}
+
+/// The last panic's message and place, kept by the hook of [`install_panic_hook`].
+static LAST_PANIC: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
+
+/// Keeps panics off stderr, so that every failure is one line: a panic the library catches
+/// (the Parquet reader on some damaged files) becomes an error naming the file, and one
+/// nothing catches becomes `main`'s `internal error` line. With `FSTREAM_DEBUG_PANICS` set,
+/// panics are reported as usual (with `RUST_BACKTRACE`, a backtrace), for debugging.
+fn install_panic_hook() {
+    if std::env::var_os("FSTREAM_DEBUG_PANICS").is_some() {
+        return;
+    }
+    std::panic::set_hook(Box::new(|info| {
+        let payload = info.payload();
+        let message = payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        let place = info.location().map(|l| format!(" at {}:{}", l.file(), l.line()));
+        let text = format!("{message}{}", place.unwrap_or_default()).replace('\n', " ");
+        *LAST_PANIC.lock().unwrap_or_else(|e| e.into_inner()) = Some(text);
+    }));
 }
 
 /// The error and its causes on one line. Library errors already show their source, so a cause

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use clap::Args;
-use fstream::data::{self, DatasetKind, ImageSet};
+use fstream::data::ImageSet;
 use fstream::experiment::plan::DEFAULT_DATA_DIR;
 use fstream::fidelity::Fidelity;
 use fstream::plot::{
@@ -19,7 +19,7 @@ use fstream::query::figures::{
 };
 use fstream::query::forgetting::OrderOptions;
 use fstream::store::StagedFiles;
-use fstream::store::output::{Input, check_output};
+use fstream::store::output::check_output;
 use polars::prelude::{CsvWriter, DataFrame, SerWriter};
 
 use super::select::SelectArgs;
@@ -79,10 +79,8 @@ fn parse_size(text: &str) -> Result<(u32, u32), String> {
 }
 
 pub fn run(args: PlotArgs) -> anyhow::Result<()> {
-    let data_files = DatasetKind::ALL.map(|kind| data::files_dir(&args.data_dir, kind));
-    let inputs: Vec<Input<'_>> = data_files.iter().map(|dir| Input::Dir(dir)).collect();
     for path in [args.output.clone(), args.output.with_extension("csv")] {
-        check_output("--output", &path, &inputs)?;
+        check_output("--output", &path, &[])?;
     }
     let catalog = Catalog::open(&args.select.input_dir)?;
     let options = args.select.options(&catalog, Fidelity::Corrected)?;

@@ -87,12 +87,17 @@ pub fn run(args: QueryArgs) -> anyhow::Result<()> {
         return Err(Error::Config("--format parquet needs --output PATH".into()).into());
     }
     if let Some(path) = &args.output {
-        check_output("--output", path, &[Input::File(&args.sql_file)])?;
+        check_output("--output", path, &[Input(&args.sql_file)])?;
     }
     let sql = std::fs::read_to_string(&args.sql_file)
         .map_err(|source| Error::Input { path: args.sql_file.clone(), source })?;
     let catalog = Catalog::open(&args.root)?;
-    let mut frame = catalog.run_sql(&sql, &args.sql_file, args.engine.into())?;
+    let mut frame = catalog.run_sql(&sql, &args.sql_file, args.engine.into()).map_err(|e| {
+        // An engine failure that names no file: say which query failed.
+        let named = !matches!(e, Error::Polars(_));
+        let error = anyhow::Error::new(e);
+        if named { error } else { error.context(args.sql_file.display().to_string()) }
+    })?;
     match &args.output {
         Some(path) => {
             let mut files = StagedFiles::default();

@@ -7,11 +7,10 @@ use std::path::PathBuf;
 
 use clap::Args;
 use fstream::Error;
-use fstream::data::{self, DatasetKind};
 use fstream::experiment::plan::DEFAULT_DATA_DIR;
 use fstream::query::forgetting::{OrderOptions, compute_order};
 use fstream::query::{Catalog, sql_string};
-use fstream::store::output::{Input, check_output};
+use fstream::store::output::check_output;
 use fstream::store::write_bytes_atomically;
 use polars::prelude::{AnyValue, DataFrame};
 
@@ -113,11 +112,15 @@ fn applies(catalog: &Catalog, dataset: &str, predicate: &str) -> anyhow::Result<
     Ok(frame.column("n")?.u32().map(|c| c.get(0).unwrap_or(0)).unwrap_or(0) > 0)
 }
 
+/// Whether `error` is an I/O failure (reading or writing a file), not a figure that does not
+/// apply to the root.
+fn is_io_failure(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| matches!(cause.downcast_ref::<Error>(), Some(Error::Io { .. })))
+}
+
 pub fn run(args: ReportArgs) -> anyhow::Result<()> {
     let index = args.output.join("index.html");
-    let data_files = DatasetKind::ALL.map(|kind| data::files_dir(&args.data_dir, kind));
-    let inputs: Vec<Input<'_>> = data_files.iter().map(|dir| Input::Dir(dir)).collect();
-    check_output("--output", &index, &inputs)?;
+    check_output("--output", &index, &[])?;
     let catalog = Catalog::open(&args.root)?;
     std::fs::create_dir_all(&args.output).map_err(|e| Error::io(&args.output, e))?;
     let runs = catalog.execute(
@@ -180,6 +183,9 @@ pub fn run(args: ReportArgs) -> anyhow::Result<()> {
                         escape(heading)
                     );
                 }
+                // A figure that cannot be written (a full disk) fails the report: the page
+                // would replace a good one with one that leaves it out.
+                Err(e) if is_io_failure(&e) => return Err(e),
                 Err(e) => left_out.push(format!("{dataset}: {heading} ({})", first_line(&e))),
             }
         }

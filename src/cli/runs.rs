@@ -47,8 +47,10 @@ pub fn run(args: RunsArgs) -> anyhow::Result<()> {
          {test_acc} AS last_test_acc, s.error FROM selected s {join} \
          ORDER BY s.started_at, s.run_id"
     );
-    let mut frame =
-        catalog.execute(&sql).map_err(|e| Error::Config(format!("--where {predicate:?}: {e}")))?;
+    let mut frame = catalog.execute(&sql).map_err(|e| {
+        let text = args.where_sql.as_deref().unwrap_or_default();
+        Error::Config(format!("--where {text:?}: {e}"))
+    })?;
     let layout = catalog.layout();
     let ids = frame.column("run_id")?.str()?;
     let holders: Vec<Option<u32>> =

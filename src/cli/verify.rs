@@ -6,7 +6,7 @@ use clap::Args;
 use fstream::Error;
 use fstream::record::RunId;
 use fstream::store::layout::Layout;
-use fstream::store::verify::{Depth, Finding, remove_orphans, remove_run, verify};
+use fstream::store::verify::{Depth, Finding, remove_orphans, remove_runs, verify};
 
 use super::counted;
 
@@ -88,8 +88,7 @@ pub fn run_verify(args: VerifyArgs) -> anyhow::Result<()> {
 /// Deletes each run, refusing runs a process holds.
 pub fn run_rm(args: RmArgs) -> anyhow::Result<()> {
     let layout = Layout::new(&args.root);
-    for run_id in &args.run_ids {
-        let removed = remove_run(&layout, run_id)?;
+    for (run_id, removed) in remove_runs(&layout, &args.run_ids)? {
         log::info!("removed run {run_id} ({} files and directories)", removed.len());
         println!("{run_id}");
     }

@@ -124,7 +124,7 @@ fn every_figure_draws_its_independently_checked_data() {
 
     ws.fstream(&["plot", "data-map", "--root", &root, "--dataset", "mnist", "--output", "x.jpg"])
         .assert_exit_code(2)
-        .assert_error_contains("expected a .png or .svg file");
+        .assert_error_contains("x.jpg: expected a file name ending in .png or .svg");
 }
 
 /// (remove_n, keep_lowest_n, final test accuracy) of every complete run, read with the

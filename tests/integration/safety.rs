@@ -186,7 +186,7 @@ fn outputs_never_replace_a_roots_tables_or_their_own_inputs() {
                 "--output".into(),
                 format!("{data}/mnist/train-images-idx3-ubyte.png"),
             ],
-            "which this command reads",
+            "which holds a dataset's files",
         ),
     ];
     for (args, expected) in &cases {
@@ -643,5 +643,161 @@ fn errors_are_one_line_that_names_the_file_or_flag() {
     std::fs::write(&sql, "SELECT 1 AS one").unwrap();
     ws.fstream(&["query", sql.to_str().unwrap(), "--root", other.root().to_str().unwrap()])
         .assert_exit_code(2)
-        .assert_error_contains(&format!("{}: no column", alien.display()));
+        .assert_error_contains(&format!(
+            "{}: missing or mistyped column 'run_id'",
+            alien.display()
+        ));
+}
+
+/// Rewrites the Parquet file `from` as `to` with `compression`, keeping only the key-value
+/// metadata entries `keep` accepts (what another tool, or an older fstream, writes).
+fn rewrite_parquet(
+    from: &Path,
+    to: &Path,
+    compression: parquet::basic::Compression,
+    keep: impl Fn(&str) -> bool,
+) {
+    use parquet::arrow::ArrowWriter;
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    let builder =
+        ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(from).unwrap()).unwrap();
+    let metadata: Vec<parquet::file::metadata::KeyValue> = builder
+        .metadata()
+        .file_metadata()
+        .key_value_metadata()
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|kv| keep(&kv.key))
+        .collect();
+    let schema = builder.schema().clone();
+    let batches: Vec<_> = builder.build().unwrap().map(|b| b.unwrap()).collect();
+    let props = parquet::file::properties::WriterProperties::builder()
+        .set_compression(compression)
+        .set_key_value_metadata(Some(metadata))
+        .build();
+    let mut writer =
+        ArrowWriter::try_new(std::fs::File::create(to).unwrap(), schema, Some(props)).unwrap();
+    for batch in &batches {
+        writer.write(batch).unwrap();
+    }
+    writer.close().unwrap();
+}
+
+/// The second hostile pass: each of its findings, as it was reproduced.
+#[test]
+fn the_second_hostile_passs_findings_stay_fixed() {
+    let (ws, run_id) = trained();
+    let root = ws.root().display().to_string();
+    let sql = ws.path().join("q.sql");
+    std::fs::write(&sql, "SELECT run_id FROM runs").unwrap();
+    let sql = sql.display().to_string();
+    // No output among a dataset's files, whatever command writes it, nor onto a directory.
+    let labels = ws.data_dir().join("mnist/train-labels-idx1-ubyte");
+    let before = std::fs::read(&labels).unwrap();
+    ws.fstream(&["query", &sql, "--root", &root, "-o", labels.to_str().unwrap()])
+        .assert_exit_code(2)
+        .assert_error_contains("which holds a dataset's files");
+    let order = ws.path().join("order.parquet").display().to_string();
+    ws.fstream(&["export", &order, "--to", "npy", "--output", labels.to_str().unwrap()])
+        .assert_exit_code(2);
+    assert_eq!(std::fs::read(&labels).unwrap(), before);
+    ws.fstream(&["query", &sql, "--root", &root, "-o", &root])
+        .assert_exit_code(2)
+        .assert_error_contains(&format!("--output {root}: is a directory"));
+    // A full disk fails `report` (exit 1) and keeps the previous page.
+    let out = ws.path().join("report");
+    let report = |limit: &str| {
+        let command = format!(
+            "{limit}exec '{}' report --root '{root}' --data-dir '{}' --output '{}'",
+            env!("CARGO_BIN_EXE_fstream"),
+            ws.data_dir().display(),
+            out.display()
+        );
+        Command::new("sh").args(["-c", &command]).output().unwrap()
+    };
+    assert!(report("").status.success());
+    let page = std::fs::read(out.join("index.html")).unwrap();
+    let failed = report("ulimit -f 8; ");
+    assert_eq!(failed.status.code(), Some(1), "{}", String::from_utf8_lossy(&failed.stderr));
+    assert!(String::from_utf8_lossy(&failed.stderr).contains("File too large"));
+    assert_eq!(std::fs::read(out.join("index.html")).unwrap(), page);
+    // An export that hits the limit is a runtime failure, as every other output.
+    let command = format!(
+        "ulimit -f 0; exec '{}' export '{order}' --to reference-pickle --output '{}'",
+        env!("CARGO_BIN_EXE_fstream"),
+        ws.path().join("big.pkl").display()
+    );
+    let failed = Command::new("sh").args(["-c", &command]).output().unwrap();
+    assert_eq!(failed.status.code(), Some(1), "{}", String::from_utf8_lossy(&failed.stderr));
+    // A runs file copied under another name is not a second run.
+    let copy = ws.root().join("runs/dup.parquet");
+    std::fs::copy(ws.root().join(format!("runs/{run_id}.parquet")), &copy).unwrap();
+    let named = format!("{}: holds 1 row(s), of run {run_id}", copy.display());
+    ws.fstream(&["query", &sql, "--root", &root]).assert_exit_code(2).assert_error_contains(&named);
+    let verify = ws.fstream(&["verify", "--root", &root]);
+    verify.assert_exit_code(1);
+    assert!(verify.stdout().contains(&format!("damage\t{}\tholds 1 row(s)", copy.display())));
+    std::fs::remove_file(&copy).unwrap();
+    // A damaged footer of a runs file is an error naming it, never a panic.
+    let runs_file = ws.root().join(format!("runs/{run_id}.parquet"));
+    let good = std::fs::read(&runs_file).unwrap();
+    for at in (good.len().saturating_sub(9000)..good.len() - 8).step_by(23) {
+        let mut bytes = good.clone();
+        bytes[at] ^= 0x01;
+        std::fs::write(&runs_file, &bytes).unwrap();
+        for command in [["runs", "--root", &root], ["verify", "--root", &root]] {
+            let run = ws.fstream(&command);
+            let stderr = run.stderr();
+            let code = run.output.status.code();
+            assert!(matches!(code, Some(0..=2)), "byte {at}, {command:?}: {code:?} {stderr}");
+            assert!(!stderr.contains("panicked"), "byte {at}, {command:?}: {stderr}");
+            assert!(stderr.lines().filter(|l| l.starts_with("fstream: error:")).count() <= 1);
+        }
+    }
+    std::fs::write(&runs_file, &good).unwrap();
+    // rm checks every id and every path before it removes anything.
+    let root_files = snapshot(&ws.root());
+    ws.fstream(&["rm", &run_id, "nosuch", "--root", &root])
+        .assert_exit_code(2)
+        .assert_error_contains("no run nosuch under");
+    let elsewhere = ws.path().join("checkpoints-elsewhere");
+    std::fs::rename(ws.root().join("checkpoints"), &elsewhere).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, ws.root().join("checkpoints")).unwrap();
+    ws.fstream(&["rm", &run_id, "--root", &root])
+        .assert_exit_code(2)
+        .assert_error_contains("nothing was removed");
+    std::fs::remove_file(ws.root().join("checkpoints")).unwrap();
+    std::fs::rename(&elsewhere, ws.root().join("checkpoints")).unwrap();
+    assert_eq!(snapshot(&ws.root()), root_files);
+    // A sorting file without a fingerprint (another tool's, snappy-compressed) is read, with a
+    // warning that nothing checks its data.
+    let legacy = ws.path().join("legacy.parquet");
+    rewrite_parquet(
+        &ws.path().join("order.parquet"),
+        &legacy,
+        parquet::basic::Compression::SNAPPY,
+        |key| key != "fstream.data_sha256",
+    );
+    let compare = ws.fstream(&["compare", &order, legacy.to_str().unwrap()]);
+    compare.assert_ok();
+    assert!(compare.stderr().contains("legacy.parquet: records no data fingerprint"));
+    // Grid values equal once parsed are one run, refused as such.
+    let spec = ws.path().join("dup.toml");
+    std::fs::write(
+        &spec,
+        "name = \"dup\"\n[train]\ndataset = \"mnist\"\n\n[[stage]]\nname = \"base\"\n[stage.grid]\nweight_decay = [0, 0.0, 0e0]\n",
+    )
+    .unwrap();
+    ws.fstream(&["sweep", "status", spec.to_str().unwrap(), "--root", &root])
+        .assert_exit_code(2)
+        .assert_error_contains("are the same run");
+    // A query's engine failure names the query.
+    let csv = ws.path().join("bad.csv");
+    std::fs::write(&csv, "a,b\n1,2,3\n").unwrap();
+    let read = ws.path().join("read.sql");
+    std::fs::write(&read, format!("SELECT * FROM read_csv('{}')", csv.display())).unwrap();
+    let run = ws.fstream(&["query", read.to_str().unwrap(), "--root", &root]);
+    assert_ne!(run.output.status.code(), Some(0));
+    run.assert_error_contains(&format!("{}: ", read.display()));
 }

@@ -97,13 +97,14 @@ pub fn load(data_dir: &Path, kind: DatasetKind, permutation_seed: u64) -> Result
     }
 }
 
-/// The directory under `data_dir` that holds `kind`'s files (`mnist/`,
-/// `cifar-10-batches-bin/`, `cifar-100-binary/`).
-pub fn files_dir(data_dir: &Path, kind: DatasetKind) -> std::path::PathBuf {
-    match cifar::format_of(kind) {
-        Some(format) => cifar::cifar_dir(data_dir, &format),
-        None => mnist::mnist_dir(data_dir),
-    }
+/// Whether `dir` holds the files of a dataset fstream reads (any MNIST IDX file, raw or
+/// `.gz`, or any CIFAR batch file): no output may be written there.
+pub fn holds_dataset_files(dir: &Path) -> bool {
+    let mnist = mnist::FILES.iter().flat_map(|f| [f.name.to_string(), format!("{}.gz", f.name)]);
+    let cifar = [cifar::CIFAR10, cifar::CIFAR100]
+        .into_iter()
+        .flat_map(|format| format.files().map(String::from).collect::<Vec<_>>());
+    mnist.chain(cifar).any(|name| dir.join(name).is_file())
 }
 
 crate::names::named_enum!(DatasetKind, "dataset");

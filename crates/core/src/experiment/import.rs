@@ -105,8 +105,7 @@ pub fn read_reference_stats(path: &Path) -> Result<ReferenceStats> {
                     accuracies;
             }
             _ => {
-                let index = example_index(&key)
-                    .ok_or_else(|| bad(format!("unexpected key {}", short_debug(&key))))?;
+                let index = example_index(&key).map_err(bad)?;
                 let presentations = presentation_lists(&value)
                     .map_err(|reason| bad(format!("example {index}: {reason}")))?;
                 stats.examples.insert(index, presentations);
@@ -132,23 +131,45 @@ pub fn read_reference_stats(path: &Path) -> Result<ReferenceStats> {
     Ok(stats)
 }
 
-/// A pickle key for an error message, cut short.
-fn short_debug(key: &HashableValue) -> String {
-    let text = format!("{key:?}");
-    if text.len() > 60 { format!("{}…", &text[..text.floor_char_boundary(60)]) } else { text }
+/// A pickle key as an error message names it: its value when it is short text or a number,
+/// else its kind.
+fn key_text(key: &HashableValue) -> String {
+    match key {
+        HashableValue::String(s) if s.chars().count() <= 40 => format!("'{s}'"),
+        HashableValue::String(_) => "a long string".into(),
+        HashableValue::F64(x) => format!("the float {x}"),
+        HashableValue::Bool(b) => format!("the bool {b}"),
+        HashableValue::Int(i) => format!("the integer {i}"),
+        HashableValue::None => "None".into(),
+        HashableValue::Bytes(_) => "bytes".into(),
+        HashableValue::Tuple(_) => "a tuple".into(),
+        HashableValue::FrozenSet(_) => "a frozenset".into(),
+        HashableValue::I64(i) => i.to_string(),
+    }
 }
 
 /// An example key: a Python int, or a numpy int64 (its restore state ends in its 8 bytes).
-fn example_index(key: &HashableValue) -> Option<u32> {
-    match key {
-        HashableValue::I64(i) => u32::try_from(*i).ok(),
-        HashableValue::Tuple(parts) => match parts.last()? {
-            HashableValue::Bytes(bytes) => {
-                u32::try_from(i64::from_le_bytes(bytes.as_slice().try_into().ok()?)).ok()
+///
+/// # Errors
+/// What the key is, when it is not an example index.
+fn example_index(key: &HashableValue) -> std::result::Result<u32, String> {
+    let integer = match key {
+        HashableValue::I64(i) => Some(*i),
+        HashableValue::Tuple(parts) => match parts.last() {
+            Some(HashableValue::Bytes(bytes)) => {
+                bytes.as_slice().try_into().ok().map(i64::from_le_bytes)
             }
             _ => None,
         },
         _ => None,
+    };
+    match integer {
+        Some(i) => u32::try_from(i)
+            .map_err(|_| format!("key {i}: not an example index (expected 0 to {})", u32::MAX)),
+        None => Err(format!(
+            "key {}: not an example index (expected int or numpy int64 keys, and 'train', 'test')",
+            key_text(key)
+        )),
     }
 }
 
@@ -401,8 +422,15 @@ mod tests {
             HashableValue::Tuple(vec![HashableValue::String("i8".into())]),
             HashableValue::Bytes(7i64.to_le_bytes().to_vec()),
         ]);
-        assert_eq!(example_index(&numpy), Some(7));
-        assert_eq!(example_index(&HashableValue::I64(12)), Some(12));
-        assert_eq!(example_index(&HashableValue::String("x".into())), None);
+        assert_eq!(example_index(&numpy), Ok(7));
+        assert_eq!(example_index(&HashableValue::I64(12)), Ok(12));
+        assert!(example_index(&HashableValue::String("x".into())).is_err());
+        let huge =
+            HashableValue::Tuple(vec![HashableValue::Bytes((1i64 << 40).to_le_bytes().to_vec())]);
+        assert_eq!(
+            example_index(&huge),
+            Err("key 1099511627776: not an example index (expected 0 to 4294967295)".into())
+        );
+        assert!(example_index(&HashableValue::I64(-5)).unwrap_err().starts_with("key -5:"));
     }
 }

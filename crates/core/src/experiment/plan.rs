@@ -17,7 +17,7 @@ use crate::error::{Error, Result, or_none};
 use crate::fidelity::Fidelity;
 use crate::query::forgetting::short_fingerprint;
 use crate::record::{ExampleTable, RunId, RunInfo};
-use crate::store::sorting::SortingFile;
+use crate::store::sorting::{SortingFile, warn_unfingerprinted};
 use crate::store::writer::now_ms;
 
 use super::PlannedRun;
@@ -358,6 +358,9 @@ fn read_sorting_file(
                 data.train.len()
             ),
         ));
+    }
+    if sorting.data_sha256.is_none() {
+        warn_unfingerprinted(path);
     }
     if let Some(ranked) = sorting.data_sha256.as_deref().filter(|f| *f != fingerprint) {
         return Err(Error::format(

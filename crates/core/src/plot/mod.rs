@@ -94,8 +94,8 @@ pub fn render(figure: &impl Figure, path: &Path, size: (u32, u32)) -> Result<Vec
             }
             Ok(svg.into_bytes())
         }
-        other => Err(Error::Config(format!(
-            "--output {}: expected a .png or .svg file, not .{other}",
+        _ => Err(Error::Config(format!(
+            "--output {}: expected a file name ending in .png or .svg",
             path.display()
         ))),
     }

@@ -92,8 +92,13 @@ fn group_values(
     options: &OrderOptions,
     column: &str,
 ) -> Result<Vec<(String, OrderOptions)>> {
-    if !column.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-        return Err(Error::Config(format!("--group-by {column:?}: expected a runs column name")));
+    let columns = catalog.runs_columns()?;
+    if columns.get(column).is_none() {
+        let names: Vec<&str> = columns.iter_names().map(|n| n.as_str()).collect();
+        return Err(Error::Config(format!(
+            "--group-by {column:?}: expected a column of the runs table ({})",
+            names.join(", ")
+        )));
     }
     let sql = format!(
         "SELECT DISTINCT CAST({column} AS VARCHAR) AS value FROM runs WHERE {} ORDER BY value",

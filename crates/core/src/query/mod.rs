@@ -16,7 +16,9 @@ use polars::sql::SQLContext;
 use crate::error::{Error, Result};
 use crate::store::layout::{Layout, Table};
 use crate::store::parquet_row_count;
+use crate::store::runs::{column, read_runs_row};
 use crate::store::schema::{RunStatus, col, presentation_file_schema};
+use arrow::array::{BooleanArray, StringArray, UInt32Array};
 
 /// How polars runs a user's SQL ([`Catalog::run_sql`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -90,12 +92,7 @@ impl Catalog {
                 layout.table_glob(Table::Runs)
             )));
         }
-        let hidden = hidden_files(&layout).map_err(|e| match e {
-            missing @ Error::Format { .. } => missing,
-            other => first_unreadable_file(&layout)
-                .or_else(|| runs_file_without_a_column(&layout))
-                .unwrap_or(other),
-        })?;
+        let hidden = hidden_files(&layout)?;
         Ok(Catalog { layout, hidden })
     }
 
@@ -330,38 +327,35 @@ fn presentation_schema() -> Result<SchemaRef> {
 
 /// What the `runs` rows do not declare: epochs after `epochs_completed` of runs that are not
 /// complete, and runs that have files but no `runs` row. A presentations file of a declared
-/// epoch that is missing is an error: a query would silently leave its rows out.
+/// epoch that is missing is an error: a query would silently leave its rows out. Each `runs`
+/// file is read here first, with arrow (see [`read_runs_row`]), so that a damaged or foreign
+/// one is named before an engine reads them all.
 ///
 /// # Errors
-/// [`Error::Format`] naming the first missing presentations file of a committed epoch.
+/// [`Error::Format`] naming the first missing presentations file of a committed epoch, or a
+/// `runs` file that is damaged, not one of fstream's, or holds another run's row.
 fn hidden_files(layout: &Layout) -> Result<Vec<Hidden>> {
-    let glob = layout.table_glob(Table::Runs);
-    let runs = LazyFrame::scan_parquet(PlRefPath::new(glob.as_str()), ScanArgsParquet::default())?
-        .select([
-            col(col::RUN_ID),
-            col(col::STATUS),
-            col(col::EPOCHS_COMPLETED),
-            col(col::DATASET),
-            col(col::RECORD_PRESENTATIONS),
-        ])
-        .collect()?;
-    let ids = runs.column(col::RUN_ID)?.str()?;
-    let statuses = runs.column(col::STATUS)?.str()?;
-    let completed = runs.column(col::EPOCHS_COMPLETED)?.u32()?;
-    let datasets = runs.column(col::DATASET)?.str()?;
-    let recorded = runs.column(col::RECORD_PRESENTATIONS)?.bool()?;
+    let mut files = Vec::new();
+    collect_parquet_files(&layout.table_dir(Table::Runs), &mut files);
+    files.sort();
     let mut hidden = Vec::new();
     let mut known = std::collections::HashSet::new();
-    for i in 0..runs.height() {
-        let Some(run_id) = ids.get(i) else { continue };
-        known.insert(run_id.to_string());
-        if recorded.get(i) == Some(true) {
-            let dataset = datasets.get(i).unwrap_or_default();
-            for epoch in 1..=completed.get(i).unwrap_or(0) {
-                let path = layout.presentations_file(dataset, run_id, epoch);
-                if !path.is_file() {
+    for path in files {
+        let Some(run_id) = path.file_stem().and_then(|s| s.to_str()).map(String::from) else {
+            continue;
+        };
+        let row = read_runs_row(&path, &run_id)?;
+        let text = |name: &str| -> Result<String> {
+            Ok(column::<StringArray>(&row, name, &path)?.value(0).to_string())
+        };
+        let completed = column::<UInt32Array>(&row, col::EPOCHS_COMPLETED, &path)?.value(0);
+        if column::<BooleanArray>(&row, col::RECORD_PRESENTATIONS, &path)?.value(0) {
+            let dataset = text(col::DATASET)?;
+            for epoch in 1..=completed {
+                let file = layout.presentations_file(&dataset, &run_id, epoch);
+                if !file.is_file() {
                     return Err(Error::format(
-                        &path,
+                        &file,
                         format!(
                             "missing, but run {run_id} declares epoch {epoch} committed; `fstream verify` lists the damage"
                         ),
@@ -369,10 +363,10 @@ fn hidden_files(layout: &Layout) -> Result<Vec<Hidden>> {
                 }
             }
         }
-        if statuses.get(i) != Some(RunStatus::Complete.name()) {
-            let after_epoch = Some(completed.get(i).unwrap_or(0));
-            hidden.push(Hidden { run_id: run_id.to_string(), after_epoch });
+        if text(col::STATUS)? != RunStatus::Complete.name() {
+            hidden.push(Hidden { run_id: run_id.clone(), after_epoch: Some(completed) });
         }
+        known.insert(run_id);
     }
     for run_id in layout.run_ids_with_files() {
         if !known.contains(&run_id) {
@@ -393,28 +387,6 @@ fn first_unreadable_file(layout: &Layout) -> Option<Error> {
         parquet_row_count(&path).err().map(|reason| {
             Error::format(&path, format!("{reason}; `fstream verify` lists the damage"))
         })
-    })
-}
-
-/// The columns every `runs` file has (what opening a root reads).
-const RUNS_COLUMNS_READ: [&str; 5] =
-    [col::RUN_ID, col::STATUS, col::EPOCHS_COMPLETED, col::DATASET, col::RECORD_PRESENTATIONS];
-
-/// The first `runs` file that lacks a column of [`RUNS_COLUMNS_READ`], as an error naming it
-/// (the engine's own message names the column but not the file).
-fn runs_file_without_a_column(layout: &Layout) -> Option<Error> {
-    let mut files = Vec::new();
-    collect_parquet_files(&layout.table_dir(Table::Runs), &mut files);
-    files.into_iter().find_map(|path| {
-        let file = std::fs::File::open(&path).ok()?;
-        let builder =
-            parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file).ok()?;
-        let schema = builder.schema();
-        let missing = RUNS_COLUMNS_READ.iter().find(|c| schema.field_with_name(c).is_err())?;
-        Some(Error::format(
-            &path,
-            format!("no column '{missing}': not a runs file written by fstream"),
-        ))
     })
 }
 

@@ -76,10 +76,9 @@ fn check(expr: &Expr, columns: &Schema) -> std::result::Result<(), String> {
     let all = |exprs: &[&Expr]| exprs.iter().try_for_each(|e| check(e, columns));
     match expr {
         Expr::Identifier(ident) => column(ident, columns).map(|_| ()),
-        Expr::Value(value) => match value.value {
-            Value::Number(..) | Value::SingleQuotedString(_) | Value::Boolean(_) | Value::Null => {
-                Ok(())
-            }
+        Expr::Value(value) => match &value.value {
+            Value::Number(number, _) => check_number(number),
+            Value::SingleQuotedString(_) | Value::Boolean(_) | Value::Null => Ok(()),
             _ => Err(format!("unsupported literal `{value}`")),
         },
         Expr::BinaryOp { left, op, right } => {
@@ -116,6 +115,16 @@ fn check(expr: &Expr, columns: &Schema) -> std::result::Result<(), String> {
             "`{other}` is not supported: a condition over the runs columns may use literals, comparisons, AND/OR/NOT, + - * / %, IS [NOT] NULL, BETWEEN, IN (…), LIKE and CAST"
         )),
     }
+}
+
+/// A number literal the engines read: a 64-bit integer, or a finite float.
+fn check_number(number: &str) -> std::result::Result<(), String> {
+    let integer = !number.contains(['.', 'e', 'E']);
+    let fits = match integer {
+        true => number.parse::<i64>().is_ok() || number.parse::<u64>().is_ok(),
+        false => number.parse::<f64>().is_ok_and(f64::is_finite),
+    };
+    if fits { Ok(()) } else { Err(format!("the number {number} is out of range")) }
 }
 
 /// The type of the runs column `ident`, or an error listing the columns.
@@ -236,6 +245,11 @@ mod tests {
             ("runs.seed = 1", "without a table name"),
             ("seed", "`seed` is not a condition"),
             ("seed +", "Expected: an expression"),
+            ("seed = 1e400", "the number 1e400 is out of range"),
+            (
+                "seed = 99999999999999999999999",
+                "the number 99999999999999999999999 is out of range",
+            ),
         ] {
             let err = parse(text).unwrap_err();
             assert!(err.starts_with(&format!("--where {text:?}: ")), "{err}");

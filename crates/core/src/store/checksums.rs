@@ -41,8 +41,10 @@ impl Checksums {
     /// what fstream writes.
     pub fn read(runs_file: &Path) -> Result<Option<Checksums>> {
         let file = std::fs::File::open(runs_file).at(runs_file)?;
-        let reader = SerializedFileReader::new(file)
-            .map_err(|e| Error::format(runs_file, format!("not a complete Parquet file: {e}")))?;
+        let reader = super::catching_panics(runs_file, || {
+            SerializedFileReader::new(file)
+                .map_err(|e| Error::format(runs_file, format!("not a complete Parquet file: {e}")))
+        })?;
         let metadata = reader.metadata().file_metadata().key_value_metadata();
         let Some(value) = metadata
             .and_then(|kvs| kvs.iter().find(|kv| kv.key == CHECKSUMS_KEY))

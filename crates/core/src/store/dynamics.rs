@@ -239,10 +239,12 @@ pub fn read_presentation_columns(path: &Path, columns: &[&str]) -> Result<Vec<Re
         ));
     }
     let file = File::open(path).at(path)?;
-    let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| bad(&e))?;
-    let mask = ProjectionMask::columns(builder.parquet_schema(), columns.iter().copied());
-    let batches = builder.with_projection(mask).build().map_err(|e| bad(&e))?;
-    batches.collect::<std::result::Result<Vec<_>, _>>().map_err(|e| bad(&e))
+    super::catching_panics(path, || {
+        let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| bad(&e))?;
+        let mask = ProjectionMask::columns(builder.parquet_schema(), columns.iter().copied());
+        let batches = builder.with_projection(mask).build().map_err(|e| bad(&e))?;
+        batches.collect::<std::result::Result<Vec<_>, _>>().map_err(|e| bad(&e))
+    })
 }
 
 /// `id` as an index into a dataset of `num_examples` examples.

@@ -47,7 +47,10 @@ pub fn write_reference_pickle(file: &SortingFile, path: &Path) -> Result<u64> {
             &serde_pickle::Value::Dict(dict),
             serde_pickle::SerOptions::new(),
         )
-        .map_err(|e| Error::format(path, e.to_string()))
+        .map_err(|e| match e {
+            serde_pickle::Error::Io(e) => Error::io(path, e),
+            other => Error::format(path, other.to_string()),
+        })
     })
     .map(|digest| digest.bytes)
 }

@@ -209,10 +209,35 @@ pub fn write_bytes_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
 /// The row count from a Parquet file's footer, or why the file is not complete Parquet.
 pub(crate) fn parquet_row_count(path: &Path) -> std::result::Result<u64, String> {
     let file = File::open(path).map_err(|e| format!("missing or unreadable: {e}"))?;
-    let reader = parquet::file::reader::SerializedFileReader::new(file)
-        .map_err(|e| format!("not a complete Parquet file: {e}"))?;
-    Ok(parquet::file::reader::FileReader::metadata(&reader).file_metadata().num_rows().max(0)
-        as u64)
+    let read = || {
+        let reader = parquet::file::reader::SerializedFileReader::new(file)
+            .map_err(|e| Error::format(path, format!("not a complete Parquet file: {e}")))?;
+        let rows = parquet::file::reader::FileReader::metadata(&reader).file_metadata().num_rows();
+        Ok(rows.max(0) as u64)
+    };
+    catching_panics(path, read).map_err(|e| match e {
+        Error::Format { reason, .. } => reason,
+        other => other.to_string(),
+    })
+}
+
+/// Runs `read`, a read of the Parquet file `path`, turning a panic of the Parquet reader
+/// (some damaged footers make it panic instead of failing) into an error naming the file.
+///
+/// # Errors
+/// What `read` returns, or [`Error::Format`] naming `path` when it panicked.
+pub(crate) fn catching_panics<T>(path: &Path, read: impl FnOnce() -> Result<T>) -> Result<T> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(read)).unwrap_or_else(|panic| {
+        let message = panic
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| panic.downcast_ref::<&str>().copied())
+            .unwrap_or("the reader failed");
+        Err(Error::format(
+            path,
+            format!("damaged Parquet file ({message}); `fstream verify` lists the damage"),
+        ))
+    })
 }
 
 /// How the names of `file_name`'s temporary files begin (then the writer's process id and

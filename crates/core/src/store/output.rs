@@ -14,25 +14,32 @@ use crate::error::{Error, Result};
 pub const ROOT_DIRS: [&str; 7] =
     ["presentations", "runs", "epochs", "examples", "dynamics", "locks", "checkpoints"];
 
-/// What a command reads, which its outputs must not replace.
+/// A file a command reads (an SQL file, a sorting file), which its outputs must not replace.
 #[derive(Debug, Clone, Copy)]
-pub enum Input<'a> {
-    /// A file the command reads (an SQL file, a sorting file, a spec).
-    File(&'a Path),
-    /// A directory whose files the command reads (a dataset's files): no output inside it.
-    Dir(&'a Path),
-}
+pub struct Input<'a>(pub &'a Path);
 
-/// Refuses `output` (named by `flag` in the error) when it lies inside a table directory of
-/// any dataset root (see [`ROOT_DIRS`]; a root is found by its `runs/` directory, whatever
-/// root the command was given), is one of `inputs` (the same file, by any path or hard link),
-/// or lies inside an input directory.
+/// Refuses `output` (named by `flag` in the error) when it is an existing directory, lies
+/// inside a table directory of any dataset root (see [`ROOT_DIRS`]; a root is found by its
+/// `runs/` directory, whatever root the command was given), in a directory that holds a
+/// dataset's files (any dataset's, whatever the command reads), or is one of `inputs` (the
+/// same file, by any path or hard link).
 ///
 /// # Errors
 /// [`Error::Config`] saying which rule `output` breaks and what to do instead.
 pub fn check_output(flag: &str, output: &Path, inputs: &[Input<'_>]) -> Result<()> {
     let resolved = resolve(output);
     let shown = output.display();
+    if resolved.is_dir() {
+        return Err(Error::Config(format!(
+            "{flag} {shown}: is a directory; expected the path of a file to write"
+        )));
+    }
+    if let Some(dir) = resolved.parent().filter(|dir| crate::data::holds_dataset_files(dir)) {
+        return Err(Error::Config(format!(
+            "{flag} {shown}: inside {}, which holds a dataset's files; write outputs elsewhere",
+            dir.display()
+        )));
+    }
     for dir in resolved.ancestors() {
         let Some(name) = dir.file_name().and_then(|n| n.to_str()) else { continue };
         if let Some(root) = dir.parent().filter(|root| ROOT_DIRS.contains(&name) && is_root(root)) {
@@ -44,22 +51,11 @@ pub fn check_output(flag: &str, output: &Path, inputs: &[Input<'_>]) -> Result<(
             )));
         }
     }
-    for input in inputs {
-        match *input {
-            Input::File(file) if same_file(&resolved, file) => {
-                return Err(Error::Config(format!(
-                    "{flag} {shown}: is the input {}; write the output to another path",
-                    file.display()
-                )));
-            }
-            Input::Dir(dir) if resolved.starts_with(resolve(dir)) => {
-                return Err(Error::Config(format!(
-                    "{flag} {shown}: inside {}, which this command reads; write the output elsewhere",
-                    dir.display()
-                )));
-            }
-            _ => {}
-        }
+    if let Some(Input(file)) = inputs.iter().find(|Input(file)| same_file(&resolved, file)) {
+        return Err(Error::Config(format!(
+            "{flag} {shown}: is the input {}; write the output to another path",
+            file.display()
+        )));
     }
     Ok(())
 }
@@ -150,15 +146,19 @@ mod tests {
         let input = dir.path().join("order.parquet");
         std::fs::write(&input, "x").unwrap();
         std::fs::hard_link(&input, dir.path().join("twin.parquet")).unwrap();
-        let inputs = [Input::File(&input), Input::Dir(&dir.path().join("data/mnist"))];
+        let inputs = [Input(&input)];
         for refused in [input.clone(), dir.path().join("./twin.parquet")] {
             let err = check_output("--output", &refused, &inputs).unwrap_err().to_string();
             assert!(err.contains("is the input"), "{err}");
         }
-        let err = check_output("--output", &dir.path().join("data/mnist/x.png"), &inputs)
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("which this command reads"), "{err}");
         check_output("--output", &dir.path().join("other.parquet"), &inputs).unwrap();
+        // Never among a dataset's files, nor onto a directory.
+        std::fs::create_dir_all(dir.path().join("data/mnist")).unwrap();
+        std::fs::write(dir.path().join("data/mnist/t10k-labels-idx1-ubyte.gz"), "x").unwrap();
+        let err = check_output("-o", &dir.path().join("data/mnist/x.csv"), &[]).unwrap_err();
+        assert!(err.to_string().contains("which holds a dataset's files"), "{err}");
+        let err = check_output("-o", &dir.path().join("data"), &[]).unwrap_err();
+        assert!(err.to_string().contains("-o "), "{err}");
+        assert!(err.to_string().ends_with("is a directory; expected the path of a file to write"));
     }
 }

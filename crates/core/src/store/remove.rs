@@ -16,17 +16,34 @@ use crate::error::{Error, IoContext, Result};
 /// [`Error::Config`] when `path` resolves to the root, a directory directly in it, or a path
 /// outside it (nothing is removed then); [`Error::Io`] when the removal fails.
 pub fn remove_inside(layout: &Layout, path: &Path) -> Result<()> {
+    let Some((resolved, is_dir)) = check_inside(layout, path)? else { return Ok(()) };
+    let removed =
+        if is_dir { std::fs::remove_dir_all(&resolved) } else { std::fs::remove_file(&resolved) };
+    match removed {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::io(path, e)),
+        _ => Ok(()),
+    }
+}
+
+/// What [`remove_inside`] would remove: `path` resolved, and whether it is a directory
+/// (`None`: it does not exist). Callers that remove several paths check them all first, so
+/// that a refusal removes nothing.
+///
+/// # Errors
+/// As [`remove_inside`], without removing anything.
+pub fn check_inside(layout: &Layout, path: &Path) -> Result<Option<(PathBuf, bool)>> {
     let metadata = match std::fs::symlink_metadata(path) {
         Ok(metadata) => metadata,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(Error::io(path, e)),
     };
     let root = std::fs::canonicalize(layout.root()).at(layout.root())?;
     let resolved = resolve(path)?;
     let refuse = || {
         Error::Config(format!(
-            "refusing to remove {}: it is not a file of the root {}",
+            "refusing to remove {}: it resolves to {}, not a file inside the root {} (a symlinked directory?); nothing was removed",
             path.display(),
+            resolved.display(),
             layout.root().display()
         ))
     };
@@ -37,15 +54,7 @@ pub fn remove_inside(layout: &Layout, path: &Path) -> Result<()> {
     if depth == 0 || (depth == 1 && !root_temporary) {
         return Err(refuse());
     }
-    let removed = if metadata.is_dir() {
-        std::fs::remove_dir_all(&resolved)
-    } else {
-        std::fs::remove_file(&resolved)
-    };
-    match removed {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::io(path, e)),
-        _ => Ok(()),
-    }
+    Ok(Some((resolved, metadata.is_dir())))
 }
 
 /// `path` with its directory resolved (symlinks, `..`) and its own name kept, so that a

@@ -40,10 +40,16 @@ pub fn read_run(layout: &Layout, run_id: &str) -> Result<StoredRun> {
             runs_path.display()
         )));
     }
-    let runs = read_batch(&runs_path)?;
+    let runs = read_runs_row(&runs_path, run_id)?;
     let config = column::<StringArray>(&runs, col::CONFIG, &runs_path)?.value(0).to_string();
     let info: RunInfo = serde_json::from_str(&config)
         .map_err(|e| Error::format(&runs_path, format!("invalid config column: {e}")))?;
+    if info.run_id.as_str() != run_id {
+        return Err(Error::format(
+            &runs_path,
+            format!("its config column is run {}'s, not {run_id}'s", info.run_id),
+        ));
+    }
     let status = column::<StringArray>(&runs, col::STATUS, &runs_path)?.value(0);
     let error = runs
         .column_by_name("error")
@@ -75,6 +81,28 @@ pub fn read_run(layout: &Layout, run_id: &str) -> Result<StoredRun> {
             .map(|c| c.values().to_vec()),
     };
     Ok(StoredRun { info, status, epochs_completed, examples })
+}
+
+/// The one row of the `runs` file `path`, which must be run `run_id`'s (the file's name): a
+/// copy under another name would count its run twice.
+///
+/// # Errors
+/// [`Error::Format`] naming the file when it is not a runs file of fstream's, or holds
+/// another run's row or more than one.
+pub(crate) fn read_runs_row(path: &Path, run_id: &str) -> Result<RecordBatch> {
+    let row = read_batch(path)?;
+    let stored = column::<StringArray>(&row, col::RUN_ID, path)?;
+    if row.num_rows() != 1 || stored.value(0) != run_id {
+        return Err(Error::format(
+            path,
+            format!(
+                "holds {} row(s), of run {}: a runs file holds the one row of the run it is named after (a copy under another name would count that run twice); `fstream verify` lists the damage",
+                row.num_rows(),
+                stored.value(0)
+            ),
+        ));
+    }
+    Ok(row)
 }
 
 /// Every run of the dataset root, by run id (none when the root has no `runs` directory).
@@ -117,11 +145,13 @@ pub fn read_epochs_prefix(path: &Path, last: u32) -> Result<Option<RecordBatch>>
 pub(crate) fn read_batch(path: &Path) -> Result<RecordBatch> {
     let bad = |e: &dyn std::fmt::Display| Error::format(path, e.to_string());
     let file = File::open(path).at(path)?;
-    let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| bad(&e))?;
-    let schema = builder.schema().clone();
-    let batches: Vec<RecordBatch> =
-        builder.build().map_err(|e| bad(&e))?.collect::<Result<_, _>>().map_err(|e| bad(&e))?;
-    Ok(concat_batches(&schema, &batches)?)
+    super::catching_panics(path, || {
+        let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| bad(&e))?;
+        let schema = builder.schema().clone();
+        let batches: Vec<RecordBatch> =
+            builder.build().map_err(|e| bad(&e))?.collect::<Result<_, _>>().map_err(|e| bad(&e))?;
+        Ok(concat_batches(&schema, &batches)?)
+    })
 }
 
 /// Column `name` of `batch` as `T`, or an error naming `path`.

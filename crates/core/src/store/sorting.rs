@@ -165,6 +165,11 @@ impl SortingFile {
     /// # Errors
     /// [`Error::Format`] naming the file when it is not a valid fstream sorting file.
     pub fn read(path: &Path) -> Result<SortingFile> {
+        super::catching_panics(path, || Self::read_file(path))
+    }
+
+    /// [`SortingFile::read`], where the Parquet reader may panic on a damaged file.
+    fn read_file(path: &Path) -> Result<SortingFile> {
         let bad = |reason: String| Error::format(path, reason);
         let file = File::open(path).input(path)?;
         let builder = ParquetRecordBatchReaderBuilder::try_new(file)
@@ -249,6 +254,15 @@ impl SortingFile {
             presented,
         })
     }
+}
+
+/// Warns that the sorting file `path` records no data fingerprint, so nothing can check that
+/// it ranks the data it is used with.
+pub fn warn_unfingerprinted(path: &Path) {
+    log::warn!(
+        "{}: records no data fingerprint (written by an older fstream or another tool): nothing checks that it ranks this data",
+        path.display()
+    );
 }
 
 /// Column `name` of a sorting file's batch as `T` ([`super::runs::column`]), without nulls.

@@ -12,10 +12,11 @@ use super::dynamics::read_dynamics;
 use super::layout::{Layout, Table, parse_epoch_dir};
 use super::lock::{lock_holder, lock_run, process_alive};
 use super::parquet_row_count;
-use super::remove::remove_inside;
+use super::remove::{check_inside, remove_inside};
 use super::runs::{StoredRun, read_epochs_prefix, read_run};
 use super::schema::RunStatus;
 use crate::error::{Error, IoContext, Result};
+use crate::record::RunId;
 
 /// One problem found by [`verify`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -131,7 +132,7 @@ pub fn verify(layout: &Layout, depth: Depth) -> Result<VerifyReport> {
         report.files_checked += 1;
         match read_run(layout, &run_id) {
             Ok(run) => check_run(layout, &run, depth, &mut report)?,
-            Err(e) => report.damage(&runs_file, format!("unreadable run: {e}")),
+            Err(e) => report.damage(&runs_file, first_reason(&e)),
         }
         report.runs_checked += 1;
     }
@@ -435,24 +436,41 @@ pub fn remove_orphans(layout: &Layout, report: &VerifyReport) -> Result<usize> {
     Ok(removed)
 }
 
-/// Deletes every file of `run_id` (its `runs` row first, so that a crash midway leaves only
-/// orphans that no reader sees), holding the run's lock meanwhile. Returns what was removed.
+/// Deletes every file of each run of `run_ids` (each run's `runs` row first, so that a crash
+/// midway leaves only orphans that no reader sees), holding their locks meanwhile. Nothing is
+/// removed unless every run exists, no process holds one, and every path is inside the root.
+/// Returns each run (once, however often it was named) with what was removed.
 ///
 /// # Errors
-/// [`Error::Config`] when the root has no such run or a process holds its lock;
-/// [`Error::Io`] when a file cannot be removed.
-pub fn remove_run(layout: &Layout, run_id: &str) -> Result<Vec<PathBuf>> {
-    let paths = run_paths(layout, run_id)?;
-    if paths.is_empty() {
-        return Err(Error::Config(format!("no run {run_id} under {}", layout.root().display())));
+/// [`Error::Config`] when the root has no such run, a process holds its lock, or a path
+/// resolves outside the root; [`Error::Io`] when a file cannot be removed.
+pub fn remove_runs(layout: &Layout, run_ids: &[RunId]) -> Result<Vec<(RunId, Vec<PathBuf>)>> {
+    let mut planned: Vec<(RunId, Vec<PathBuf>)> = Vec::new();
+    for run_id in run_ids {
+        if planned.iter().any(|(known, _)| known == run_id) {
+            continue;
+        }
+        let paths = run_paths(layout, run_id)?;
+        if paths.is_empty() {
+            return Err(Error::Config(format!(
+                "no run {run_id} under {}; nothing was removed",
+                layout.root().display()
+            )));
+        }
+        for path in paths.iter().chain([&layout.lock_file(run_id)]) {
+            check_inside(layout, path)?;
+        }
+        planned.push((run_id.clone(), paths));
     }
-    let lock = lock_run(layout, run_id)?;
-    for path in &paths {
-        remove_inside(layout, path)?;
+    let _locks: Vec<_> =
+        planned.iter().map(|(run_id, _)| lock_run(layout, run_id)).collect::<Result<_>>()?;
+    for (run_id, paths) in &planned {
+        for path in paths {
+            remove_inside(layout, path)?;
+        }
+        remove_inside(layout, &layout.lock_file(run_id))?;
     }
-    remove_inside(layout, &layout.lock_file(run_id))?;
-    drop(lock);
-    Ok(paths)
+    Ok(planned)
 }
 
 #[cfg(test)]

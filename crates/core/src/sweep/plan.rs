@@ -114,6 +114,7 @@ impl Sweep {
             };
             stages.push(PlannedStage { name: stage.name.clone(), depends_on, tasks });
         }
+        check_distinct_tasks(&spec, &stages)?;
         Ok(Sweep { spec, root, stages })
     }
 
@@ -131,6 +132,39 @@ impl Sweep {
     pub fn tasks(&self) -> impl Iterator<Item = (usize, &Task)> {
         self.stages.iter().enumerate().flat_map(|(i, s)| s.tasks.iter().map(move |t| (i, t)))
     }
+}
+
+/// Refuses two tasks of one run: grid values that are equal once parsed (`0`, `0.0` and
+/// `0e0`) would start the same run twice and share one log.
+///
+/// # Errors
+/// [`Error::Format`] naming the spec, the stage and both tasks' values.
+fn check_distinct_tasks(spec: &SweepSpec, stages: &[PlannedStage]) -> Result<()> {
+    let mut seen: std::collections::HashMap<&str, (&str, &Task)> = std::collections::HashMap::new();
+    for stage in stages {
+        for task in &stage.tasks {
+            if let Some((other_stage, other)) = seen.insert(&task.id, (&stage.name, task)) {
+                let shown = |t: &Task| {
+                    t.varying
+                        .iter()
+                        .map(|(k, v)| format!("{k} = {v}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                };
+                return Err(Error::format(
+                    &spec.path,
+                    format!(
+                        "stage {:?}: tasks {} (stage {other_stage:?}) and {} are the same run {}: give each grid value once",
+                        stage.name,
+                        shown(other),
+                        shown(task),
+                        task.id
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// `ROOT/sweeps/NAME`.
