@@ -37,9 +37,9 @@ pub struct PlotArgs {
     /// examples: where the dataset's files are (the images are read from there).
     #[arg(long, value_name = "DIR", default_value = DEFAULT_DATA_DIR)]
     data_dir: PathBuf,
-    /// examples: how many unforgettable and how many most-forgotten examples.
-    #[arg(long, value_name = "N", default_value_t = 10)]
-    count: usize,
+    /// examples: how many unforgettable and how many most-forgotten examples (1 to 1000).
+    #[arg(long, value_name = "N", default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..=1000))]
+    count: u16,
     /// Picture size in pixels.
     #[arg(long, value_name = "WxH", default_value = "1200x800", value_parser = parse_size)]
     size: (u32, u32),
@@ -89,7 +89,7 @@ pub fn run(args: PlotArgs) -> anyhow::Result<()> {
         options,
         group_by: args.group_by,
         data_dir: args.data_dir,
-        count: args.count,
+        count: usize::from(args.count),
         size: args.size,
     };
     let csv = draw(&catalog, &request, &args.output)?;

@@ -89,8 +89,7 @@ pub fn run(args: QueryArgs) -> anyhow::Result<()> {
     if let Some(path) = &args.output {
         check_output("--output", path, &[Input(&args.sql_file)])?;
     }
-    let sql = std::fs::read_to_string(&args.sql_file)
-        .map_err(|source| Error::Input { path: args.sql_file.clone(), source })?;
+    let sql = fstream::input::read_text(&args.sql_file)?;
     let catalog = Catalog::open(&args.root)?;
     let mut frame = catalog.run_sql(&sql, &args.sql_file, args.engine.into()).map_err(|e| {
         // An engine failure that names no file: say which query failed.

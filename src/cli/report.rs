@@ -120,6 +120,13 @@ fn is_io_failure(error: &anyhow::Error) -> bool {
 
 pub fn run(args: ReportArgs) -> anyhow::Result<()> {
     let index = args.output.join("index.html");
+    if args.output.exists() && !args.output.is_dir() {
+        return Err(Error::Config(format!(
+            "--output {}: exists and is not a directory; the report is a directory (index.html, the figures and their CSVs)",
+            args.output.display()
+        ))
+        .into());
+    }
     check_output("--output", &index, &[])?;
     let catalog = Catalog::open(&args.root)?;
     std::fs::create_dir_all(&args.output).map_err(|e| Error::io(&args.output, e))?;

@@ -12,7 +12,7 @@ use fstream::config::{
 use fstream::data::DatasetKind;
 use fstream::data::corrupt::{PixelNoise, PixelNoiseMode, check_percent};
 use fstream::experiment::plan::{
-    ExperimentSpec, MAX_RUNS_PER_PROCESS, ReferenceDefaults, RemovalFlags,
+    ExperimentSpec, MAX_RUNS_PER_PROCESS, MAX_SEED, ReferenceDefaults, RemovalFlags,
 };
 use fstream::fidelity::Fidelity;
 use fstream::record::RunId;
@@ -437,7 +437,10 @@ fn sorting_file(args: &TrainArgs) -> Option<PathBuf> {
 
 /// A `--seed` value: a non-negative integer.
 fn seed_arg(text: &str) -> Result<u64, String> {
-    text.parse().map_err(|_| format!("expected a non-negative integer, not {text:?}"))
+    text.parse()
+        .ok()
+        .filter(|&seed| seed <= MAX_SEED)
+        .ok_or_else(|| format!("expected an integer from 0 to {MAX_SEED}, not {text:?}"))
 }
 
 /// `count` seeds are more runs than one process trains.
@@ -456,8 +459,8 @@ fn parse_seeds(spec: &str) -> Result<Vec<u64>, Error> {
     };
     let seeds: Vec<u64> = match spec.split_once("..") {
         Some((a, b)) => {
-            let a: u64 = a.trim().parse().map_err(|_| bad())?;
-            let b: u64 = b.trim().trim_start_matches('=').parse().map_err(|_| bad())?;
+            let a = seed_arg(a.trim()).map_err(|_| bad())?;
+            let b = seed_arg(b.trim().trim_start_matches('=')).map_err(|_| bad())?;
             if a > b {
                 return Err(Error::Config(format!(
                     "--seeds {spec:?}: the range A..B needs A <= B (it includes both ends)"
@@ -473,7 +476,7 @@ fn parse_seeds(spec: &str) -> Result<Vec<u64>, Error> {
         }
         None => spec
             .split(',')
-            .map(|s| s.trim().parse().map_err(|_| bad()))
+            .map(|s| seed_arg(s.trim()).map_err(|_| bad()))
             .collect::<Result<_, _>>()?,
     };
     if seeds.is_empty() { Err(bad()) } else { Ok(seeds) }

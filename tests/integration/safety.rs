@@ -3,6 +3,7 @@
 //! output is committed atomically, and no number mixes runs of different data.
 
 use std::collections::BTreeMap;
+use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -510,12 +511,19 @@ fn import_reference_refuses_what_the_reference_never_writes() {
             .assert_error_contains(&format!("{path}: {expected}"));
         assert!(!ws.root().join("runs").exists(), "a refused file wrote a run");
     }
+    // Every example of the 20, as the reference writes them: 0 forgotten once, 3 learned at
+    // epoch 2, the others learned at once.
     let path = ws.path().join(name);
-    std::fs::write(
-        &path,
-        stats_pickle(&[(0, good, &[1.0, 0.0], good), (3, good, &[0.0, 1.0], good)]),
-    )
-    .unwrap();
+    let accuracies = |id: u8| -> &'static [f64] {
+        match id {
+            0 => &[1.0, 0.0],
+            3 => &[0.0, 1.0],
+            _ => &[1.0, 1.0],
+        }
+    };
+    let examples: Vec<ExampleStats<'_>> =
+        (0..20).map(|id| (id, good, accuracies(id), good)).collect();
+    std::fs::write(&path, stats_pickle(&examples)).unwrap();
     ws.fstream(&[
         "import-reference",
         "--data-dir",
@@ -541,7 +549,7 @@ fn huge_ranges_and_bad_numbers_are_clear_errors_not_hangs() {
     ws.train(&["--seeds", "5..1"]).assert_exit_code(2).assert_error_contains("needs A <= B");
     ws.train(&["--seed", "-1"])
         .assert_exit_code(2)
-        .assert_error_contains("expected a non-negative integer, not \"-1\"");
+        .assert_error_contains("expected an integer from 0 to 9223372036854775807, not \"-1\"");
     let spec = |grid: &str| {
         let path = ws.path().join("huge.toml");
         std::fs::write(
@@ -649,13 +657,13 @@ fn errors_are_one_line_that_names_the_file_or_flag() {
         ));
 }
 
-/// Rewrites the Parquet file `from` as `to` with `compression`, keeping only the key-value
-/// metadata entries `keep` accepts (what another tool, or an older fstream, writes).
+/// Rewrites the Parquet file `from` as `to` with `compression` and the key-value metadata
+/// entries `edit` returns (what another tool, an older fstream or a flipped bit writes).
 fn rewrite_parquet(
     from: &Path,
     to: &Path,
     compression: parquet::basic::Compression,
-    keep: impl Fn(&str) -> bool,
+    edit: impl Fn(parquet::file::metadata::KeyValue) -> Option<parquet::file::metadata::KeyValue>,
 ) {
     use parquet::arrow::ArrowWriter;
     use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
@@ -668,7 +676,7 @@ fn rewrite_parquet(
         .cloned()
         .unwrap_or_default()
         .into_iter()
-        .filter(|kv| keep(&kv.key))
+        .filter_map(edit)
         .collect();
     let schema = builder.schema().clone();
     let batches: Vec<_> = builder.build().unwrap().map(|b| b.unwrap()).collect();
@@ -777,7 +785,7 @@ fn the_second_hostile_passs_findings_stay_fixed() {
         &ws.path().join("order.parquet"),
         &legacy,
         parquet::basic::Compression::SNAPPY,
-        |key| key != "fstream.data_sha256",
+        |kv| (kv.key != "fstream.data_sha256").then_some(kv),
     );
     let compare = ws.fstream(&["compare", &order, legacy.to_str().unwrap()]);
     compare.assert_ok();
@@ -800,4 +808,120 @@ fn the_second_hostile_passs_findings_stay_fixed() {
     let run = ws.fstream(&["query", read.to_str().unwrap(), "--root", &root]);
     assert_ne!(run.output.status.code(), Some(0));
     run.assert_error_contains(&format!("{}: ", read.display()));
+}
+
+/// The third hostile pass: each of its findings, as it was reproduced.
+#[test]
+fn the_third_hostile_passs_findings_stay_fixed() {
+    let (ws, run_id) = trained();
+    let root = ws.root().display().to_string();
+    let sql = ws.path().join("q.sql");
+    std::fs::write(&sql, "SELECT run_id FROM runs").unwrap();
+    let sql = sql.display().to_string();
+    // Outputs never replace a FIFO or a symlink (nor, as root, a device: `-o /dev/null`).
+    let fifo = ws.path().join("fifo");
+    let c_path = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: mkfifo on a NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o644) }, 0);
+    let target = ws.path().join("target.txt");
+    std::fs::write(&target, "keep").unwrap();
+    let link = ws.path().join("link.csv");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    for output in [&fifo, &link] {
+        ws.fstream(&["query", &sql, "--root", &root, "-o", output.to_str().unwrap()])
+            .assert_exit_code(2)
+            .assert_error_contains("exists and is not a regular file");
+    }
+    assert!(std::fs::symlink_metadata(&fifo).unwrap().file_type().is_fifo());
+    assert!(std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
+    assert_eq!(std::fs::read_to_string(&target).unwrap(), "keep");
+    // Inputs that are not regular files are errors, not endless reads.
+    let data = ws.data_dir().display().to_string();
+    for args in [
+        vec!["query", "/dev/zero", "--root", &root],
+        vec!["import-reference", "--data-dir", &data, "--output-dir", &root, "/dev/zero"],
+        vec!["sweep", "status", "/dev/zero", "--root", &root],
+    ] {
+        ws.fstream(&args).assert_exit_code(2).assert_error_contains("/dev/zero: is a device");
+    }
+    // A footer whose checksums lost an entry (one flipped bit in a key) is damage, not a
+    // footer that checks less.
+    let runs_file = ws.root().join(format!("runs/{run_id}.parquet"));
+    let good = std::fs::read(&runs_file).unwrap();
+    let edited = ws.path().join("edited.parquet");
+    for (from, to, expected) in [
+        ("\"dynamics\"", "\"dynamicr\"", "unknown field `dynamicr`"),
+        ("\"2\":", "\"9\":", "no checksum of the presentations of epochs 2"),
+    ] {
+        rewrite_parquet(
+            &runs_file,
+            &edited,
+            parquet::basic::Compression::ZSTD(Default::default()),
+            |mut kv| {
+                kv.value = kv.value.map(|v| v.replace(from, to));
+                Some(kv)
+            },
+        );
+        std::fs::copy(&edited, &runs_file).unwrap();
+        let verify = ws.fstream(&["verify", "--root", &root]);
+        verify.assert_exit_code(1);
+        assert!(verify.stdout().contains(expected), "{}", verify.stdout());
+        ws.fstream(&["train", "--resume", &run_id, "--output-dir", &root, "--epochs", "3"])
+            .assert_exit_code(2)
+            .assert_error_contains("fstream.checksums");
+        std::fs::write(&runs_file, &good).unwrap();
+    }
+    ws.fstream(&["verify", "--root", &root]).assert_ok();
+    // A reference pickle without removal in its name presents every example.
+    let good_stats: &[f64] = &[0.5, 0.25];
+    let pickle = ws.path().join("dataset_mnist__remove_n_0__seed_7__stats_dict.pkl");
+    std::fs::write(&pickle, stats_pickle(&[(0, good_stats, &[1.0, 0.0], good_stats)])).unwrap();
+    ws.fstream(&[
+        "import-reference",
+        "--data-dir",
+        &data,
+        "--output-dir",
+        &root,
+        pickle.to_str().unwrap(),
+    ])
+    .assert_exit_code(2)
+    .assert_error_contains("holds 1 of mnist's 40 training examples, but its name says no removal");
+    // plot removal averages each run once, as every other command counts it.
+    ws.train(&["--epochs", "2"]).assert_ok();
+    let removal = ws.path().join("removal.png").display().to_string();
+    ws.fstream(&["plot", "removal", "--root", &root, "--output", &removal])
+        .assert_exit_code(2)
+        .assert_error_contains("are the same run (configuration and seed 1)");
+    // plot examples: at least one of each; the most forgotten were forgotten.
+    let examples = ws.path().join("examples.png").display().to_string();
+    let plot_examples = |count: &str| {
+        let predicate = format!("run_id = '{run_id}'");
+        ws.fstream(&[
+            "plot",
+            "examples",
+            "--root",
+            &root,
+            "--where",
+            &predicate,
+            "--data-dir",
+            &data,
+            "--count",
+            count,
+            "--output",
+            &examples,
+        ])
+    };
+    plot_examples("0").assert_exit_code(2).assert_error_contains("--count");
+    plot_examples("1000").assert_ok();
+    let csv = std::fs::read_to_string(ws.path().join("examples.csv")).unwrap();
+    let forgotten: Vec<&str> = csv.lines().filter(|l| l.starts_with("most forgotten")).collect();
+    assert!(!forgotten.is_empty() && forgotten.iter().all(|l| !l.ends_with(",0")), "{csv}");
+    // report --output onto a file; a seed no engine can compare.
+    let file = ws.path().join("order.csv").display().to_string();
+    ws.fstream(&["report", "--root", &root, "--output", &file])
+        .assert_exit_code(2)
+        .assert_error_contains(&format!("--output {file}: exists and is not a directory"));
+    ws.train(&["--seed", "9223372036854775808"])
+        .assert_exit_code(2)
+        .assert_error_contains("expected an integer from 0 to 9223372036854775807");
 }

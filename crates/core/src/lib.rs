@@ -26,6 +26,7 @@ pub mod dynamics;
 pub mod error;
 pub mod experiment;
 pub mod fidelity;
+pub mod input;
 mod names;
 pub mod plot;
 pub mod query;

@@ -104,7 +104,7 @@ pub fn format_of(kind: DatasetKind) -> Option<CifarFormat> {
 /// [`Error::Input`] when the file cannot be read; [`Error::Format`] naming the file when it is
 /// empty, its size is not a whole number of records, or a label is out of range.
 pub fn read_batch(path: &Path, format: &CifarFormat) -> Result<ImageSet> {
-    let bytes = std::fs::read(path).input(path)?;
+    let bytes = crate::input::read(path)?;
     let record = format.record_bytes();
     if bytes.is_empty() || bytes.len() % record != 0 {
         return Err(Error::format(

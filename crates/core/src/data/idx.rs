@@ -5,7 +5,7 @@
 use std::io::Read;
 use std::path::Path;
 
-use crate::error::{Error, IoContext, Result};
+use crate::error::{Error, Result};
 
 /// The IDX element type code for unsigned bytes, the only one MNIST uses.
 const UNSIGNED_BYTE: u8 = 0x08;
@@ -26,7 +26,7 @@ pub struct IdxArray {
 /// [`Error::Input`] when the file cannot be read, [`Error::Format`] (naming the file) for a wrong
 /// magic number, element type or dimension count, or a size that does not match the header.
 pub fn read_idx(path: &Path, ndims: usize) -> Result<IdxArray> {
-    let raw = std::fs::read(path).input(path)?;
+    let raw = crate::input::read(path)?;
     let bytes = if raw.starts_with(&[0x1f, 0x8b]) {
         let mut out = Vec::with_capacity(raw.len() * 4);
         flate2::read::GzDecoder::new(raw.as_slice())

@@ -19,7 +19,7 @@ use super::pickle_depth::check_depth;
 use super::plan::{ReferenceDefaults, new_run_id};
 use crate::config::OptimizerKind;
 use crate::data::{DatasetKind, Splits};
-use crate::error::{Error, IoContext, Result};
+use crate::error::{Error, Result};
 use crate::record::{
     self, BatchStats, EpochSummary, ExampleTable, Record, RunId, RunInfo, RunStart,
 };
@@ -79,7 +79,7 @@ pub fn flags_from_file_name(name: &str) -> BTreeMap<String, String> {
 /// [`Error::Format`] naming the file when it is not a pickle of the reference's structure.
 pub fn read_reference_stats(path: &Path) -> Result<ReferenceStats> {
     let bad = |reason: String| Error::format(path, reason);
-    let bytes = std::fs::read(path).input(path)?;
+    let bytes = crate::input::read(path)?;
     check_depth(&bytes).map_err(|e| bad(format!("not the reference's statistics: {e}")))?;
     // numpy int64 keys unpickle as (dtype state, 8 little-endian bytes).
     let options = serde_pickle::DeOptions::new().keep_restore_state().replace_unresolved_globals();
@@ -256,6 +256,15 @@ pub fn import_run(
         ));
     }
     let info = imported_info(source, stats, dataset, n, data, data_dir)?;
+    if info.remove_n == 0 && info.sorting_file.is_none() && stats.examples.len() != n {
+        return Err(Error::format(
+            source,
+            format!(
+                "holds {} of {dataset}'s {n} training examples, but its name says no removal (remove_n 0): the reference presents every example",
+                stats.examples.len()
+            ),
+        ));
+    }
     let examples = ExampleTable {
         original_labels: data.train.labels.clone(),
         labels: data.train.labels.clone(),

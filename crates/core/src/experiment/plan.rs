@@ -26,6 +26,10 @@ use super::PlannedRun;
 /// open files: far beyond what the cores of one machine keep busy, well within OS limits.
 pub const MAX_RUNS_PER_PROCESS: usize = 64;
 
+/// The largest training seed: libtorch's generators take a signed 64-bit seed, and SQL
+/// engines compare 64-bit signed integers (`--where "seed = N"`).
+pub const MAX_SEED: u64 = i64::MAX as u64;
+
 /// The data directory of new runs when none is given.
 pub const DEFAULT_DATA_DIR: &str = "data";
 

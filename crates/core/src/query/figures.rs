@@ -5,8 +5,8 @@ use polars::prelude::*;
 
 use super::compare::seed_pairs;
 use super::forgetting::{
-    OrderOptions, compute_order, different_data, plan_epochs, run_dynamics, select_runs,
-    short_fingerprint,
+    OrderOptions, check_no_twins, check_same_data, compute_order, matching_runs, plan_epochs,
+    run_dynamics, select_runs, short_fingerprint,
 };
 use super::predicate::RunsPredicate;
 use super::scores::{NeverLearned, Score, ScoreOptions, compute_scores};
@@ -15,6 +15,7 @@ use crate::data::{self, DatasetKind, ImageSet};
 use crate::error::{Error, Result};
 use crate::store::dynamics::Needed;
 use crate::store::runs::read_run;
+use crate::store::schema::RunStatus;
 use crate::store::sorting::Ranked;
 
 /// `forgetting-histogram`: per group of runs (the runs' values of `group_by`, or one group),
@@ -218,7 +219,8 @@ pub fn extreme_examples(
     let presented: Vec<usize> =
         (0..sorting.example_ids.len()).filter(|&r| sorting.presented[r]).collect();
     let unforgettable = presented.iter().copied().filter(|&r| counts[r] == 0).take(n);
-    let most_forgotten = presented.iter().rev().copied().take(n);
+    // Forgotten at least once: an unforgettable example is never shown as most forgotten.
+    let most_forgotten = presented.iter().rev().copied().filter(|&r| counts[r] > 0).take(n);
     let (mut rows, mut ids, mut example_labels, mut values) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for (name, ranks) in [
@@ -288,34 +290,6 @@ pub fn seed_stability(catalog: &Catalog, options: &OrderOptions) -> Result<DataF
     ])?)
 }
 
-/// Refuses a figure that would average runs trained on different data: the runs `condition`
-/// selects (over `runs r`) must share one recorded `data_sha256` (removal and noise runs share
-/// their base runs': the fingerprint is taken before removal and noise).
-///
-/// # Errors
-/// [`Error::Config`] naming a run of each of two data sets.
-fn check_one_data_set(catalog: &Catalog, condition: &str) -> Result<()> {
-    let sql = format!(
-        "SELECT r.data_sha256, MIN(r.run_id) AS run_id, MIN(r.data_dir) AS data_dir FROM runs r \
-         WHERE {condition} AND r.data_sha256 <> '' GROUP BY r.data_sha256 ORDER BY run_id"
-    );
-    let sets = catalog.execute(&sql)?;
-    if sets.height() > 1 {
-        let column = |name: &str| -> Result<[String; 2]> {
-            let values = sets.column(name)?.str()?;
-            Ok([0, 1].map(|i| values.get(i).unwrap_or_default().to_string()))
-        };
-        let (runs, fingerprints, dirs) =
-            (column("run_id")?, column("data_sha256")?, column("data_dir")?);
-        return Err(different_data(
-            runs.each_ref().map(String::as_str),
-            fingerprints.each_ref().map(String::as_str),
-            dirs.each_ref().map(String::as_str),
-        ));
-    }
-    Ok(())
-}
-
 /// `removal` (the paper's Figures 5 left and 6) or, with `window`, `removal-window` (Figure 5
 /// right): final test accuracy of the complete runs against the examples removed (or the
 /// window's first rank, `keep_lowest_n`, for selected removal), selected (`keep_lowest_n` ≥
@@ -327,12 +301,18 @@ fn check_one_data_set(catalog: &Catalog, condition: &str) -> Result<()> {
 /// [`Error::Config`] for a bad predicate or when the tables cannot be read.
 pub fn removal(catalog: &Catalog, options: &OrderOptions, window: bool) -> Result<DataFrame> {
     let condition = options.runs_condition(catalog, "r")?;
-    check_one_data_set(catalog, &condition)?;
     // The window figure has no random curve to start.
     let (x, only_selected, no_random_start) = match window {
         true => ("keep_lowest_n", " AND r.keep_lowest_n >= 0", " AND FALSE"),
         false => ("remove_n", "", ""),
     };
+    // The means are over runs of one data set, each run once.
+    let averaged: Vec<_> = matching_runs(catalog, &options.runs_condition(catalog, "")?)?
+        .into_iter()
+        .filter(|r| r.status == RunStatus::Complete && (!window || r.info.keep_lowest_n >= 0))
+        .collect();
+    check_same_data(&averaged)?;
+    check_no_twins(&averaged)?;
     let sql = format!(
         "WITH final AS (\
            SELECT r.run_id, r.remove_n, r.keep_lowest_n, e.test_acc \

@@ -9,7 +9,6 @@
 //! epoch partition is one file sorted by `example_id`, read in epoch order into dense
 //! per-example state. No sort, no group-by; runs are counted in parallel.
 
-use polars::prelude::*;
 use rand::SeedableRng;
 use rand::rngs::ChaCha8Rng;
 use rand::seq::SliceRandom;
@@ -119,41 +118,17 @@ pub struct RunSelection {
 /// [`Error::Config`] when the `--where` predicate is invalid, no run matches, or the runs
 /// cannot be summed (see [`check_comparable`]).
 pub fn select_runs(catalog: &Catalog, options: &OrderOptions) -> Result<RunSelection> {
-    let sql = format!(
-        "SELECT {}, {}, {}, {}, {} FROM runs WHERE {} ORDER BY {}",
-        col::RUN_ID,
-        col::STATUS,
-        col::EPOCHS_COMPLETED,
-        col::DATASET_EXAMPLES,
-        col::CONFIG,
-        options.runs_condition(catalog, "")?,
-        col::RUN_ID,
-    );
-    let where_error = |e: PolarsError| {
-        let where_sql = options.where_sql.as_deref().unwrap_or("");
-        Error::Config(format!("--where {where_sql:?}: {}", first_line(&e.to_string())))
+    let where_error = |e: Error| match e {
+        Error::Polars(e) => {
+            let where_sql = options.where_sql.as_deref().unwrap_or("");
+            Error::Config(format!("--where {where_sql:?}: {}", first_line(&e.to_string())))
+        }
+        other => other,
     };
-    let mut context = catalog.sql_context()?;
-    let frame = context.execute(&sql).and_then(LazyFrame::collect).map_err(where_error)?;
-    let ids = frame.column(col::RUN_ID)?.str()?;
-    let statuses = frame.column(col::STATUS)?.str()?;
-    let epochs = frame.column(col::EPOCHS_COMPLETED)?.u32()?;
-    let sizes = frame.column(col::DATASET_EXAMPLES)?.u32()?;
-    let configs = frame.column(col::CONFIG)?.str()?;
+    let matching = matching_runs(catalog, &options.runs_condition(catalog, "")?);
     let mut selected = Vec::new();
     let mut skipped = Vec::new();
-    for i in 0..frame.height() {
-        let run_id = ids.get(i).unwrap_or_default().to_string();
-        let info: RunInfo = serde_json::from_str(configs.get(i).unwrap_or_default())
-            .map_err(|e| Error::Config(format!("run {run_id}: invalid config column: {e}")))?;
-        let run = SelectedRun {
-            run_id: run_id.clone(),
-            status: RunStatus::from_stored(statuses.get(i).unwrap_or_default(), None)
-                .map_err(|e| Error::Config(format!("run {run_id}: {e}")))?,
-            epochs_completed: epochs.get(i).unwrap_or_default(),
-            dataset_examples: sizes.get(i).unwrap_or_default(),
-            info,
-        };
+    for run in matching.map_err(where_error)? {
         if !run.info.record_presentations {
             skipped.push((run, SkipReason::NotRecorded));
         } else if options.include_incomplete || run.status == RunStatus::Complete {
@@ -181,6 +156,44 @@ pub fn select_runs(catalog: &Catalog, options: &OrderOptions) -> Result<RunSelec
     Ok(RunSelection { counted: selected, skipped })
 }
 
+/// Every run `condition` (SQL over `runs`, unqualified) selects, by id.
+///
+/// # Errors
+/// [`Error::Polars`] when the condition cannot be run; [`Error::Config`] for a run whose
+/// `config` or `status` is not fstream's.
+pub fn matching_runs(catalog: &Catalog, condition: &str) -> Result<Vec<SelectedRun>> {
+    let sql = format!(
+        "SELECT {}, {}, {}, {}, {} FROM runs WHERE {condition} ORDER BY {}",
+        col::RUN_ID,
+        col::STATUS,
+        col::EPOCHS_COMPLETED,
+        col::DATASET_EXAMPLES,
+        col::CONFIG,
+        col::RUN_ID,
+    );
+    let frame = catalog.sql_context()?.execute(&sql)?.collect()?;
+    let ids = frame.column(col::RUN_ID)?.str()?;
+    let statuses = frame.column(col::STATUS)?.str()?;
+    let epochs = frame.column(col::EPOCHS_COMPLETED)?.u32()?;
+    let sizes = frame.column(col::DATASET_EXAMPLES)?.u32()?;
+    let configs = frame.column(col::CONFIG)?.str()?;
+    (0..frame.height())
+        .map(|i| {
+            let run_id = ids.get(i).unwrap_or_default().to_string();
+            let info: RunInfo = serde_json::from_str(configs.get(i).unwrap_or_default())
+                .map_err(|e| Error::Config(format!("run {run_id}: invalid config column: {e}")))?;
+            Ok(SelectedRun {
+                status: RunStatus::from_stored(statuses.get(i).unwrap_or_default(), None)
+                    .map_err(|e| Error::Config(format!("run {run_id}: {e}")))?,
+                epochs_completed: epochs.get(i).unwrap_or_default(),
+                dataset_examples: sizes.get(i).unwrap_or_default(),
+                run_id,
+                info,
+            })
+        })
+        .collect()
+}
+
 /// Refuses runs whose counts must not be summed: different pixel permutations (permuted
 /// MNIST), different data (their recorded `data_sha256` fingerprints differ: the same example
 /// id is another image or label), different training sets (removal flags), or the same run
@@ -189,8 +202,9 @@ pub fn select_runs(catalog: &Catalog, options: &OrderOptions) -> Result<RunSelec
 /// # Errors
 /// [`Error::Config`] naming two such runs and how to select comparable ones.
 pub fn check_comparable(runs: &[SelectedRun]) -> Result<()> {
-    let training_set =
-        |r: &RunInfo| (r.sorting_file.clone(), r.remove_n, r.keep_lowest_n, r.remove_subsample);
+    let training_set = |r: &RunInfo| {
+        (r.sorting_file.clone(), r.remove_n, r.keep_lowest_n, r.remove_subsample, r.train_examples)
+    };
     let first = &runs[0];
     for run in &runs[1..] {
         let (a, b) = (&first.info, &run.info);
@@ -203,30 +217,53 @@ pub fn check_comparable(runs: &[SelectedRun]) -> Result<()> {
                 or_none(b.permutation_seed)
             )));
         }
-        let known = !a.data_sha256.is_empty() && !b.data_sha256.is_empty();
-        if known && a.data_sha256 != b.data_sha256 {
-            return Err(different_data(
-                [&first.run_id, &run.run_id],
-                [&a.data_sha256, &b.data_sha256],
-                [&a.data_dir, &b.data_dir],
-            ));
-        }
         if training_set(a) != training_set(b) {
             return Err(Error::Config(format!(
-                "runs {} and {} trained on different training sets (remove_n {} and {}, sorting_file {} and {}): removed examples would be counted over fewer runs; select one training set with --where",
+                "runs {} and {} trained on different training sets (remove_n {} and {}, sorting_file {} and {}, {} and {} examples): removed examples would be counted over fewer runs; select one training set with --where",
                 first.run_id,
                 run.run_id,
                 a.remove_n,
                 b.remove_n,
                 or_none(a.sorting_file.as_ref()),
-                or_none(b.sorting_file.as_ref())
+                or_none(b.sorting_file.as_ref()),
+                a.train_examples,
+                b.train_examples
             )));
         }
     }
+    check_same_data(runs)?;
+    check_no_twins(runs)
+}
+
+/// Refuses runs trained on different data (their `data_sha256` fingerprints differ: the same
+/// example id is another image or label). Removal and noise runs share their base runs'
+/// fingerprint: it is taken before removal and noise.
+///
+/// # Errors
+/// [`Error::Config`] naming two such runs and their data directories.
+pub fn check_same_data(runs: &[SelectedRun]) -> Result<()> {
+    let known: Vec<&SelectedRun> = runs.iter().filter(|r| !r.info.data_sha256.is_empty()).collect();
+    let Some(first) = known.first() else { return Ok(()) };
+    match known.iter().find(|r| r.info.data_sha256 != first.info.data_sha256) {
+        Some(other) => Err(different_data(
+            [&first.run_id, &other.run_id],
+            [&first.info.data_sha256, &other.info.data_sha256],
+            [&first.info.data_dir, &other.info.data_dir],
+        )),
+        None => Ok(()),
+    }
+}
+
+/// Refuses the same run twice (same configuration and seed: a copy, or an import done
+/// twice), which any sum or mean would count twice.
+///
+/// # Errors
+/// [`Error::Config`] naming both runs.
+pub fn check_no_twins(runs: &[SelectedRun]) -> Result<()> {
     for (i, run) in runs.iter().enumerate() {
         if let Some(twin) = runs[..i].iter().find(|other| other.info.same_experiment(&run.info)) {
             return Err(Error::Config(format!(
-                "runs {} and {} are the same run (configuration and seed {}): summing both counts it twice; delete one with `fstream rm` or leave it out with --where",
+                "runs {} and {} are the same run (configuration and seed {}): summing or averaging both counts it twice; delete one with `fstream rm` or leave it out with --where",
                 twin.run_id, run.run_id, run.info.seed
             )));
         }
@@ -423,9 +460,16 @@ pub fn run_dynamics(
     if epochs == run.epochs_completed {
         let layout = catalog.layout();
         let file = layout.run_file(Table::Dynamics, &run.run_id);
-        // The file that covers the committed epochs is the one whose checksum was recorded.
+        // The file that covers the committed epochs is the one whose checksum was recorded
+        // (a footer that records checksums but none of this file is damaged).
+        let recorded = Checksums::of_run(layout, &run.run_id)?;
         let checked = |dynamics: RunDynamics| -> Result<RunDynamics> {
-            check_file(&file, Checksums::of_run(layout, &run.run_id)?.dynamics)?;
+            if let Some(recorded) = &recorded {
+                let crc32 = recorded.dynamics.ok_or_else(|| {
+                    Error::format(&file, "no checksum recorded in its run's runs file")
+                })?;
+                check_file(&file, Some(crc32))?;
+            }
             Ok(dynamics)
         };
         match read_dynamics(layout, &run.run_id, num_examples) {

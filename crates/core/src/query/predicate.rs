@@ -99,8 +99,17 @@ fn check(expr: &Expr, columns: &Schema) -> std::result::Result<(), String> {
         | Expr::IsTrue(inner)
         | Expr::IsFalse(inner)
         | Expr::IsNotTrue(inner)
-        | Expr::IsNotFalse(inner)
-        | Expr::Cast { expr: inner, format: None, array: false, .. } => check(inner, columns),
+        | Expr::IsNotFalse(inner) => check(inner, columns),
+        Expr::Cast { expr: inner, format: None, array: false, data_type, .. } => {
+            let target = data_type.to_string().to_uppercase();
+            if !CAST_TYPES.contains(&target.as_str()) {
+                return Err(format!(
+                    "CAST to {target} is not supported: cast to one of {}",
+                    CAST_TYPES.join(", ")
+                ));
+            }
+            check(inner, columns)
+        }
         Expr::Between { expr, low, high, .. } => all(&[expr, low, high]),
         Expr::InList { expr, list, .. } => {
             check(expr, columns)?;
@@ -117,11 +126,15 @@ fn check(expr: &Expr, columns: &Schema) -> std::result::Result<(), String> {
     }
 }
 
+/// The types a `--where` may `CAST` to, which every engine reads alike.
+const CAST_TYPES: [&str; 8] =
+    ["INT", "INTEGER", "BIGINT", "DOUBLE", "FLOAT", "VARCHAR", "TEXT", "BOOLEAN"];
+
 /// A number literal the engines read: a 64-bit integer, or a finite float.
 fn check_number(number: &str) -> std::result::Result<(), String> {
     let integer = !number.contains(['.', 'e', 'E']);
     let fits = match integer {
-        true => number.parse::<i64>().is_ok() || number.parse::<u64>().is_ok(),
+        true => number.parse::<i64>().is_ok(),
         false => number.parse::<f64>().is_ok_and(f64::is_finite),
     };
     if fits { Ok(()) } else { Err(format!("the number {number} is out of range")) }
@@ -246,6 +259,7 @@ mod tests {
             ("seed", "`seed` is not a condition"),
             ("seed +", "Expected: an expression"),
             ("seed = 1e400", "the number 1e400 is out of range"),
+            ("CAST(seed AS BLOB) = 1", "CAST to BLOB is not supported"),
             (
                 "seed = 99999999999999999999999",
                 "the number 99999999999999999999999 is out of range",

@@ -21,7 +21,7 @@ pub const CHECKSUMS_KEY: &str = "fstream.checksums";
 
 /// The CRC-32 of each committed file of one run (`None`: not recorded).
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct Checksums {
     /// The `examples` file.
     pub examples: Option<u32>,
@@ -57,21 +57,81 @@ impl Checksums {
             .map_err(|e| Error::format(runs_file, format!("footer '{CHECKSUMS_KEY}': {e}")))
     }
 
-    /// The checksums recorded for run `run_id` of `layout` (none recorded, or no `runs` file:
-    /// empty).
+    /// The checksums recorded for run `run_id` of `layout` (`None`: its `runs` file records
+    /// none, an older fstream's, or there is no such file).
     ///
     /// # Errors
     /// As [`Checksums::read`].
-    pub fn of_run(layout: &Layout, run_id: &str) -> Result<Checksums> {
+    pub fn of_run(layout: &Layout, run_id: &str) -> Result<Option<Checksums>> {
         let path = layout.run_file(Table::Runs, run_id);
         if !path.is_file() {
-            return Ok(Checksums::default());
+            return Ok(None);
         }
-        Ok(Checksums::read(&path)?.unwrap_or_default())
+        Checksums::read(&path)
+    }
+
+    /// What is missing or extra for a run that committed `epochs` epochs (`recorded`: with
+    /// presentations and a dynamics file), as the reasons a finding or an error gives: a
+    /// footer that records checksums records one for every committed file and no other, so
+    /// that a damaged footer cannot switch a check off.
+    pub fn gaps(&self, epochs: u32, recorded: bool) -> Vec<String> {
+        let mut gaps = Vec::new();
+        let mut need = |name: &str, present: bool| {
+            if !present {
+                gaps.push(format!("no checksum of its {name} file"));
+            }
+        };
+        need("examples", self.examples.is_some());
+        need("epochs", epochs == 0 || self.epochs.is_some());
+        need("dynamics", !recorded || epochs == 0 || self.dynamics.is_some());
+        if recorded {
+            let missing: Vec<String> = (1..=epochs)
+                .filter(|e| !self.presentations.contains_key(e))
+                .map(|e| e.to_string())
+                .collect();
+            if !missing.is_empty() {
+                gaps.push(format!(
+                    "no checksum of the presentations of epochs {}",
+                    missing.join(", ")
+                ));
+            }
+        }
+        let extra: Vec<String> = self
+            .presentations
+            .keys()
+            .filter(|&&e| !recorded || e == 0 || e > epochs)
+            .map(|e| e.to_string())
+            .collect();
+        if !extra.is_empty() {
+            gaps.push(format!(
+                "checksums of presentations of uncommitted epochs {}",
+                extra.join(", ")
+            ));
+        }
+        gaps
+    }
+
+    /// [`Checksums::gaps`] as an error naming the `runs` file.
+    ///
+    /// # Errors
+    /// [`Error::Format`] naming `runs_file` when anything is missing or extra.
+    pub fn check_complete(&self, runs_file: &Path, epochs: u32, recorded: bool) -> Result<()> {
+        let gaps = self.gaps(epochs, recorded);
+        if gaps.is_empty() {
+            return Ok(());
+        }
+        Err(Error::format(
+            runs_file,
+            format!(
+                "footer '{CHECKSUMS_KEY}' is damaged ({}); `fstream verify` lists the damage",
+                gaps.join("; ")
+            ),
+        ))
     }
 
     /// Applies `update` to the checksums of run `run_id` and commits its `runs` file again
-    /// with the same row (after a tool rewrote one of its files, such as `fstream rebuild`).
+    /// with the same row (after a tool rewrote one of its files, such as `fstream rebuild`);
+    /// nothing for a run that records none.
     ///
     /// # Errors
     /// As [`Checksums::read`]; [`Error::Io`] when the file cannot be written.
@@ -82,7 +142,9 @@ impl Checksums {
     ) -> Result<()> {
         let path = layout.run_file(Table::Runs, run_id);
         let row = super::runs::read_batch(&path)?;
-        let mut checksums = Checksums::read(&path)?.unwrap_or_default();
+        // A run of an older fstream records none: it stays so (a partial footer would read
+        // as a damaged one).
+        let Some(mut checksums) = Checksums::read(&path)? else { return Ok(()) };
         update(&mut checksums);
         super::write_parquet_atomically(&path, &row, checksums.metadata()).map(|_| ())
     }
@@ -91,6 +153,38 @@ impl Checksums {
     pub fn metadata(&self) -> Vec<KeyValue> {
         let json = serde_json::to_string(self).expect("checksums are plain data");
         vec![KeyValue::new(CHECKSUMS_KEY.into(), json)]
+    }
+
+    /// The checksums of the files run `run` committed over its first `epochs` epochs, taken
+    /// from the files as they are: for a run of an older fstream that is resumed, so that its
+    /// footer from then on covers every file.
+    ///
+    /// # Errors
+    /// [`Error::Io`] naming a file that cannot be read.
+    pub fn of_files(
+        layout: &Layout,
+        run: &crate::record::RunInfo,
+        epochs: u32,
+    ) -> Result<Checksums> {
+        let crc = |path: std::path::PathBuf| -> Result<Option<u32>> {
+            if path.is_file() { file_crc32(&path).map(Some) } else { Ok(None) }
+        };
+        let mut checksums = Checksums {
+            examples: crc(layout.run_file(Table::Examples, &run.run_id))?,
+            epochs: crc(layout.run_file(Table::Epochs, &run.run_id))?,
+            dynamics: None,
+            presentations: BTreeMap::new(),
+        };
+        if run.record_presentations {
+            checksums.dynamics = crc(layout.run_file(Table::Dynamics, &run.run_id))?;
+            for epoch in 1..=epochs {
+                let path = layout.presentations_file(run.dataset.name(), &run.run_id, epoch);
+                if let Some(crc32) = crc(path)? {
+                    checksums.presentations.insert(epoch, crc32);
+                }
+            }
+        }
+        Ok(checksums)
     }
 
     /// Only what covers the first `epochs` epochs (a run resumed after them).

@@ -164,8 +164,14 @@ pub fn rebuild_dynamics(
     let recorded = Checksums::of_run(layout, &run.run_id)?;
     for epoch in 1..=epochs {
         let path = layout.presentations_file(run.dataset.name(), &run.run_id, epoch);
-        if path.is_file() {
-            check_file(&path, recorded.presentations.get(&epoch).copied())?;
+        if let Some(recorded) = recorded.as_ref().filter(|_| path.is_file()) {
+            let crc32 = recorded.presentations.get(&epoch).copied().ok_or_else(|| {
+                Error::format(
+                    layout.run_file(Table::Runs, &run.run_id),
+                    format!("its checksums footer has none of epoch {epoch}'s presentations; `fstream verify` lists the damage"),
+                )
+            })?;
+            check_file(&path, Some(crc32))?;
         }
         dynamics.begin_epoch(epoch);
         for batch in read_presentation_columns(&path, columns)? {

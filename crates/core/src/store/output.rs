@@ -34,6 +34,15 @@ pub fn check_output(flag: &str, output: &Path, inputs: &[Input<'_>]) -> Result<(
             "{flag} {shown}: is a directory; expected the path of a file to write"
         )));
     }
+    // An output replaces its path with a new file: never a device, a FIFO or a symlink
+    // (`-o /dev/null` would unlink the device).
+    if let Ok(metadata) = std::fs::symlink_metadata(output)
+        && !metadata.file_type().is_file()
+    {
+        return Err(Error::Config(format!(
+            "{flag} {shown}: exists and is not a regular file (a symlink, device or FIFO); fstream replaces its outputs whole, so write to a new path"
+        )));
+    }
     if let Some(dir) = resolved.parent().filter(|dir| crate::data::holds_dataset_files(dir)) {
         return Err(Error::Config(format!(
             "{flag} {shown}: inside {}, which holds a dataset's files; write outputs elsewhere",

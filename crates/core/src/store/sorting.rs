@@ -5,7 +5,6 @@
 //! the dataset, its size and its pixel permutation, so a sorting file cannot be applied to the
 //! wrong data. A CSV twin is written for humans.
 
-use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -171,7 +170,7 @@ impl SortingFile {
     /// [`SortingFile::read`], where the Parquet reader may panic on a damaged file.
     fn read_file(path: &Path) -> Result<SortingFile> {
         let bad = |reason: String| Error::format(path, reason);
-        let file = File::open(path).input(path)?;
+        let file = crate::input::open(path)?;
         let builder = ParquetRecordBatchReaderBuilder::try_new(file)
             .map_err(|e| bad(format!("not a Parquet sorting file: {e}")))?;
         let metadata: Vec<KeyValue> =

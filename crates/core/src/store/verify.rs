@@ -7,7 +7,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::checksums::{Checksums, check_file};
+use super::checksums::{CHECKSUMS_KEY, Checksums, check_file};
 use super::dynamics::read_dynamics;
 use super::layout::{Layout, Table, parse_epoch_dir};
 use super::lock::{lock_holder, lock_run, process_alive};
@@ -165,9 +165,15 @@ fn check_run(
     let completed = run.epochs_completed;
     let runs_file = layout.run_file(Table::Runs, run_id);
     let recorded = match Checksums::read(&runs_file) {
-        Ok(recorded) => recorded.unwrap_or_default(),
+        Ok(Some(recorded)) => {
+            for gap in recorded.gaps(completed, info.record_presentations) {
+                report.damage(&runs_file, format!("footer '{CHECKSUMS_KEY}': {gap}"));
+            }
+            recorded
+        }
+        Ok(None) => Checksums::default(),
         Err(e) => {
-            report.damage(&runs_file, e.to_string());
+            report.damage(&runs_file, first_reason(&e));
             Checksums::default()
         }
     };

@@ -169,9 +169,17 @@ impl Writer {
             let batch = schema::examples_batch(&run.run_id, &examples)?;
             checksums.examples = Some(write_parquet_atomically(&path, &batch, vec![])?.crc32);
         } else {
-            // The files an earlier process committed keep their checksums.
+            // The files an earlier process committed keep their checksums; a run of an older
+            // fstream gets those of its files as they are.
             let runs_file = self.layout.run_file(Table::Runs, &run.run_id);
-            checksums = Checksums::read(&runs_file)?.unwrap_or_default().up_to(resume_after);
+            checksums = match Checksums::read(&runs_file)? {
+                Some(recorded) => {
+                    let recorded = recorded.up_to(resume_after);
+                    recorded.check_complete(&runs_file, resume_after, run.record_presentations)?;
+                    recorded
+                }
+                None => Checksums::of_files(&self.layout, &run, resume_after)?,
+            };
         }
         let dynamics = match run.record_presentations {
             true => Some(self.resumed_dynamics(&run, resume_after)?),

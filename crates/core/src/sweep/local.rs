@@ -12,7 +12,7 @@ use std::time::Duration;
 use crossbeam_channel::RecvTimeoutError;
 
 use super::plan::{Sweep, Task, TaskKind};
-use super::status::{TaskState, sweep_states, task_state};
+use super::status::{TaskState, last_error, sweep_states, task_state};
 use crate::error::{Error, IoContext, Result};
 
 /// How the local executor runs tasks.
@@ -208,10 +208,12 @@ fn outcome(
             other => Err(format!("exited 0 but is {}", other.name())),
         });
     }
+    // The error line the command printed (a log shared with another attempt running at the
+    // same time may end with that one's progress), else the log's last line.
     let log = sweep.log_file(task);
-    let last_line = std::fs::read_to_string(&log)
-        .ok()
-        .and_then(|text| text.lines().rev().find(|l| !l.trim().is_empty()).map(String::from))
-        .unwrap_or_default();
-    Ok(Err(format!("{status}: {last_line} (log: {})", log.display())))
+    let reason = last_error(&log).map(|e| format!("fstream: error: {e}")).or_else(|| {
+        let text = std::fs::read_to_string(&log).ok()?;
+        text.lines().rev().find(|l| !l.trim().is_empty()).map(String::from)
+    });
+    Ok(Err(format!("{status}: {} (log: {})", reason.unwrap_or_default(), log.display())))
 }

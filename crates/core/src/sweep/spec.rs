@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::error::{Error, IoContext, Result};
+use crate::error::{Error, Result};
 
 /// A value of a `train` or `order` flag: `true` gives the flag alone, `false` leaves it out,
 /// anything else is its value.
@@ -149,7 +149,7 @@ impl SweepSpec {
     /// [`Error::Input`] when the file cannot be read; [`Error::Format`] naming the file (and
     /// the stage) when it is not a valid spec.
     pub fn read(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).input(path)?;
+        let text = crate::input::read_text(path)?;
         Self::parse(&text, path)
     }
 

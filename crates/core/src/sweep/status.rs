@@ -55,7 +55,7 @@ impl TaskState {
 pub fn task_state(sweep: &Sweep, task: &Task) -> Result<TaskState> {
     let layout = Layout::new(&sweep.root);
     if let TaskKind::Order { output, runs } = &task.kind {
-        return Ok(order_state(output, runs));
+        return Ok(order_state(&layout, output, runs));
     }
     let pid = lock_holder(&layout, &task.id);
     if !layout.run_file(Table::Runs, &task.id).is_file() {
@@ -80,17 +80,29 @@ pub fn task_state(sweep: &Sweep, task: &Task) -> Result<TaskState> {
 }
 
 /// The last error a task's command printed to its log (`fstream: error: …`), if any.
-fn last_error(log: &std::path::Path) -> Option<String> {
+pub(crate) fn last_error(log: &std::path::Path) -> Option<String> {
     let text = std::fs::read_to_string(log).ok()?;
     text.lines().rev().find_map(|line| line.strip_prefix("fstream: error: ")).map(String::from)
 }
 
 /// An order task is complete when its sorting file was counted over exactly `runs`, the
-/// source stage's runs now: a file of an earlier version of the spec (other base runs) is
-/// stale, and the stage runs again.
-fn order_state(output: &std::path::Path, runs: &[String]) -> TaskState {
-    if !output.is_file() {
-        return TaskState::NotStarted;
+/// source stage's runs now, none of which has changed since (its `runs` file is not newer:
+/// a run deleted and trained again under its id): a file of an earlier version of the spec or
+/// of those runs is stale, and the stage runs again.
+fn order_state(layout: &Layout, output: &std::path::Path, runs: &[String]) -> TaskState {
+    let modified = |path: &std::path::Path| std::fs::metadata(path).and_then(|m| m.modified()).ok();
+    let Some(written) = modified(output) else { return TaskState::NotStarted };
+    let changed = runs.iter().find(|run| {
+        modified(&layout.run_file(Table::Runs, run)).is_none_or(|changed| changed > written)
+    });
+    if let Some(run) = changed {
+        return TaskState::Failed {
+            error: format!(
+                "stale: run {run} changed after {} was counted; it is recomputed",
+                output.display()
+            ),
+            epochs_completed: 0,
+        };
     }
     let sorted = |ids: &[String]| {
         let mut ids = ids.to_vec();
