@@ -692,14 +692,20 @@ fn rewrite_parquet(
     writer.close().unwrap();
 }
 
-/// The second hostile pass: each of its findings, as it was reproduced.
-#[test]
-fn the_second_hostile_passs_findings_stay_fixed() {
+/// [`trained`], with the root's path and an SQL file listing its runs.
+fn trained_with_query() -> (Workspace, String, String, String) {
     let (ws, run_id) = trained();
     let root = ws.root().display().to_string();
     let sql = ws.path().join("q.sql");
     std::fs::write(&sql, "SELECT run_id FROM runs").unwrap();
     let sql = sql.display().to_string();
+    (ws, run_id, root, sql)
+}
+
+/// The second hostile pass: each of its findings, as it was reproduced.
+#[test]
+fn the_second_hostile_passs_findings_stay_fixed() {
+    let (ws, run_id, root, sql) = trained_with_query();
     // No output among a dataset's files, whatever command writes it, nor onto a directory.
     let labels = ws.data_dir().join("mnist/train-labels-idx1-ubyte");
     let before = std::fs::read(&labels).unwrap();
@@ -813,11 +819,7 @@ fn the_second_hostile_passs_findings_stay_fixed() {
 /// The third hostile pass: each of its findings, as it was reproduced.
 #[test]
 fn the_third_hostile_passs_findings_stay_fixed() {
-    let (ws, run_id) = trained();
-    let root = ws.root().display().to_string();
-    let sql = ws.path().join("q.sql");
-    std::fs::write(&sql, "SELECT run_id FROM runs").unwrap();
-    let sql = sql.display().to_string();
+    let (ws, run_id, root, sql) = trained_with_query();
     // Outputs never replace a FIFO or a symlink (nor, as root, a device: `-o /dev/null`).
     let fifo = ws.path().join("fifo");
     let c_path = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
