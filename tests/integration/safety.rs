@@ -397,7 +397,7 @@ fn damage_inside_a_committed_file_is_found_and_never_counted() {
     let damage = format!("damage\t{}\tcontent changed after its commit", epoch(1).display());
     assert!(verify.stdout().contains(&damage), "{}", verify.stdout());
     ws.fstream(&["verify", "--root", &root, "--quick"]).assert_ok();
-    ws.fstream(&["rebuild", "--root", &root]).assert_exit_code(2).assert_error_contains(&format!(
+    ws.fstream(&["rebuild", "--root", &root]).assert_exit_code(1).assert_error_contains(&format!(
         "{}: content changed after its commit",
         epoch(1).display()
     ));
@@ -415,14 +415,14 @@ fn damage_inside_a_committed_file_is_found_and_never_counted() {
     bytes[at] ^= 0x01;
     std::fs::write(&dynamics, bytes).unwrap();
     ws.order("damaged", &[])
-        .assert_exit_code(2)
+        .assert_exit_code(1)
         .assert_error_contains(&epoch(1).display().to_string());
     // A committed epoch whose file is gone is an error of every query, naming the file.
     std::fs::remove_file(epoch(2)).unwrap();
     let sql = ws.path().join("count.sql");
     std::fs::write(&sql, "SELECT COUNT(*) AS n FROM presentations").unwrap();
     ws.fstream(&["query", sql.to_str().unwrap(), "--root", &root])
-        .assert_exit_code(2)
+        .assert_exit_code(1)
         .assert_error_contains(&format!(
             "{}: missing, but run {run_id} declares epoch 2 committed",
             epoch(2).display()
@@ -650,7 +650,7 @@ fn errors_are_one_line_that_names_the_file_or_flag() {
     let sql = ws.path().join("q.sql");
     std::fs::write(&sql, "SELECT 1 AS one").unwrap();
     ws.fstream(&["query", sql.to_str().unwrap(), "--root", other.root().to_str().unwrap()])
-        .assert_exit_code(2)
+        .assert_exit_code(1)
         .assert_error_contains(&format!(
             "{}: missing or mistyped column 'run_id'",
             alien.display()
@@ -748,7 +748,7 @@ fn the_second_hostile_passs_findings_stay_fixed() {
     let copy = ws.root().join("runs/dup.parquet");
     std::fs::copy(ws.root().join(format!("runs/{run_id}.parquet")), &copy).unwrap();
     let named = format!("{}: holds 1 row(s), of run {run_id}", copy.display());
-    ws.fstream(&["query", &sql, "--root", &root]).assert_exit_code(2).assert_error_contains(&named);
+    ws.fstream(&["query", &sql, "--root", &root]).assert_exit_code(1).assert_error_contains(&named);
     let verify = ws.fstream(&["verify", "--root", &root]);
     verify.assert_exit_code(1);
     assert!(verify.stdout().contains(&format!("damage\t{}\tholds 1 row(s)", copy.display())));
@@ -869,7 +869,7 @@ fn the_third_hostile_passs_findings_stay_fixed() {
         verify.assert_exit_code(1);
         assert!(verify.stdout().contains(expected), "{}", verify.stdout());
         ws.fstream(&["train", "--resume", &run_id, "--output-dir", &root, "--epochs", "3"])
-            .assert_exit_code(2)
+            .assert_exit_code(1)
             .assert_error_contains("fstream.checksums");
         std::fs::write(&runs_file, &good).unwrap();
     }

@@ -33,6 +33,16 @@ pub enum Error {
         /// What was expected and what was found.
         reason: String,
     },
+    /// A file of a dataset root is damaged: unreadable, changed after its commit (its
+    /// checksum), missing while its run declares it, or not what fstream wrote there. A
+    /// runtime failure (exit 1), as `fstream verify` reports damage.
+    #[error("{}: {reason}", path.display())]
+    Damaged {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// A flag, or a combination of flags, is invalid.
     #[error("{0}")]
     Config(String),
@@ -97,6 +107,11 @@ impl Error {
     /// Wraps an I/O error with the path it concerns.
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Error::Io { path: path.into(), source }
+    }
+
+    /// A damaged file of a root.
+    pub fn damaged(path: impl Into<PathBuf>, reason: impl Into<String>) -> Self {
+        Error::Damaged { path: path.into(), reason: reason.into() }
     }
 
     /// A format error for `path`.

@@ -354,7 +354,7 @@ fn hidden_files(layout: &Layout) -> Result<Vec<Hidden>> {
             for epoch in 1..=completed {
                 let file = layout.presentations_file(&dataset, &run_id, epoch);
                 if !file.is_file() {
-                    return Err(Error::format(
+                    return Err(Error::damaged(
                         &file,
                         format!(
                             "missing, but run {run_id} declares epoch {epoch} committed; `fstream verify` lists the damage"
@@ -385,7 +385,7 @@ fn first_unreadable_file(layout: &Layout) -> Option<Error> {
     }
     files.into_iter().find_map(|path| {
         parquet_row_count(&path).err().map(|reason| {
-            Error::format(&path, format!("{reason}; `fstream verify` lists the damage"))
+            Error::damaged(&path, format!("{reason}; `fstream verify` lists the damage"))
         })
     })
 }

@@ -41,9 +41,9 @@ impl Checksums {
     /// what fstream writes.
     pub fn read(runs_file: &Path) -> Result<Option<Checksums>> {
         let file = std::fs::File::open(runs_file).at(runs_file)?;
-        let reader = super::catching_panics(runs_file, || {
+        let reader = super::catching_panics(runs_file, false, || {
             SerializedFileReader::new(file)
-                .map_err(|e| Error::format(runs_file, format!("not a complete Parquet file: {e}")))
+                .map_err(|e| Error::damaged(runs_file, format!("not a complete Parquet file: {e}")))
         })?;
         let metadata = reader.metadata().file_metadata().key_value_metadata();
         let Some(value) = metadata
@@ -54,7 +54,7 @@ impl Checksums {
         };
         serde_json::from_str(value)
             .map(Some)
-            .map_err(|e| Error::format(runs_file, format!("footer '{CHECKSUMS_KEY}': {e}")))
+            .map_err(|e| Error::damaged(runs_file, format!("footer '{CHECKSUMS_KEY}': {e}")))
     }
 
     /// The checksums recorded for run `run_id` of `layout` (`None`: its `runs` file records
@@ -120,7 +120,7 @@ impl Checksums {
         if gaps.is_empty() {
             return Ok(());
         }
-        Err(Error::format(
+        Err(Error::damaged(
             runs_file,
             format!(
                 "footer '{CHECKSUMS_KEY}' is damaged ({}); `fstream verify` lists the damage",
@@ -219,7 +219,7 @@ pub fn check_file(path: &Path, recorded: Option<u32>) -> Result<()> {
     let Some(recorded) = recorded else { return Ok(()) };
     let found = file_crc32(path)?;
     if found != recorded {
-        return Err(Error::format(
+        return Err(Error::damaged(
             path,
             format!(
                 "content changed after its commit (CRC-32 {found:08x}, recorded {recorded:08x}); `fstream verify` lists the damage"

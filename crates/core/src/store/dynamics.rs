@@ -109,7 +109,7 @@ pub fn read_dynamics(
     for row in 0..batch.num_rows() {
         let i = ids.value(row) as usize;
         if i >= num_examples || epochs.value(row) != epochs.value(0) {
-            return Err(Error::format(
+            return Err(Error::damaged(
                 &path,
                 format!(
                     "row {row}: example_id {i} or epochs {} does not fit a run of {num_examples} examples over {} epochs",
@@ -166,7 +166,7 @@ pub fn rebuild_dynamics(
         let path = layout.presentations_file(run.dataset.name(), &run.run_id, epoch);
         if let Some(recorded) = recorded.as_ref().filter(|_| path.is_file()) {
             let crc32 = recorded.presentations.get(&epoch).copied().ok_or_else(|| {
-                Error::format(
+                Error::damaged(
                     layout.run_file(Table::Runs, &run.run_id),
                     format!("its checksums footer has none of epoch {epoch}'s presentations; `fstream verify` lists the damage"),
                 )
@@ -237,15 +237,15 @@ pub fn rebuild_run(layout: &Layout, run: &StoredRun) -> Result<Rebuilt> {
 /// # Errors
 /// [`Error::Format`] naming the file when it is missing or not a presentations file.
 pub fn read_presentation_columns(path: &Path, columns: &[&str]) -> Result<Vec<RecordBatch>> {
-    let bad = |e: &dyn std::fmt::Display| Error::format(path, e.to_string());
+    let bad = |e: &dyn std::fmt::Display| Error::damaged(path, e.to_string());
     if !path.is_file() {
-        return Err(Error::format(
+        return Err(Error::damaged(
             path,
             "missing: the run declares this epoch committed (`fstream verify` lists the damage)",
         ));
     }
     let file = File::open(path).at(path)?;
-    super::catching_panics(path, || {
+    super::catching_panics(path, false, || {
         let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| bad(&e))?;
         let mask = ProjectionMask::columns(builder.parquet_schema(), columns.iter().copied());
         let batches = builder.with_projection(mask).build().map_err(|e| bad(&e))?;
@@ -267,5 +267,5 @@ pub fn checked_example(path: &Path, id: u32, num_examples: usize) -> Result<usiz
 
 /// The error of a presentation file naming an example the dataset does not have.
 fn outside_dataset(path: &Path, id: u32, num_examples: usize) -> Error {
-    Error::format(path, format!("example_id {id} outside the dataset's {num_examples} examples"))
+    Error::damaged(path, format!("example_id {id} outside the dataset's {num_examples} examples"))
 }

@@ -215,28 +215,32 @@ pub(crate) fn parquet_row_count(path: &Path) -> std::result::Result<u64, String>
         let rows = parquet::file::reader::FileReader::metadata(&reader).file_metadata().num_rows();
         Ok(rows.max(0) as u64)
     };
-    catching_panics(path, read).map_err(|e| match e {
-        Error::Format { reason, .. } => reason,
+    catching_panics(path, false, read).map_err(|e| match e {
+        Error::Format { reason, .. } | Error::Damaged { reason, .. } => reason,
         other => other.to_string(),
     })
 }
 
 /// Runs `read`, a read of the Parquet file `path`, turning a panic of the Parquet reader
-/// (some damaged footers make it panic instead of failing) into an error naming the file.
+/// (some damaged footers make it panic instead of failing) into an error naming the file:
+/// [`Error::Damaged`] (a root's file), or [`Error::Format`] with `input` (a file the user
+/// named).
 ///
 /// # Errors
-/// What `read` returns, or [`Error::Format`] naming `path` when it panicked.
-pub(crate) fn catching_panics<T>(path: &Path, read: impl FnOnce() -> Result<T>) -> Result<T> {
+/// What `read` returns, or the error above when it panicked.
+pub(crate) fn catching_panics<T>(
+    path: &Path,
+    input: bool,
+    read: impl FnOnce() -> Result<T>,
+) -> Result<T> {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(read)).unwrap_or_else(|panic| {
         let message = panic
             .downcast_ref::<String>()
             .map(String::as_str)
             .or_else(|| panic.downcast_ref::<&str>().copied())
             .unwrap_or("the reader failed");
-        Err(Error::format(
-            path,
-            format!("damaged Parquet file ({message}); `fstream verify` lists the damage"),
-        ))
+        let reason = format!("damaged Parquet file ({message}); `fstream verify` lists the damage");
+        Err(if input { Error::format(path, reason) } else { Error::damaged(path, reason) })
     })
 }
 

@@ -43,9 +43,9 @@ pub fn read_run(layout: &Layout, run_id: &str) -> Result<StoredRun> {
     let runs = read_runs_row(&runs_path, run_id)?;
     let config = column::<StringArray>(&runs, col::CONFIG, &runs_path)?.value(0).to_string();
     let info: RunInfo = serde_json::from_str(&config)
-        .map_err(|e| Error::format(&runs_path, format!("invalid config column: {e}")))?;
+        .map_err(|e| Error::damaged(&runs_path, format!("invalid config column: {e}")))?;
     if info.run_id.as_str() != run_id {
-        return Err(Error::format(
+        return Err(Error::damaged(
             &runs_path,
             format!("its config column is run {}'s, not {run_id}'s", info.run_id),
         ));
@@ -56,7 +56,8 @@ pub fn read_run(layout: &Layout, run_id: &str) -> Result<StoredRun> {
         .and_then(|c| c.as_any().downcast_ref::<StringArray>())
         .filter(|c| c.is_valid(0))
         .map(|c| c.value(0));
-    let status = RunStatus::from_stored(status, error).map_err(|e| Error::format(&runs_path, e))?;
+    let status =
+        RunStatus::from_stored(status, error).map_err(|e| Error::damaged(&runs_path, e))?;
     let epochs_completed =
         column::<UInt32Array>(&runs, col::EPOCHS_COMPLETED, &runs_path)?.value(0);
 
@@ -93,7 +94,7 @@ pub(crate) fn read_runs_row(path: &Path, run_id: &str) -> Result<RecordBatch> {
     let row = read_batch(path)?;
     let stored = column::<StringArray>(&row, col::RUN_ID, path)?;
     if row.num_rows() != 1 || stored.value(0) != run_id {
-        return Err(Error::format(
+        return Err(Error::damaged(
             path,
             format!(
                 "holds {} row(s), of run {}: a runs file holds the one row of the run it is named after (a copy under another name would count that run twice); `fstream verify` lists the damage",
@@ -143,9 +144,9 @@ pub fn read_epochs_prefix(path: &Path, last: u32) -> Result<Option<RecordBatch>>
 
 /// The whole file as one batch.
 pub(crate) fn read_batch(path: &Path) -> Result<RecordBatch> {
-    let bad = |e: &dyn std::fmt::Display| Error::format(path, e.to_string());
+    let bad = |e: &dyn std::fmt::Display| Error::damaged(path, e.to_string());
     let file = File::open(path).at(path)?;
-    super::catching_panics(path, || {
+    super::catching_panics(path, false, || {
         let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| bad(&e))?;
         let schema = builder.schema().clone();
         let batches: Vec<RecordBatch> =
@@ -164,5 +165,5 @@ pub(crate) fn column<'a, T: Array + 'static>(
         .column_by_name(name)
         .and_then(|c| c.as_any().downcast_ref::<T>())
         .filter(|c| !c.is_empty())
-        .ok_or_else(|| Error::format(path, format!("missing or mistyped column '{name}'")))
+        .ok_or_else(|| Error::damaged(path, format!("missing or mistyped column '{name}'")))
 }

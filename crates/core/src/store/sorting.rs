@@ -164,7 +164,7 @@ impl SortingFile {
     /// # Errors
     /// [`Error::Format`] naming the file when it is not a valid fstream sorting file.
     pub fn read(path: &Path) -> Result<SortingFile> {
-        super::catching_panics(path, || Self::read_file(path))
+        super::catching_panics(path, true, || Self::read_file(path))
     }
 
     /// [`SortingFile::read`], where the Parquet reader may panic on a damaged file.

@@ -295,7 +295,7 @@ fn check_dynamics(layout: &Layout, run: &StoredRun, report: &mut VerifyReport) -
 /// An error's message without the path it starts with (a finding names its file already).
 fn first_reason(error: &Error) -> String {
     match error {
-        Error::Format { reason, .. } => reason.clone(),
+        Error::Format { reason, .. } | Error::Damaged { reason, .. } => reason.clone(),
         other => other.to_string(),
     }
 }
