@@ -36,7 +36,7 @@ pub fn run(args: ExportArgs) -> anyhow::Result<()> {
         ExportFormat::Npy => "npy",
     };
     let output = args.output.unwrap_or_else(|| args.file.with_extension(extension));
-    check_output("--output", &output, &[Input(&args.file)])?;
+    check_output("--output", &output, &[Input::File(&args.file)])?;
     let file = SortingFile::read(&args.file)?;
     let bytes = match args.to {
         ExportFormat::ReferencePickle => write_reference_pickle(&file, &output)?,

@@ -287,6 +287,11 @@ fn one_line(error: &anyhow::Error) -> String {
             }
             message.push_str(&text);
         }
+        // A library error's text is complete; its sources (an engine's plan dumps) are not
+        // for the user.
+        if cause.downcast_ref::<Error>().is_some() {
+            break;
+        }
     }
     message
 }

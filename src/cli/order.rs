@@ -8,7 +8,7 @@ use clap::Args;
 use fstream::Error;
 use fstream::query::Catalog;
 use fstream::query::forgetting::compute_order;
-use fstream::store::output::check_output;
+use fstream::store::output::{Input, check_output};
 use fstream::store::sorting::SortingFile;
 
 use super::FidelityArg;
@@ -39,7 +39,7 @@ pub fn run(args: OrderArgs) -> anyhow::Result<()> {
         .into());
     }
     for path in SortingFile::paths(&args.output_dir, &args.output_name) {
-        check_output("--output-dir/--output-name", &path, &[])?;
+        check_output("--output-dir/--output-name", &path, &[Input::Root(&args.select.input_dir)])?;
     }
     let input_dir = &args.select.input_dir;
     let catalog = Catalog::open(input_dir)?;

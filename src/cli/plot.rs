@@ -19,7 +19,7 @@ use fstream::query::figures::{
 };
 use fstream::query::forgetting::OrderOptions;
 use fstream::store::StagedFiles;
-use fstream::store::output::check_output;
+use fstream::store::output::{Input, check_output};
 use polars::prelude::{CsvWriter, DataFrame, SerWriter};
 
 use super::select::SelectArgs;
@@ -80,7 +80,7 @@ fn parse_size(text: &str) -> Result<(u32, u32), String> {
 
 pub fn run(args: PlotArgs) -> anyhow::Result<()> {
     for path in [args.output.clone(), args.output.with_extension("csv")] {
-        check_output("--output", &path, &[])?;
+        check_output("--output", &path, &[Input::Root(&args.select.input_dir)])?;
     }
     let catalog = Catalog::open(&args.select.input_dir)?;
     let options = args.select.options(&catalog, Fidelity::Corrected)?;

@@ -87,7 +87,7 @@ pub fn run(args: QueryArgs) -> anyhow::Result<()> {
         return Err(Error::Config("--format parquet needs --output PATH".into()).into());
     }
     if let Some(path) = &args.output {
-        check_output("--output", path, &[Input(&args.sql_file)])?;
+        check_output("--output", path, &[Input::File(&args.sql_file), Input::Root(&args.root)])?;
     }
     let sql = fstream::input::read_text(&args.sql_file)?;
     let catalog = Catalog::open(&args.root)?;

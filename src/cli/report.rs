@@ -10,7 +10,7 @@ use fstream::Error;
 use fstream::experiment::plan::DEFAULT_DATA_DIR;
 use fstream::query::forgetting::{OrderOptions, compute_order};
 use fstream::query::{Catalog, sql_string};
-use fstream::store::output::check_output;
+use fstream::store::output::{Input, check_output};
 use fstream::store::write_bytes_atomically;
 use polars::prelude::{AnyValue, DataFrame};
 
@@ -127,7 +127,7 @@ pub fn run(args: ReportArgs) -> anyhow::Result<()> {
         ))
         .into());
     }
-    check_output("--output", &index, &[])?;
+    check_output("--output", &index, &[Input::Root(&args.root)])?;
     let catalog = Catalog::open(&args.root)?;
     std::fs::create_dir_all(&args.output).map_err(|e| Error::io(&args.output, e))?;
     let runs = catalog.execute(
@@ -139,6 +139,16 @@ pub fn run(args: ReportArgs) -> anyhow::Result<()> {
     let mut datasets: Vec<String> =
         runs.column("dataset")?.str()?.iter().flatten().map(String::from).collect();
     datasets.dedup();
+    // Every file the report may write is checked before the first is written.
+    for dataset in &datasets {
+        for section in &SECTIONS {
+            let stem = format!("{dataset}-{}", figure_name(section.figure));
+            for extension in ["png", "csv"] {
+                let path = args.output.join(format!("{stem}.{extension}"));
+                check_output("--output", &path, &[Input::Root(&args.root)])?;
+            }
+        }
+    }
     let mut body = String::new();
     let mut left_out = Vec::new();
     let mut pictures = 0;

@@ -9,7 +9,7 @@ use fstream::Error;
 use fstream::fidelity::Fidelity;
 use fstream::query::Catalog;
 use fstream::query::scores::{NeverLearned, Score, ScoreOptions, compute_scores};
-use fstream::store::output::check_output;
+use fstream::store::output::{Input, check_output};
 use fstream::store::sorting::SortingFile;
 
 use super::select::{SelectArgs, warn_skipped, warn_unpresented};
@@ -51,7 +51,7 @@ pub fn run(args: ScoresArgs) -> anyhow::Result<()> {
     };
     let dir = if dir.as_os_str().is_empty() { std::path::Path::new(".") } else { dir };
     for path in SortingFile::paths(dir, stem) {
-        check_output("--output", &path, &[])?;
+        check_output("--output", &path, &[Input::Root(&args.select.input_dir)])?;
     }
     if args.never_learned != NeverLearned::default() && !args.score.has_never_learned() {
         log::warn!("--never-learned does not change {}: it has no never-learned case", args.score);

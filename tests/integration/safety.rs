@@ -927,3 +927,70 @@ fn the_third_hostile_passs_findings_stay_fixed() {
         .assert_exit_code(2)
         .assert_error_contains("expected an integer from 0 to 9223372036854775807");
 }
+
+/// The fourth hostile pass: each of its findings, as it was reproduced.
+#[test]
+fn the_fourth_hostile_passs_findings_stay_fixed() {
+    let (ws, run_id, root, sql) = trained_with_query();
+    let before = snapshot(ws.path());
+    // A root's table directory on another disk (a symlink) is still the root's.
+    let elsewhere = ws.path().join("runs-disk");
+    std::fs::rename(ws.root().join("runs"), &elsewhere).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, ws.root().join("runs")).unwrap();
+    let into = elsewhere.display().to_string();
+    ws.fstream(&["order", "--root", &root, "--output-dir", &into, "--output-name", &run_id])
+        .assert_exit_code(2)
+        .assert_error_contains("a table directory of the root");
+    ws.fstream(&["query", &sql, "--root", &root, "-o", &format!("{into}/zz.parquet")])
+        .assert_exit_code(2)
+        .assert_error_contains("a table directory of the root");
+    std::fs::remove_file(ws.root().join("runs")).unwrap();
+    std::fs::rename(&elsewhere, ws.root().join("runs")).unwrap();
+    assert_eq!(snapshot(ws.path()), before);
+    // report checks every file it may write before it writes one.
+    let out = ws.path().join("rep");
+    std::fs::create_dir_all(out.join("mnist-data-map.png")).unwrap();
+    ws.fstream(&["report", "--root", &root, "--output", out.to_str().unwrap()])
+        .assert_exit_code(2)
+        .assert_error_contains("mnist-data-map.png: is a directory");
+    assert_eq!(std::fs::read_dir(&out).unwrap().count(), 1, "nothing else was written");
+    // A footer key changed by a flipped bit is damage, not a run without checksums.
+    let runs_file = ws.root().join(format!("runs/{run_id}.parquet"));
+    let good = std::fs::read(&runs_file).unwrap();
+    let edited = ws.path().join("edited.parquet");
+    rewrite_parquet(
+        &runs_file,
+        &edited,
+        parquet::basic::Compression::ZSTD(Default::default()),
+        |mut kv| {
+            kv.key = kv.key.replace("fstream.checksums", "fstream.checksumz");
+            Some(kv)
+        },
+    );
+    std::fs::copy(&edited, &runs_file).unwrap();
+    let verify = ws.fstream(&["verify", "--root", &root]);
+    verify.assert_exit_code(1);
+    assert!(verify.stdout().contains("the key 'fstream.checksumz'"), "{}", verify.stdout());
+    ws.order("flipped", &[]).assert_exit_code(1).assert_error_contains("fstream.checksumz");
+    std::fs::write(&runs_file, &good).unwrap();
+    // A bare output name is written beside the command, figure and CSV.
+    let plot = ws.fstream(&["plot", "training-curves", "--root", &root, "--output", "bare.png"]);
+    plot.assert_ok();
+    assert!(ws.path().join("bare.png").is_file() && ws.path().join("bare.csv").is_file());
+    // A dataset file that is a device is named as such, not as missing.
+    let data = Workspace::new();
+    data.write_tiny_mnist(20, 5);
+    let images = data.data_dir().join("mnist/train-images-idx3-ubyte");
+    std::fs::remove_file(&images).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", &images).unwrap();
+    data.train(&["--epochs", "1"])
+        .assert_exit_code(2)
+        .assert_error_contains("train-images-idx3-ubyte: is a device, FIFO or socket");
+    // An engine failure is one line, without the engine's plan.
+    let cast = ws.path().join("cast.sql");
+    std::fs::write(&cast, "SELECT CAST('x' AS INT) AS n FROM runs").unwrap();
+    let run = ws.fstream(&["query", cast.to_str().unwrap(), "--root", &root]);
+    assert_ne!(run.output.status.code(), Some(0));
+    run.assert_error_contains("cast.sql");
+    assert!(!run.stderr().contains("Resolved plan"), "{}", run.stderr());
+}

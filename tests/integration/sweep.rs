@@ -24,6 +24,23 @@ fn status(ws: &Workspace, spec: &Path, root: &Path) -> serde_json::Value {
     serde_json::from_str(&run.stdout()).unwrap()
 }
 
+/// The one sorting file a sweep's order stage wrote: `ROOT/sweeps/SWEEP/order-HASH.parquet`
+/// (the newest, when an edited spec wrote another).
+fn sorting_file(root: &Path, sweep: &str) -> std::path::PathBuf {
+    let dir = root.join("sweeps").join(sweep);
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            name.starts_with("order-") && name.ends_with(".parquet")
+        })
+        .collect();
+    files.sort_by_key(|p| std::fs::metadata(p).unwrap().modified().unwrap());
+    files.pop().unwrap_or_else(|| panic!("no sorting file in {}", dir.display()))
+}
+
 /// Per stage: (tasks, complete).
 fn stage_counts(status: &serde_json::Value) -> BTreeMap<String, (u64, u64)> {
     status["stages"]
@@ -160,7 +177,7 @@ fn a_small_removal_sweep_runs_locally_and_running_it_again_trains_nothing() {
         assert_eq!(row[4], (120 - removed).to_string(), "{row:?}");
         assert_eq!(row[5], (120 - removed).to_string(), "{row:?}");
     }
-    let order = crate::util::read_order_csv(&root.join("sweeps/tiny/order.csv"));
+    let order = crate::util::read_order_csv(&sorting_file(&root, "tiny").with_extension("csv"));
     let lowest: BTreeSet<u32> = order.iter().take(60).map(|row| row.0).collect();
     let sql = ws.path().join("removed.sql");
     std::fs::write(
@@ -209,9 +226,8 @@ fn an_edited_base_stage_recomputes_its_order_and_trains_new_removal_runs() {
     let text = tiny_removal_sweep("edit", &[1], &[10]);
     let spec = write_spec(&ws, &text);
     sweep_run(&ws, &spec, &["--jobs", "1"]).assert_ok();
-    let sorting = ws.root().join("sweeps/edit/order.parquet");
     let counted = || {
-        let file = std::fs::File::open(&sorting).unwrap();
+        let file = std::fs::File::open(sorting_file(&ws.root(), "edit")).unwrap();
         let reader = parquet::file::reader::SerializedFileReader::new(file).unwrap();
         let metadata = parquet::file::reader::FileReader::metadata(&reader).file_metadata();
         let runs =

@@ -48,11 +48,12 @@ pub fn mnist_dir(data_dir: &Path) -> PathBuf {
     data_dir.join("mnist")
 }
 
-/// The existing path of `file` in `dir`, raw preferred over `.gz`.
+/// The existing path of `file` in `dir`, raw preferred over `.gz` (anything there, so that a
+/// device or FIFO is reported as not a regular file when it is read, not as missing).
 fn existing(dir: &Path, file: &MnistFile) -> Option<PathBuf> {
     let raw = dir.join(file.name);
     let gz = dir.join(format!("{}.gz", file.name));
-    [raw, gz].into_iter().find(|p| p.is_file())
+    [raw, gz].into_iter().find(|p| p.exists())
 }
 
 /// Downloads whichever of the four files are missing from `<data_dir>/mnist`, trying `mirrors`

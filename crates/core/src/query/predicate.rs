@@ -46,7 +46,7 @@ impl RunsPredicate {
                 "expected one condition, but {next} follows `{expr}` (quote strings with '…')"
             )));
         }
-        check(&expr, columns).map_err(refuse)?;
+        check(&expr, columns, 0).map_err(refuse)?;
         if !is_condition(&expr, columns) {
             return Err(refuse(format!(
                 "`{expr}` is not a condition: expected a comparison or a boolean column, e.g. \"seed <= 5\""
@@ -71,9 +71,20 @@ fn syntax_error(message: &str) -> String {
     message.strip_prefix("sql parser error: ").unwrap_or(message).to_string()
 }
 
-/// Checks every node of `expr` against what a condition over `columns` may hold.
-fn check(expr: &Expr, columns: &Schema) -> std::result::Result<(), String> {
-    let all = |exprs: &[&Expr]| exprs.iter().try_for_each(|e| check(e, columns));
+/// How deeply a condition may nest (a chain `a AND b AND …` nests one level a term): deeper
+/// ones are refused before anything recurses over them (an engine slows down or overflows
+/// its stack on them); a long list of values belongs in `IN (…)`.
+const MAX_DEPTH: usize = 64;
+
+/// Checks every node of `expr`, `depth` levels down, against what a condition over `columns`
+/// may hold.
+fn check(expr: &Expr, columns: &Schema, depth: usize) -> std::result::Result<(), String> {
+    if depth > MAX_DEPTH {
+        return Err(format!(
+            "nested more than {MAX_DEPTH} levels deep: write long lists of values as IN (…)"
+        ));
+    }
+    let all = |exprs: &[&Expr]| exprs.iter().try_for_each(|e| check(e, columns, depth + 1));
     match expr {
         Expr::Identifier(ident) => column(ident, columns).map(|_| ()),
         Expr::Value(value) => match &value.value {
@@ -91,15 +102,22 @@ fn check(expr: &Expr, columns: &Schema) -> std::result::Result<(), String> {
             all(&[left, right])
         }
         Expr::UnaryOp { op: UnaryOperator::Not | UnaryOperator::Minus, expr } => {
-            check(expr, columns)
+            check(expr, columns, depth + 1)
         }
-        Expr::Nested(inner)
-        | Expr::IsNull(inner)
-        | Expr::IsNotNull(inner)
-        | Expr::IsTrue(inner)
+        Expr::Nested(inner) | Expr::IsNull(inner) | Expr::IsNotNull(inner) => {
+            check(inner, columns, depth + 1)
+        }
+        Expr::IsTrue(inner)
         | Expr::IsFalse(inner)
         | Expr::IsNotTrue(inner)
-        | Expr::IsNotFalse(inner) => check(inner, columns),
+        | Expr::IsNotFalse(inner) => {
+            if !is_condition(inner, columns) {
+                return Err(format!(
+                    "`{expr}`: IS TRUE and IS FALSE test a condition or a boolean column"
+                ));
+            }
+            check(inner, columns, depth + 1)
+        }
         Expr::Cast { expr: inner, format: None, array: false, data_type, .. } => {
             let target = data_type.to_string().to_uppercase();
             if !CAST_TYPES.contains(&target.as_str()) {
@@ -108,12 +126,24 @@ fn check(expr: &Expr, columns: &Schema) -> std::result::Result<(), String> {
                     CAST_TYPES.join(", ")
                 ));
             }
-            check(inner, columns)
+            if matches!(**inner, Expr::Cast { .. }) {
+                return Err(format!("`{expr}`: a CAST of a CAST is not supported"));
+            }
+            check(inner, columns, depth + 1)
         }
         Expr::Between { expr, low, high, .. } => all(&[expr, low, high]),
         Expr::InList { expr, list, .. } => {
-            check(expr, columns)?;
-            list.iter().try_for_each(|e| check(e, columns))
+            check(expr, columns, depth + 1)?;
+            // Literals only: the engines take a list of values, not of expressions.
+            list.iter().try_for_each(|e| match e {
+                Expr::Value(_) => check(e, columns, depth + 1),
+                Expr::UnaryOp { op: UnaryOperator::Minus, expr: value }
+                    if matches!(**value, Expr::Value(_)) =>
+                {
+                    check(e, columns, depth + 1)
+                }
+                other => Err(format!("`{other}` in IN (…): expected values (numbers, 'strings')")),
+            })
         }
         Expr::Like { expr, pattern, any: false, escape_char: None, .. }
         | Expr::ILike { expr, pattern, any: false, escape_char: None, .. } => all(&[expr, pattern]),
@@ -260,6 +290,9 @@ mod tests {
             ("seed +", "Expected: an expression"),
             ("seed = 1e400", "the number 1e400 is out of range"),
             ("CAST(seed AS BLOB) = 1", "CAST to BLOB is not supported"),
+            ("seed IS TRUE", "IS TRUE and IS FALSE test a condition or a boolean column"),
+            ("seed IN (1+1)", "`1 + 1` in IN (…): expected values"),
+            ("CAST(CAST(seed AS INT) AS INT) = 1", "a CAST of a CAST is not supported"),
             (
                 "seed = 99999999999999999999999",
                 "the number 99999999999999999999999 is out of range",
@@ -275,5 +308,9 @@ mod tests {
     fn deep_nesting_is_an_error_not_a_stack_overflow() {
         let deep = format!("{}seed = 1{}", "(".repeat(100_000), ")".repeat(100_000));
         assert!(parse(&deep).unwrap_err().starts_with("--where"));
+        let chain = format!("seed{} > 0", "+1".repeat(6000));
+        assert!(parse(&chain).unwrap_err().contains("nested more than 64 levels deep"));
+        assert!(parse(&format!("seed IN ({})", vec!["1"; 20_000].join(", "))).is_ok());
+        assert!(parse("no_dropout IS TRUE AND (seed > 1) IS NOT FALSE").is_ok());
     }
 }

@@ -19,6 +19,9 @@ use crate::error::{Error, IoContext, Result};
 /// The footer key of a `runs` file that holds its run's checksums.
 pub const CHECKSUMS_KEY: &str = "fstream.checksums";
 
+/// The footer key under which the Parquet writer stores the Arrow schema.
+const ARROW_SCHEMA_KEY: &str = "ARROW:schema";
+
 /// The CRC-32 of each committed file of one run (`None`: not recorded).
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -34,11 +37,13 @@ pub struct Checksums {
 }
 
 impl Checksums {
-    /// The checksums a `runs` file records (`None` for a file written before they were).
+    /// The checksums a `runs` file records (`None` for a file written before they were). Its
+    /// footer holds the Arrow schema and the checksums and nothing else: another key (one
+    /// changed by a flipped bit, which would read as "none recorded") is damage.
     ///
     /// # Errors
-    /// [`Error::Format`] naming the file when its footer cannot be read or the value is not
-    /// what fstream writes.
+    /// [`Error::Damaged`] naming the file when its footer cannot be read, has another key, or
+    /// its value is not what fstream writes.
     pub fn read(runs_file: &Path) -> Result<Option<Checksums>> {
         let file = std::fs::File::open(runs_file).at(runs_file)?;
         let reader = super::catching_panics(runs_file, false, || {
@@ -46,6 +51,19 @@ impl Checksums {
                 .map_err(|e| Error::damaged(runs_file, format!("not a complete Parquet file: {e}")))
         })?;
         let metadata = reader.metadata().file_metadata().key_value_metadata();
+        if let Some(other) = metadata
+            .into_iter()
+            .flatten()
+            .find(|kv| kv.key != CHECKSUMS_KEY && kv.key != ARROW_SCHEMA_KEY)
+        {
+            return Err(Error::damaged(
+                runs_file,
+                format!(
+                    "its footer has the key '{}', which fstream does not write (a damaged '{CHECKSUMS_KEY}'?); `fstream verify` lists the damage",
+                    other.key
+                ),
+            ));
+        }
         let Some(value) = metadata
             .and_then(|kvs| kvs.iter().find(|kv| kv.key == CHECKSUMS_KEY))
             .and_then(|kv| kv.value.as_deref())

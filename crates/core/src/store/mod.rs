@@ -76,7 +76,11 @@ fn parquet_contents<'a>(
 pub(crate) fn rename_durably(from: &Path, to: &Path) -> Result<()> {
     std::fs::rename(from, to).at(to)?;
     crate::crash::point("write-renamed", Some(to));
-    let dir = to.parent().ok_or_else(|| Error::format(to, "no parent directory"))?;
+    let dir = match to.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        Some(_) => Path::new("."),
+        None => return Err(Error::format(to, "no parent directory")),
+    };
     File::open(dir).and_then(|d| d.sync_all()).at(dir)
 }
 
@@ -158,9 +162,12 @@ impl StagedFiles {
         if let Some((_, dir)) = self.staged.iter().find(|(_, path)| path.is_dir()) {
             return Err(Error::io(dir, std::io::Error::from(std::io::ErrorKind::IsADirectory)));
         }
-        for (tmp, path) in std::mem::take(&mut self.staged) {
-            if let Err(e) = rename_durably(&tmp, &path) {
-                let _ = std::fs::remove_file(&tmp);
+        let staged = std::mem::take(&mut self.staged);
+        for (i, (tmp, path)) in staged.iter().enumerate() {
+            if let Err(e) = rename_durably(tmp, path) {
+                for (left, _) in &staged[i..] {
+                    let _ = std::fs::remove_file(left);
+                }
                 return Err(e);
             }
         }

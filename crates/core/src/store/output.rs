@@ -14,9 +14,15 @@ use crate::error::{Error, Result};
 pub const ROOT_DIRS: [&str; 7] =
     ["presentations", "runs", "epochs", "examples", "dynamics", "locks", "checkpoints"];
 
-/// A file a command reads (an SQL file, a sorting file), which its outputs must not replace.
+/// What a command reads, which its outputs must not replace.
 #[derive(Debug, Clone, Copy)]
-pub struct Input<'a>(pub &'a Path);
+pub enum Input<'a> {
+    /// A file it reads (an SQL file, a sorting file).
+    File(&'a Path),
+    /// The root it opens: nothing goes into its table directories, wherever they resolve (a
+    /// symlinked `runs/` or `checkpoints/` on another disk).
+    Root(&'a Path),
+}
 
 /// Refuses `output` (named by `flag` in the error) when it is an existing directory, lies
 /// inside a table directory of any dataset root (see [`ROOT_DIRS`]; a root is found by its
@@ -60,11 +66,28 @@ pub fn check_output(flag: &str, output: &Path, inputs: &[Input<'_>]) -> Result<(
             )));
         }
     }
-    if let Some(Input(file)) = inputs.iter().find(|Input(file)| same_file(&resolved, file)) {
-        return Err(Error::Config(format!(
-            "{flag} {shown}: is the input {}; write the output to another path",
-            file.display()
-        )));
+    for input in inputs {
+        match *input {
+            Input::File(file) if same_file(&resolved, file) => {
+                return Err(Error::Config(format!(
+                    "{flag} {shown}: is the input {}; write the output to another path",
+                    file.display()
+                )));
+            }
+            Input::Root(root) => {
+                let tables =
+                    ROOT_DIRS.iter().filter_map(|d| std::fs::canonicalize(root.join(d)).ok());
+                if let Some(table) = tables.into_iter().find(|t| resolved.starts_with(t)) {
+                    return Err(Error::Config(format!(
+                        "{flag} {shown}: inside {}, a table directory of the root {}; write outputs outside its {} directories",
+                        table.display(),
+                        root.display(),
+                        ROOT_DIRS.map(|d| format!("{d}/")).join(" ")
+                    )));
+                }
+            }
+            Input::File(_) => {}
+        }
     }
     Ok(())
 }
@@ -145,6 +168,12 @@ mod tests {
         }
         // Beside the tables, and in a directory that merely has a table's name, is fine.
         check_output("--output", &root.join("order.parquet"), &[]).unwrap();
+        // The root's own table directories, wherever a symlink puts them.
+        let elsewhere = dir.path().join("checkpoints-disk");
+        std::fs::create_dir_all(&elsewhere).unwrap();
+        std::os::unix::fs::symlink(&elsewhere, root.join("checkpoints")).unwrap();
+        let err = check_output("-o", &elsewhere.join("x.csv"), &[Input::Root(&root)]).unwrap_err();
+        assert!(err.to_string().contains("a table directory of the root"), "{err}");
         std::fs::create_dir_all(dir.path().join("elsewhere/runs")).unwrap();
         check_output("--output", &dir.path().join("elsewhere/runs/x.csv"), &[]).unwrap();
     }
@@ -155,7 +184,7 @@ mod tests {
         let input = dir.path().join("order.parquet");
         std::fs::write(&input, "x").unwrap();
         std::fs::hard_link(&input, dir.path().join("twin.parquet")).unwrap();
-        let inputs = [Input(&input)];
+        let inputs = [Input::File(&input)];
         for refused in [input.clone(), dir.path().join("./twin.parquet")] {
             let err = check_output("--output", &refused, &inputs).unwrap_err().to_string();
             assert!(err.contains("is the input"), "{err}");

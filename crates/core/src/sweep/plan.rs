@@ -95,13 +95,14 @@ impl Sweep {
                     let sorting = match sorting {
                         Some(order) => {
                             let order = stages.iter().find(|s| &s.name == order).expect("checked");
-                            let runs = match &order.tasks[0].kind {
-                                TaskKind::Order { runs, .. } => runs.clone(),
+                            match &order.tasks[0].kind {
+                                TaskKind::Order { output, runs } => {
+                                    Some(Sorting { file: output.clone(), runs: runs.clone() })
+                                }
                                 TaskKind::Train => {
                                     unreachable!("checked: sorting names an order stage")
                                 }
-                            };
-                            Some(Sorting { file: sorting_file(&dir, &order.name), runs })
+                            }
                         }
                         None => None,
                     };
@@ -172,9 +173,23 @@ fn sweep_dir(root: &Path, name: &str) -> PathBuf {
     root.join("sweeps").join(name)
 }
 
-/// The sorting file an order stage writes.
-fn sorting_file(sweep_dir: &Path, stage: &str) -> PathBuf {
-    sweep_dir.join(format!("{stage}.parquet"))
+/// The name (without `.parquet`) of the sorting file an order stage writes: the stage and a
+/// hash of what the file is computed from (its flags and the runs it counts), so that an
+/// edited order stage or base stage writes, and its removal runs read, another file.
+fn sorting_name(stage: &str, flags: &Flags, runs: &[String]) -> String {
+    let mut canonical = format!("fstream sweep order v1\nstage={stage}\n");
+    for (name, value) in flags {
+        canonical.push_str(&format!("{name}={value}\n"));
+    }
+    let mut runs = runs.to_vec();
+    runs.sort();
+    canonical.push_str(&format!("runs={}\n", runs.join(",")));
+    format!("{stage}-{}", short_hash(&canonical))
+}
+
+/// The first 8 hex digits of the SHA-256 of `text`.
+fn short_hash(text: &str) -> String {
+    Sha256::digest(text.as_bytes())[..4].iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The sorting file a removal stage reads, and the runs its order stage counts.
@@ -199,8 +214,8 @@ fn train_tasks(
         for &seed in seeds {
             let mut all = flags.clone();
             all.extend(point.iter().cloned());
-            let sorting_runs = sorting.map(|s| s.runs.as_slice());
-            let id = run_id(sweep, &stage.name, seed, &all, sorting_runs);
+            let sorting_name = sorting.and_then(|s| s.file.file_stem()).and_then(|s| s.to_str());
+            let id = run_id(sweep, &stage.name, seed, &all, sorting_name);
             if let Some(sorting) = sorting {
                 let file = FlagValue::Text(sorting.file.display().to_string());
                 all.insert("sorting_file".into(), file);
@@ -246,10 +261,11 @@ fn order_task(
     args.extend(["--root".into(), root.display().to_string()]);
     args.extend(["--dataset".into(), dataset.to_string()]);
     args.extend(["--where".into(), format!("run_id IN ({})", ids.join(", "))]);
+    let name = sorting_name(&stage.name, flags, &runs);
     args.extend(["--output-dir".into(), dir.display().to_string()]);
-    args.extend(["--output-name".into(), stage.name.clone()]);
+    args.extend(["--output-name".into(), name.clone()]);
     args.extend(command_flags(flags)?);
-    let output = sorting_file(dir, &stage.name);
+    let output = dir.join(format!("{name}.parquet"));
     Ok(Task {
         id: format!("{}-{}", spec.name, stage.name),
         kind: TaskKind::Order { output, runs },
@@ -278,16 +294,11 @@ fn grid_points(grid: &[(String, Vec<FlagValue>)]) -> Vec<Vec<(String, FlagValue)
 
 /// A run's id: `SWEEP-STAGE-sSEED-HASH`, HASH the first 8 hex digits of the SHA-256 of the
 /// sweep, the stage, the seed and every flag but the placement ones (sorted by name; a sorting
-/// file the sweep writes counts by the runs it is counted over, `sorting_runs`, not by its
-/// path). The same spec gives the same ids wherever it runs, and a removal run's id changes
-/// with its base runs, so an edited base stage never reuses removal runs of the old one.
-pub fn run_id(
-    sweep: &str,
-    stage: &str,
-    seed: u64,
-    flags: &Flags,
-    sorting_runs: Option<&[String]>,
-) -> String {
+/// file the sweep writes counts by its name, `sorting`, which hashes the order stage's flags
+/// and the runs it counts, not by its path). The same spec gives the same ids wherever it
+/// runs, and a removal run's id changes with its order and base stages, so an edited spec
+/// never reuses removal runs of the old one.
+pub fn run_id(sweep: &str, stage: &str, seed: u64, flags: &Flags, sorting: Option<&str>) -> String {
     let mut canonical =
         format!("fstream sweep run v1\nsweep={sweep}\nstage={stage}\nseed={seed}\n");
     for (name, value) in flags {
@@ -295,14 +306,10 @@ pub fn run_id(
             canonical.push_str(&format!("{name}={value}\n"));
         }
     }
-    if let Some(runs) = sorting_runs {
-        let mut runs = runs.to_vec();
-        runs.sort();
-        canonical.push_str(&format!("sorting=stage\nsorting_runs={}\n", runs.join(",")));
+    if let Some(sorting) = sorting {
+        canonical.push_str(&format!("sorting={sorting}\n"));
     }
-    let digest = Sha256::digest(canonical.as_bytes());
-    let hash: String = digest[..4].iter().map(|b| format!("{b:02x}")).collect();
-    format!("{sweep}-{stage}-s{seed}-{hash}")
+    format!("{sweep}-{stage}-s{seed}-{}", short_hash(&canonical))
 }
 
 /// The command-line form of `flags`: `--name value`, `--name` for a true switch, nothing for
@@ -372,7 +379,12 @@ mod tests {
         );
         let args = first.args.join(" ");
         assert!(args.starts_with("train --output-dir /r --run-id small-removal-s1-"), "{args}");
-        assert!(args.contains("--keep-lowest-n 0 --no-dropout --remove-n 0 --sorting-file /r/sweeps/small/order.parquet"), "{args}");
+        assert!(
+            args.contains(
+                "--keep-lowest-n 0 --no-dropout --remove-n 0 --sorting-file /r/sweeps/small/order-"
+            ),
+            "{args}"
+        );
         let order = sweep.stages[1].tasks[0].args.join(" ");
         let base_ids: Vec<&str> = sweep.stages[0].tasks.iter().map(|t| t.id.as_str()).collect();
         assert!(
@@ -396,11 +408,16 @@ mod tests {
         assert_ne!(id, run_id("s", "base", 1, &other, None));
         assert_ne!(id, run_id("s", "base", 2, &flags, None));
         assert_ne!(id, run_id("s", "other", 1, &flags, None));
-        // A removal run's id follows the base runs its sorting file counts, in any order.
+        // A removal run's id follows its sorting file, whose name follows the order stage's
+        // flags and the runs it counts (in any order).
         let (a, b) = ("s-base-s1-aaaaaaaa".to_string(), "s-base-s2-bbbbbbbb".to_string());
-        let sorted = run_id("s", "base", 1, &flags, Some(&[a.clone(), b.clone()]));
-        assert_eq!(sorted, run_id("s", "base", 1, &flags, Some(&[b.clone(), a.clone()])));
-        assert_ne!(sorted, run_id("s", "base", 1, &flags, Some(std::slice::from_ref(&a))));
+        let name = sorting_name("order", &Flags::new(), &[a.clone(), b.clone()]);
+        assert_eq!(name, sorting_name("order", &Flags::new(), &[b.clone(), a.clone()]));
+        assert_ne!(name, sorting_name("order", &Flags::new(), std::slice::from_ref(&a)));
+        let mut tie_break = Flags::new();
+        tie_break.insert("tie_break".into(), FlagValue::Text("random".into()));
+        assert_ne!(name, sorting_name("order", &tie_break, &[a.clone(), b.clone()]));
+        let sorted = run_id("s", "base", 1, &flags, Some(&name));
         assert_ne!(sorted, id);
         assert!(id.starts_with("s-base-s1-") && id.len() == "s-base-s1-".len() + 8, "{id}");
     }
