@@ -994,3 +994,44 @@ fn the_fourth_hostile_passs_findings_stay_fixed() {
     run.assert_error_contains("cast.sql");
     assert!(!run.stderr().contains("Resolved plan"), "{}", run.stderr());
 }
+
+/// The fifth hostile pass: stray files in a root's table directories are never counted, and
+/// `verify` reports what readers refuse.
+#[test]
+fn the_fifth_hostile_passs_findings_stay_fixed() {
+    let (ws, run_id, root, _) = trained_with_query();
+    let count = |table: &str| {
+        let sql = ws.path().join(format!("{table}.sql"));
+        std::fs::write(&sql, format!("SELECT COUNT(*) AS n FROM {table}")).unwrap();
+        ws.query_csv(&sql)
+    };
+    let clean: Vec<String> =
+        ["presentations", "examples", "dynamics", "epochs"].iter().map(|t| count(t)).collect();
+    let partitions = ws.root().join("presentations/dataset=mnist");
+    let epoch_1 = partitions.join(format!("run_id={run_id}/epoch=1"));
+    for stray in [".x", ".."] {
+        let dir = partitions.join(format!("run_id={stray}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        crate::util::copy_dir(&epoch_1, &dir.join("epoch=1"));
+    }
+    crate::util::copy_dir(&epoch_1, &partitions.join(format!("run_id={run_id}/epoch=7")));
+    std::fs::copy(epoch_1.join("part-0.parquet"), epoch_1.join("part-1.parquet")).unwrap();
+    for table in ["examples", "dynamics", "epochs"] {
+        let file = ws.root().join(format!("{table}/{run_id}.parquet"));
+        for stray in ["x.parquet", ".x.parquet", "..parquet"] {
+            std::fs::copy(&file, ws.root().join(table).join(stray)).unwrap();
+        }
+    }
+    let counted: Vec<String> =
+        ["presentations", "examples", "dynamics", "epochs"].iter().map(|t| count(t)).collect();
+    assert_eq!(counted, clean, "stray files were counted");
+    let verify = ws.fstream(&["verify", "--root", &root]);
+    assert!(verify.stdout().contains("not the partition's part-0.parquet"), "{}", verify.stdout());
+    // A runs file whose name is not a run id: every reader refuses the root, and so does verify.
+    let runs = ws.root().join("runs");
+    std::fs::copy(runs.join(format!("{run_id}.parquet")), runs.join("..parquet")).unwrap();
+    let verify = ws.fstream(&["verify", "--root", &root]);
+    verify.assert_exit_code(1);
+    assert!(verify.stdout().contains("its name is not a run id"), "{}", verify.stdout());
+    ws.order("refused", &[]).assert_exit_code(1);
+}

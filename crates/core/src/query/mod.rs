@@ -14,7 +14,7 @@ use polars::prelude::*;
 use polars::sql::SQLContext;
 
 use crate::error::{Error, Result};
-use crate::store::layout::{Layout, Table};
+use crate::store::layout::{Layout, Table, parse_epoch_dir};
 use crate::store::parquet_row_count;
 use crate::store::runs::{column, read_runs_row};
 use crate::store::schema::{RunStatus, col, presentation_file_schema};
@@ -49,6 +49,8 @@ impl QueryEngine {
 pub struct Catalog {
     layout: Layout,
     hidden: Vec<Hidden>,
+    /// The runs the `runs` rows declare, by id: the only ones whose per-run files are read.
+    runs: Vec<String>,
 }
 
 /// A view that `fstream query` registers: SQL shipped in `queries/views/`, which users of
@@ -92,8 +94,8 @@ impl Catalog {
                 layout.table_glob(Table::Runs)
             )));
         }
-        let hidden = hidden_files(&layout)?;
-        Ok(Catalog { layout, hidden })
+        let (hidden, runs) = hidden_files(&layout)?;
+        Ok(Catalog { layout, hidden, runs })
     }
 
     /// The root's layout.
@@ -131,8 +133,28 @@ impl Catalog {
         };
         let args =
             ScanArgsParquet { hive_options, schema, allow_missing_columns, ..Default::default() };
-        let glob = self.layout.table_glob(table);
-        let frame = LazyFrame::scan_parquet(PlRefPath::new(glob.as_str()), args)?;
+        let frame = match table {
+            Table::Presentations | Table::Runs => {
+                let glob = self.layout.table_glob(table);
+                LazyFrame::scan_parquet(PlRefPath::new(glob.as_str()), args)?
+            }
+            // Exactly the files of the declared runs: a stray copy under another name
+            // (whose rows name a declared run) is never read.
+            _ => {
+                let files: Vec<PlRefPath> = self
+                    .runs
+                    .iter()
+                    .map(|run_id| self.layout.run_file(table, run_id))
+                    .filter(|path| path.is_file())
+                    .map(|path| PlRefPath::new(path.display().to_string().as_str()))
+                    .collect();
+                if files.is_empty() {
+                    return Ok(None);
+                }
+                let args = ScanArgsParquet { glob: false, ..args };
+                LazyFrame::scan_parquet_files(files.into_iter().collect(), args)?
+            }
+        };
         Ok(Some(match self.uncommitted(table) {
             Some(uncommitted) => frame.filter(uncommitted.not()),
             None => frame,
@@ -334,7 +356,7 @@ fn presentation_schema() -> Result<SchemaRef> {
 /// # Errors
 /// [`Error::Format`] naming the first missing presentations file of a committed epoch, or a
 /// `runs` file that is damaged, not one of fstream's, or holds another run's row.
-fn hidden_files(layout: &Layout) -> Result<Vec<Hidden>> {
+fn hidden_files(layout: &Layout) -> Result<(Vec<Hidden>, Vec<String>)> {
     let mut files = Vec::new();
     collect_parquet_files(&layout.table_dir(Table::Runs), &mut files);
     files.sort();
@@ -363,17 +385,34 @@ fn hidden_files(layout: &Layout) -> Result<Vec<Hidden>> {
                 }
             }
         }
-        if text(col::STATUS)? != RunStatus::Complete.name() {
+        // Epochs after the declared ones (a crash between two commit steps, or a stray copy)
+        // are hidden, whatever the run's status.
+        let dataset = text(col::DATASET)?;
+        let run_dir = layout.run_presentations_dir(&dataset, &run_id);
+        let later_epoch = std::fs::read_dir(&run_dir).into_iter().flatten().flatten().any(|e| {
+            e.file_name().to_str().and_then(parse_epoch_dir).is_some_and(|e| e > completed)
+        });
+        if text(col::STATUS)? != RunStatus::Complete.name() || later_epoch {
             hidden.push(Hidden { run_id: run_id.clone(), after_epoch: Some(completed) });
         }
         known.insert(run_id);
     }
-    for run_id in layout.run_ids_with_files() {
-        if !known.contains(&run_id) {
-            hidden.push(Hidden { run_id, after_epoch: None });
+    // Partitions of runs without a `runs` row, whatever their names (`run_id=..` too).
+    let presentations = layout.table_dir(Table::Presentations);
+    for dataset_dir in std::fs::read_dir(&presentations).into_iter().flatten().flatten() {
+        for entry in std::fs::read_dir(dataset_dir.path()).into_iter().flatten().flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if let Some(run_id) = name.strip_prefix("run_id=")
+                && !known.contains(run_id)
+                && !hidden.iter().any(|h| h.run_id == run_id)
+            {
+                hidden.push(Hidden { run_id: run_id.to_string(), after_epoch: None });
+            }
         }
     }
-    Ok(hidden)
+    let mut runs: Vec<String> = known.into_iter().collect();
+    runs.sort();
+    Ok((hidden, runs))
 }
 
 /// The first committed file of the root that is not a complete Parquet file, as an error

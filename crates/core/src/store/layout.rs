@@ -67,8 +67,9 @@ impl Layout {
 
     /// The glob matching every committed file of `table`.
     pub fn table_glob(&self, table: Table) -> String {
+        // Each epoch partition holds one file: another (a stray copy) is never read.
         let pattern = match table {
-            Table::Presentations => "**/*.parquet",
+            Table::Presentations => "**/part-0.parquet",
             _ => "*.parquet",
         };
         format!("{}/{pattern}", self.table_dir(table).display())
@@ -199,7 +200,7 @@ mod tests {
         );
         assert_eq!(
             layout.table_glob(Table::Presentations),
-            "/data/root/presentations/**/*.parquet"
+            "/data/root/presentations/**/part-0.parquet"
         );
     }
 

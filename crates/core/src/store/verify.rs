@@ -322,8 +322,35 @@ fn numbered_entries(
     Ok(found)
 }
 
-/// Temporary files no live process is writing, and lock files of runs that do not exist.
+/// Temporary files no live process is writing, lock files of runs that do not exist, `runs`
+/// files whose names are not run ids (readers refuse a root that has one), and files of an
+/// epoch partition other than its `part-0.parquet` (readers never see them).
 fn find_stray_files(layout: &Layout, known: &[String], report: &mut VerifyReport) -> Result<()> {
+    let runs_dir = layout.table_dir(Table::Runs);
+    for entry in std::fs::read_dir(&runs_dir).into_iter().flatten().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if let Some(stem) = name.strip_suffix(".parquet")
+            && crate::record::RunId::parse(stem).is_err()
+        {
+            report.damage(
+                entry.path(),
+                "not the runs file of a run (its name is not a run id): every reader refuses the root until it is moved out",
+            );
+        }
+    }
+    let presentations = layout.table_dir(Table::Presentations);
+    for dataset in std::fs::read_dir(&presentations).into_iter().flatten().flatten() {
+        for run in std::fs::read_dir(dataset.path()).into_iter().flatten().flatten() {
+            for (_, epoch_dir) in numbered_entries(&run.path(), parse_epoch_dir)? {
+                for file in std::fs::read_dir(&epoch_dir).into_iter().flatten().flatten() {
+                    let name = file.file_name().to_string_lossy().into_owned();
+                    if name != "part-0.parquet" && !name.starts_with('.') {
+                        report.orphan(None, file.path(), "not the partition's part-0.parquet");
+                    }
+                }
+            }
+        }
+    }
     let mut temporaries = Vec::new();
     collect_temporaries(layout.root(), &mut temporaries)?;
     for path in temporaries {
