@@ -309,7 +309,7 @@ pub struct ForgettingCounts {
 ///
 /// # Errors
 /// [`Error::Config`] when runs of different sizes or epoch counts would be mixed (see
-/// [`plan_epochs`]); [`Error::Format`] naming the file when a partition is corrupt.
+/// [`plan_epochs`]); [`Error::Damaged`] naming the file when a partition is corrupt.
 pub fn count_forgetting(
     catalog: &Catalog,
     runs: &[SelectedRun],
@@ -449,7 +449,7 @@ pub fn fold_runs<A: Send>(
 /// `--epochs N` prefix, or a file that is missing or damaged), the `needed` columns only.
 ///
 /// # Errors
-/// [`Error::Format`] naming a presentation file that is missing or damaged.
+/// [`Error::Damaged`] naming a presentation file that is missing or damaged.
 pub fn run_dynamics(
     catalog: &Catalog,
     run: &SelectedRun,
@@ -466,7 +466,7 @@ pub fn run_dynamics(
         let checked = |dynamics: RunDynamics| -> Result<RunDynamics> {
             if let Some(recorded) = &recorded {
                 let crc32 = recorded.dynamics.ok_or_else(|| {
-                    Error::format(&file, "no checksum recorded in its run's runs file")
+                    Error::damaged(&file, "no checksum recorded in its run's runs file")
                 })?;
                 check_file(&file, Some(crc32))?;
             }

@@ -354,7 +354,7 @@ fn presentation_schema() -> Result<SchemaRef> {
 /// one is named before an engine reads them all.
 ///
 /// # Errors
-/// [`Error::Format`] naming the first missing presentations file of a committed epoch, or a
+/// [`Error::Damaged`] naming the first missing presentations file of a committed epoch, or a
 /// `runs` file that is damaged, not one of fstream's, or holds another run's row.
 fn hidden_files(layout: &Layout) -> Result<(Vec<Hidden>, Vec<String>)> {
     let mut files = Vec::new();

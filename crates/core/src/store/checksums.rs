@@ -132,7 +132,7 @@ impl Checksums {
     /// [`Checksums::gaps`] as an error naming the `runs` file.
     ///
     /// # Errors
-    /// [`Error::Format`] naming `runs_file` when anything is missing or extra.
+    /// [`Error::Damaged`] naming `runs_file` when anything is missing or extra.
     pub fn check_complete(&self, runs_file: &Path, epochs: u32, recorded: bool) -> Result<()> {
         let gaps = self.gaps(epochs, recorded);
         if gaps.is_empty() {
@@ -232,7 +232,7 @@ pub fn file_crc32(path: &Path) -> Result<u32> {
 /// Checks `path` against its recorded checksum (nothing when none is recorded).
 ///
 /// # Errors
-/// [`Error::Format`] naming the file when its content differs from what was committed.
+/// [`Error::Damaged`] naming the file when its content differs from what was committed.
 pub fn check_file(path: &Path, recorded: Option<u32>) -> Result<()> {
     let Some(recorded) = recorded else { return Ok(()) };
     let found = file_crc32(path)?;

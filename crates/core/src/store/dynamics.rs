@@ -80,7 +80,7 @@ pub fn dynamics_batch(run_id: &str, dynamics: &RunDynamics, labels: &[u16]) -> R
 /// (`None` when the run has none).
 ///
 /// # Errors
-/// [`Error::Format`] naming the file when it is not a dynamics file of that dataset.
+/// [`Error::Damaged`] naming the file when it is not a dynamics file of that dataset.
 pub fn read_dynamics(
     layout: &Layout,
     run_id: &str,
@@ -148,7 +148,7 @@ pub enum Needed {
 /// [`Needed::Correctness`], the sums stay 0).
 ///
 /// # Errors
-/// [`Error::Format`] naming a presentation file that is missing or damaged (unreadable, or
+/// [`Error::Damaged`] naming a presentation file that is missing or damaged (unreadable, or
 /// its content no longer the one whose checksum was recorded).
 pub fn rebuild_dynamics(
     layout: &Layout,
@@ -213,7 +213,7 @@ pub enum Rebuilt {
 /// the run's lock meanwhile.
 ///
 /// # Errors
-/// [`Error::Format`] naming a presentation file that is missing or damaged; [`Error::Io`]
+/// [`Error::Damaged`] naming a presentation file that is missing or damaged; [`Error::Io`]
 /// when the file cannot be written.
 pub fn rebuild_run(layout: &Layout, run: &StoredRun) -> Result<Rebuilt> {
     let info = &run.info;
@@ -235,7 +235,7 @@ pub fn rebuild_run(layout: &Layout, run: &StoredRun) -> Result<Rebuilt> {
 /// The batches of a presentation file, with only the named columns.
 ///
 /// # Errors
-/// [`Error::Format`] naming the file when it is missing or not a presentations file.
+/// [`Error::Damaged`] naming the file when it is missing or not a presentations file.
 pub fn read_presentation_columns(path: &Path, columns: &[&str]) -> Result<Vec<RecordBatch>> {
     let bad = |e: &dyn std::fmt::Display| Error::damaged(path, e.to_string());
     if !path.is_file() {
@@ -256,7 +256,7 @@ pub fn read_presentation_columns(path: &Path, columns: &[&str]) -> Result<Vec<Re
 /// `id` as an index into a dataset of `num_examples` examples.
 ///
 /// # Errors
-/// [`Error::Format`] naming `path` when the id is outside the dataset.
+/// [`Error::Damaged`] naming `path` when the id is outside the dataset.
 pub fn checked_example(path: &Path, id: u32, num_examples: usize) -> Result<usize> {
     let example = id as usize;
     if example >= num_examples {

@@ -29,7 +29,7 @@ pub struct StoredRun {
 /// Reads run `run_id` from the dataset root.
 ///
 /// # Errors
-/// [`Error::Config`] when the root has no such run; [`Error::Format`] when its files are not
+/// [`Error::Config`] when the root has no such run; [`Error::Damaged`] when its files are not
 /// what fstream writes.
 pub fn read_run(layout: &Layout, run_id: &str) -> Result<StoredRun> {
     let runs_path = layout.run_file(Table::Runs, run_id);
@@ -88,7 +88,7 @@ pub fn read_run(layout: &Layout, run_id: &str) -> Result<StoredRun> {
 /// copy under another name would count its run twice.
 ///
 /// # Errors
-/// [`Error::Format`] naming the file when it is not a runs file of fstream's, or holds
+/// [`Error::Damaged`] naming the file when it is not a runs file of fstream's, or holds
 /// another run's row or more than one.
 pub(crate) fn read_runs_row(path: &Path, run_id: &str) -> Result<RecordBatch> {
     let row = read_batch(path)?;
@@ -129,7 +129,7 @@ pub fn read_all_runs(layout: &Layout) -> Result<Vec<StoredRun>> {
 /// The rows of a run's `epochs` file up to epoch `last` (`None` when there are none).
 ///
 /// # Errors
-/// [`Error::Format`] when the file is not a valid epochs file.
+/// [`Error::Damaged`] when the file is not a valid epochs file.
 pub fn read_epochs_prefix(path: &Path, last: u32) -> Result<Option<RecordBatch>> {
     if last == 0 || !path.is_file() {
         return Ok(None);
