@@ -383,12 +383,7 @@ fn read_sorting_file(
 /// Refuses a sorting file not counted over exactly the runs `expected` (`--sorting-runs`): a
 /// file of an earlier version of a sweep, whose base runs have changed since.
 fn check_sorting_runs(path: &Path, sorting: &SortingFile, expected: &[String]) -> Result<()> {
-    let sorted = |ids: &[String]| {
-        let mut ids = ids.to_vec();
-        ids.sort();
-        ids
-    };
-    if sorted(&sorting.runs) != sorted(expected) {
+    if !sorting.counts_exactly(expected) {
         return Err(Error::format(
             path,
             format!(

@@ -83,6 +83,16 @@ pub struct SortingFile {
 }
 
 impl SortingFile {
+    /// Whether the file was counted over exactly the runs `runs` (in any order).
+    pub fn counts_exactly(&self, runs: &[String]) -> bool {
+        let sorted = |ids: &[String]| {
+            let mut ids = ids.to_vec();
+            ids.sort();
+            ids
+        };
+        sorted(&self.runs) == sorted(runs)
+    }
+
     /// Each example's value by example id (`None`: no counted run presented it).
     pub fn values_by_id(&self) -> Vec<Option<f64>> {
         let mut values = vec![None; self.dataset_examples];

@@ -104,13 +104,8 @@ fn order_state(layout: &Layout, output: &std::path::Path, runs: &[String]) -> Ta
             epochs_completed: 0,
         };
     }
-    let sorted = |ids: &[String]| {
-        let mut ids = ids.to_vec();
-        ids.sort();
-        ids
-    };
     match SortingFile::read(output) {
-        Ok(file) if sorted(&file.runs) == sorted(runs) => TaskState::Complete,
+        Ok(file) if file.counts_exactly(runs) => TaskState::Complete,
         Ok(_) => TaskState::Failed {
             error: format!(
                 "stale: {} counts other runs than the stage's; it is recomputed",
